@@ -1,0 +1,43 @@
+"""The one error tree of the sandbox: catch `SandboxError` to catch them all."""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class RegistryError(SandboxError):
+    """`languages.yaml` is missing, malformed, or fails validation."""
+
+
+class UnknownLanguage(SandboxError):
+    """A language name or alias that the registry does not declare."""
+
+
+class ImageMissing(SandboxError):
+    """The language's image is not on this engine; the message says how to build it."""
+
+
+class EngineUnavailable(SandboxError):
+    """The Docker engine cannot be reached."""
+
+
+class InvalidIdentifier(SandboxError):
+    """A task or project id that Docker cannot name safely; rejected, never mangled."""
+
+
+class TaskExists(SandboxError):
+    """A container for this task already exists."""
+
+
+class TaskNotFound(SandboxError):
+    """No container is known for this task."""
+
+
+class InvalidPath(SandboxError):
+    """A file path that would leave /workspace or is otherwise unsafe."""
+
+
+class NetworkPolicyError(SandboxError):
+    """The sandbox network or its firewall rules could not be set up."""

@@ -1,0 +1,326 @@
+"""The language registry: `languages.yaml`, typed and validated. The only loader of it.
+
+Both halves read it: the builder renders Dockerfiles from it, the runtime resolves a
+language (or alias) to its image, run command, environment and resource limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from runtime.errors import RegistryError, UnknownLanguage
+from runtime.typed_load import LoadError, json_schema, load
+
+REGISTRY_ENV = "THEAPPAPP_REGISTRY"
+DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "languages.yaml"
+IMAGE_PREFIX = "theappapp-"
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file fetched at build time and verified by its checksum before use."""
+
+    url: str = field(metadata=_doc("https URL of the archive"))
+    dest: str = field(metadata=_doc("absolute directory the archive is unpacked into"))
+    sha256: str | None = None
+    sha512: str | None = None
+    archive: Literal["tar.gz", "zip"] = "tar.gz"
+    strip_components: int = 0
+    links: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc("symlinks to create: link path -> target (relative targets are under dest)"),
+    )
+    optional: bool = field(
+        default=False,
+        metadata=_doc("if the source is unreachable the image builds without it, labelled as missing"),
+    )
+    arch: Literal["amd64", "arm64"] = "amd64"
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith("https://"):
+            raise ValueError(f"url must be https: {self.url}")
+        if not self.dest.startswith("/"):
+            raise ValueError(f"dest must be absolute: {self.dest}")
+        digests = [d for d in (self.sha256, self.sha512) if d is not None]
+        if len(digests) != 1:
+            raise ValueError("exactly one of sha256 or sha512 is required")
+        expected_len = 64 if self.sha256 else 128
+        if len(digests[0]) != expected_len or not _HEX.match(digests[0]):
+            raise ValueError(f"checksum must be {expected_len} lowercase hex digits")
+
+    @property
+    def digest_tool(self) -> str:
+        return "sha256sum" if self.sha256 else "sha512sum"
+
+    @property
+    def digest(self) -> str:
+        return self.sha256 or self.sha512 or ""
+
+
+INSTALL_SOURCES = ("apt", "pip", "npm", "gem", "go", "download")
+
+
+@dataclass(frozen=True)
+class Install:
+    """Where a component comes from: exactly one source."""
+
+    apt: tuple[str, ...] = ()
+    apt_suite: str | None = field(
+        default=None, metadata=_doc("apt suite to take the packages from, e.g. bookworm-backports")
+    )
+    pip: tuple[str, ...] = ()
+    npm: tuple[str, ...] = ()
+    gem: tuple[str, ...] = ()
+    go: tuple[str, ...] = ()
+    download: Download | None = None
+
+    def __post_init__(self) -> None:
+        used = [s for s in INSTALL_SOURCES if getattr(self, s)]
+        if len(used) != 1:
+            raise ValueError(f"exactly one install source is required ({', '.join(INSTALL_SOURCES)})")
+        if self.apt_suite and not self.apt:
+            raise ValueError("apt_suite only applies to apt packages")
+
+    @property
+    def source(self) -> str:
+        return next(s for s in INSTALL_SOURCES if getattr(self, s))
+
+
+@dataclass(frozen=True)
+class Component:
+    """A toolchain part or a tool: how to install it and how to check it works."""
+
+    name: str
+    install: Install
+    check: str = field(metadata=_doc("shell command run as the sandbox user; must exit 0"))
+    expect: str | None = field(default=None, metadata=_doc("text the check's output must contain"))
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A program and the output it must print."""
+
+    code: str
+    expect: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-container limits; unset values fall back to the registry defaults."""
+
+    memory: str | None = field(default=None, metadata=_doc("e.g. 512m or 2g; swap is set equal"))
+    cpus: float | None = None
+    pids: int | None = None
+    tmp_size: str | None = field(default=None, metadata=_doc("tmpfs size for /tmp"))
+    home_size: str | None = field(default=None, metadata=_doc("tmpfs size for the sandbox HOME"))
+
+    def __post_init__(self) -> None:
+        for name in ("memory", "tmp_size", "home_size"):
+            value = getattr(self, name)
+            if value is not None and not _SIZE.match(value):
+                raise ValueError(f"{name} must look like 512m or 2g, got {value!r}")
+        if self.cpus is not None and not 0 < self.cpus <= 64:
+            raise ValueError("cpus must be in (0, 64]")
+        if self.pids is not None and self.pids < 16:
+            raise ValueError("pids must be at least 16")
+
+    def over(self, defaults: Resources) -> Resources:
+        """These values, with unset ones taken from `defaults`."""
+        return Resources(
+            **{f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(defaults, f.name)
+               for f in dataclasses.fields(self)}
+        )
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A dangerous-code pattern the validator warns about."""
+
+    id: str
+    regex: str
+    message: str
+    severity: Literal["info", "warning", "error"] = "warning"
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.regex)
+        except re.error as err:
+            raise ValueError(f"pattern {self.id}: bad regex: {err}") from err
+
+
+@dataclass(frozen=True)
+class Language:
+    """One language runtime: its image, toolchain, tools, and how to run a file."""
+
+    display_name: str
+    version: str
+    suite: str = field(metadata=_doc("Debian suite of the base image"))
+    extension: str = field(metadata=_doc("source file extension, with the dot"))
+    run: str = field(metadata=_doc("shell command that runs {file} (relative to the workdir)"))
+    toolchain: tuple[Component, ...]
+    hello: Snippet
+    compile: str | None = field(default=None, metadata=_doc("shell command run before `run`, if any"))
+    aliases: tuple[str, ...] = ()
+    tools: tuple[Component, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    dangerous_patterns: tuple[Pattern, ...] = ()
+    name: str = field(init=False, default="")
+
+    @property
+    def image(self) -> str:
+        """Image repository, e.g. theappapp-python."""
+        return f"{IMAGE_PREFIX}{self.name}"
+
+    @property
+    def components(self) -> tuple[Component, ...]:
+        return self.toolchain + self.tools
+
+    def command_for(self, filename: str) -> str:
+        """The shell command that compiles (if needed) and runs `filename`."""
+        stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        steps = [self.compile, self.run] if self.compile else [self.run]
+        return " && ".join(s.format(file=filename, stem=stem) for s in steps if s)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A Debian suite a base image is made from."""
+
+    base_image: str = field(metadata=_doc("image the base builds FROM, e.g. debian:bookworm-slim"))
+    extra_suites: tuple[str, ...] = field(
+        default=(), metadata=_doc("further apt suites language images may take packages from")
+    )
+
+
+@dataclass(frozen=True)
+class Base:
+    """What every sandbox image holds."""
+
+    packages: tuple[str, ...]
+    user: str = "sandbox"
+    uid: int = 1000
+    home: str = "/home/sandbox"
+    workspace: str = "/workspace"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The whole of `languages.yaml`."""
+
+    schema_version: Literal[1]
+    base: Base
+    suites: dict[str, Suite]
+    defaults: Resources
+    languages: dict[str, Language]
+
+    def __post_init__(self) -> None:
+        missing_defaults = [f.name for f in dataclasses.fields(Resources) if getattr(self.defaults, f.name) is None]
+        if missing_defaults:
+            raise ValueError(f"defaults must set every resource; missing: {', '.join(missing_defaults)}")
+        owners: dict[str, str] = {}
+        for name, lang in self.languages.items():
+            where = f"languages.{name}"
+            if not _NAME.match(name):
+                raise ValueError(f"{where}: name must be lowercase letters, digits and dashes")
+            object.__setattr__(lang, "name", name)
+            if lang.suite not in self.suites:
+                raise ValueError(f"{where}.suite: unknown suite {lang.suite!r} (declared: {', '.join(self.suites)})")
+            if not lang.extension.startswith("."):
+                raise ValueError(f"{where}.extension: must start with a dot")
+            for key in (name, *lang.aliases):
+                if key in owners and owners[key] != name:
+                    raise ValueError(f"{where}.aliases: {key!r} is already used by {owners[key]!r}")
+                if key in owners and key != name:
+                    raise ValueError(f"{where}.aliases: {key!r} is listed twice")
+                owners[key] = name
+            allowed_suites = {lang.suite, *self.suites[lang.suite].extra_suites}
+            for i, comp in enumerate(lang.components):
+                kind, index = ("toolchain", i) if i < len(lang.toolchain) else ("tools", i - len(lang.toolchain))
+                suite = comp.install.apt_suite
+                if suite is not None and suite not in allowed_suites:
+                    raise ValueError(
+                        f"{where}.{kind}[{index}].install.apt_suite: {suite!r} is not available on "
+                        f"{lang.suite} (declare it in suites.{lang.suite}.extra_suites)"
+                    )
+        object.__setattr__(self, "_aliases", owners)
+
+    def resolve(self, name_or_alias: str) -> Language:
+        """The language for a name or alias, or `UnknownLanguage` listing what exists."""
+        aliases: dict[str, str] = getattr(self, "_aliases")
+        key = name_or_alias.strip().lower()
+        if key not in aliases:
+            raise UnknownLanguage(
+                f"unknown language {name_or_alias!r}; known: {', '.join(sorted(self.languages))}"
+            )
+        return self.languages[aliases[key]]
+
+    def resources_for(self, language: Language) -> Resources:
+        return language.resources.over(self.defaults)
+
+
+def registry_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """Explicit path, else $THEAPPAPP_REGISTRY, else the project's languages.yaml."""
+    if path is not None:
+        return Path(path)
+    return Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY_PATH)
+
+
+def parse_registry(data: Any, source: str = "languages.yaml") -> Registry:
+    """Validate already-parsed YAML; errors name the field, e.g. `languages.node.tools[1].check`."""
+    try:
+        return load(Registry, data)
+    except LoadError as err:
+        raise RegistryError(f"{source}: {err}") from err
+
+
+def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
+    """Read and validate the registry file."""
+    file = registry_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RegistryError(f"{file}: cannot read the registry ({err.strerror}); set ${REGISTRY_ENV}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise RegistryError(f"{file.name}:{where}: not valid YAML: {problem}") from err
+    return parse_registry(data, file.name)
+
+
+@lru_cache(maxsize=4)
+def _cached(path: Path, mtime_ns: int) -> Registry:
+    return load_registry(path)
+
+
+def get_registry(path: str | os.PathLike[str] | None = None) -> Registry:
+    """The registry, loaded once per file version."""
+    file = registry_path(path).resolve()
+    try:
+        mtime = file.stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    return _cached(file, mtime)
+
+
+def registry_json_schema() -> dict[str, Any]:
+    return json_schema(Registry, "TheAppApp Sandbox language registry (languages.yaml)")
