@@ -1,0 +1,52 @@
+"""What the manager reports about each execution and lifecycle step, and who may listen.
+
+Observers (the SQLite monitor, Prometheus metrics, a test) receive these records
+synchronously after the step; they must be quick and must not raise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class ExecEvent:
+    task_id: str
+    project_id: str
+    language: str
+    command: str  # truncated by the manager to a few hundred characters
+    started_at: float  # unix seconds
+    duration: float  # seconds
+    exit_code: int | None
+    timed_out: bool
+    oom_killed: bool
+    stdout_bytes: int
+    stderr_bytes: int
+    truncated: bool
+    stderr_tail: str = ""  # last few KiB of stderr, for error classification
+
+
+@dataclass(frozen=True)
+class ResourceUsage:
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    peak_pids: int | None = None
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    kind: Literal["create", "destroy", "create_failed", "destroy_failed"]
+    task_id: str
+    project_id: str
+    language: str
+    at: float  # unix seconds
+    duration: float  # seconds the step took
+    error: str | None = None
+    usage: ResourceUsage = field(default_factory=ResourceUsage)
+
+
+class Observer(Protocol):
+    def on_exec(self, event: ExecEvent) -> None: ...
+
+    def on_lifecycle(self, event: LifecycleEvent) -> None: ...
