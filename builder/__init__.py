@@ -1,0 +1,1 @@
+"""Image toolkit: render templates/ into generated/, bootstrap bases, build and check images."""

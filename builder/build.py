@@ -1,0 +1,224 @@
+"""Build one image: skip it when its content hash is built, else build, check, label and tag it.
+
+An image is tagged only after its checks pass, so a failed build never leaves a
+half-built image under a good name; the full Docker output goes to a log file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound
+
+from builder.checks import run_checks
+from builder.plan import HASH_TAG_PREFIX, ImagePlan
+from runtime import labels
+from runtime.registry import Registry
+
+Status = Literal["built", "up to date", "failed", "not built"]
+HEARTBEAT_SECONDS = 30
+_STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
+_MARKERS = {
+    "THEAPPAPP-UNREACHABLE:": "source unreachable: {}",
+    "THEAPPAPP-CHECKSUM-MISMATCH:": "checksum mismatch for {}",
+}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    force: bool = False
+    no_cache: bool = False
+    build_args: dict[str, str] = field(default_factory=dict)  # mirrors
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    key: str
+    reference: str
+    status: Status
+    seconds: float
+    size_bytes: int | None = None
+    note: str = ""
+    content_hash: str = ""
+    log_file: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("built", "up to date")
+
+
+def hash_reference(plan: ImagePlan, content_hash: str) -> str:
+    return f"{plan.repository}:{HASH_TAG_PREFIX}{content_hash[:16]}"
+
+
+def build_image(
+    client: docker.DockerClient,
+    plan: ImagePlan,
+    parent_identity: str,
+    parent_reference: str,
+    registry: Registry,
+    options: BuildOptions,
+    log_dir: Path,
+    say: Callable[[str], None],
+) -> BuildOutcome:
+    started = time.monotonic()
+    content_hash = plan.content_hash(parent_identity)
+    hash_ref = hash_reference(plan, content_hash)
+
+    def outcome(status: Status, note: str = "", image: Any = None, log: Path | None = None) -> BuildOutcome:
+        size = image.attrs.get("Size") if image is not None else None
+        return BuildOutcome(plan.key, plan.reference, status, time.monotonic() - started, size, note,
+                            content_hash, log)
+
+    if not options.force:
+        try:
+            existing = client.images.get(hash_ref)
+            _tag(existing, plan)
+            return outcome("up to date", _missing_note(existing), existing)
+        except ImageNotFound:
+            pass
+
+    log_file = log_dir / f"{plan.key}.log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    say(f"[{plan.key}] building {plan.reference} (log: {log_file})")
+    build_args = {**options.build_args, "CONTENT_HASH": content_hash, "BASE_IMAGE": parent_reference}
+    with log_file.open("w", encoding="utf-8") as log:
+        image_id, failure = _docker_build(client, plan, build_args, options.no_cache, log, say)
+    if failure or image_id is None:
+        return outcome("failed", f"{failure or 'no image produced'} (log: {log_file})", log=log_file)
+
+    image = client.images.get(image_id)
+    if plan.language is not None:
+        say(f"[{plan.key}] running checks as the sandbox user")
+        report = run_checks(client, image_id, plan.language, registry)
+        with log_file.open("a", encoding="utf-8") as log:
+            for result in report.results:
+                log.write(f"\n== check {result.name}: {'ok' if result.passed else 'FAILED ' + result.reason}\n")
+                log.write(result.output + "\n")
+        if report.failures:
+            _discard(client, image_id)
+            first = report.failures[0]
+            return outcome("failed", f"check {first.name} failed: {first.reason} (log: {log_file})", log=log_file)
+        if report.missing_optional:
+            image = _add_missing_label(client, image_id, report.missing_optional)
+    client.api.tag(image.id, *hash_ref.split(":", 1))
+    _tag(image, plan)
+    return outcome("built", _missing_note(image), image, log_file)
+
+
+def _context(plan: ImagePlan) -> io.BytesIO:
+    """An uncompressed tar with the Dockerfile and the plan's context files."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        files = [("Dockerfile", plan.dockerfile.encode()), *plan.context_files]
+        directories = {str(Path(name).parent) for name, _ in files} - {"."}
+        if plan.parent is None:
+            directories.add("ca")  # COPY ca/ needs the directory even when it is empty
+        for directory in sorted(directories):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for name, content in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), 0o755 if name == "theappapp-fetch" else 0o644
+            tar.addfile(info, io.BytesIO(content))
+    buffer.seek(0)
+    return buffer
+
+
+def _docker_build(
+    client: docker.DockerClient,
+    plan: ImagePlan,
+    build_args: dict[str, str],
+    no_cache: bool,
+    log: io.TextIOBase,
+    say: Callable[[str], None],
+) -> tuple[str | None, str | None]:
+    """Stream a build into `log`; return (image id, failure reason)."""
+    image_id: str | None = None
+    failure: str | None = None
+    step = "starting"
+    last_lines: list[str] = []
+    with _heartbeat(lambda: f"[{plan.key}] still building: {step}", say):
+        try:
+            stream = client.api.build(
+                fileobj=_context(plan), custom_context=True, buildargs=build_args, rm=True, forcerm=True,
+                nocache=no_cache, pull=False, decode=True,
+            )
+            for chunk in stream:
+                text = chunk.get("stream", "")
+                if text:
+                    log.write(text)
+                    for line in text.splitlines():
+                        line = line.strip()
+                        if match := _STEP.match(line):
+                            step = f"step {match.group(1)}"
+                            if match.group(2).startswith(("RUN", "COPY", "FROM")):  # the steps that take time
+                                say(f"[{plan.key}] {step}: {match.group(2)[:90]}")
+                        for marker, template in _MARKERS.items():
+                            if line.startswith(marker):
+                                failure = template.format(line[len(marker):].strip())
+                        if line:
+                            last_lines = [*last_lines[-4:], line]
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "error" in chunk:
+                    log.write(f"\nERROR: {chunk['error']}\n")
+                    detail = last_lines[-1] if last_lines else chunk["error"].strip()
+                    failure = failure or f"{step} failed: {detail[:200]}"
+        except (APIError, DockerException) as err:
+            log.write(f"\nERROR: {err}\n")
+            failure = failure or f"docker build error: {err}"
+    return (None if failure else image_id), failure
+
+
+@contextmanager
+def _heartbeat(message: Callable[[], str], say: Callable[[str], None]) -> Iterator[None]:
+    """Say `message()` every HEARTBEAT_SECONDS while a long step runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            say(message())
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _add_missing_label(client: docker.DockerClient, image_id: str, missing: tuple[str, ...]) -> Any:
+    """Label the image with the optional components it lacks (labels are set at build time)."""
+    dockerfile = f'FROM {image_id}\nLABEL {labels.IMAGE_MISSING_OPTIONAL}="{",".join(missing)}"\n'
+    image, _logs = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True, pull=False)
+    return image
+
+
+def _missing_note(image: Any) -> str:
+    missing = (image.labels or {}).get(labels.IMAGE_MISSING_OPTIONAL, "")
+    return f"built without optional {missing} (source unreachable)" if missing else ""
+
+
+def _tag(image: Any, plan: ImagePlan) -> None:
+    for tag in plan.tags:
+        image.tag(plan.repository, tag)
+
+
+def _discard(client: docker.DockerClient, image_id: str) -> None:
+    try:
+        client.images.remove(image_id, force=True)
+    except DockerException:
+        pass  # an untagged leftover is harmless; `docker image prune` removes it

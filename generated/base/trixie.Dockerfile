@@ -1,0 +1,59 @@
+# DO NOT EDIT: generated from languages.yaml and templates/ by `nox -s render`.
+# Base image for suite trixie: what every sandbox needs, shared by every language image.
+ARG BASE_IMAGE=debian:trixie-slim
+FROM ${BASE_IMAGE}
+
+ARG APT_MIRROR=http://deb.debian.org/debian
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+
+# One sources file we own, so the APT_MIRROR build argument applies to every suite.
+RUN rm -f /etc/apt/sources.list.d/* \
+ && printf 'deb %s %s main\n' \
+      "${APT_MIRROR}" trixie \
+      > /etc/apt/sources.list \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends \
+      ca-certificates \
+      bash \
+      coreutils \
+      procps \
+      git \
+      curl \
+      unzip \
+      xz-utils \
+ && rm -rf /var/lib/apt/lists/*
+
+# Extra CA certificates (a TLS-intercepting proxy's): the build passes zero or more *.crt here.
+COPY ca/ /usr/local/share/ca-certificates/theappapp/
+RUN update-ca-certificates --fresh >/dev/null
+
+# Downloads declared in languages.yaml go through this: checksum verified, unreachable reported.
+COPY theappapp-fetch /usr/local/bin/theappapp-fetch
+
+RUN groupadd --gid 1000 sandbox \
+ && useradd --uid 1000 --gid 1000 --home-dir /home/sandbox --create-home --shell /bin/bash sandbox \
+ && mkdir -p /workspace /etc/theappapp \
+ && chown 1000:1000 /workspace \
+ && chmod 0755 /usr/local/bin/theappapp-fetch
+
+# Every HTTPS client reads the system bundle, which holds the extra CAs too.
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
+    HOME=/home/sandbox \
+    LANG=C.UTF-8
+
+# Last, so a new content hash does not invalidate the cached layers above.
+ARG CONTENT_HASH=unknown
+LABEL org.opencontainers.image.title="theappapp-base" \
+      org.opencontainers.image.description="TheAppApp Sandbox base image (trixie)" \
+      org.opencontainers.image.vendor="TheAppApp" \
+      org.opencontainers.image.version="trixie" \
+      org.theappapp.image.language="base" \
+      org.theappapp.image.version="trixie" \
+      org.theappapp.image.content-hash="${CONTENT_HASH}"
+USER 1000:1000
+WORKDIR /workspace
+CMD ["bash"]

@@ -1,0 +1,40 @@
+# DO NOT EDIT: generated from languages.yaml and templates/ by `nox -s render`.
+# .NET 8 (C#) 8.0: toolchain and tools declared in languages.yaml.
+ARG BASE_IMAGE=theappapp-base:bookworm
+FROM ${BASE_IMAGE}
+
+ARG APT_MIRROR=http://deb.debian.org/debian
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      libicu72 \
+      libssl3 \
+      zlib1g \
+      libgssapi-krb5-2 \
+      libstdc++6 \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    DOTNET_ROOT="/usr/share/dotnet" \
+    DOTNET_CLI_TELEMETRY_OPTOUT="1" \
+    DOTNET_NOLOGO="1" \
+    DOTNET_SKIP_FIRST_TIME_EXPERIENCE="1" \
+    DOTNET_CLI_HOME="/tmp/.dotnet-home" \
+    NUGET_PACKAGES="/tmp/.nuget/packages"
+
+# dotnet-sdk
+RUN theappapp-fetch dotnet-sdk "https://builds.dotnet.microsoft.com/dotnet/Sdk/8.0.409/dotnet-sdk-8.0.409-linux-x64.tar.gz" sha512sum fb855ff04db010594bb7da884e3a86da94e26a43cc5d858724cc0d3d8ee31f6d64eb09558bad3dba540a25082219ba41aa7feb40d1c4f3468c3720ea4c552fda /usr/share/dotnet tar.gz 0 false /usr/bin/dotnet=dotnet
+# Last, so a new content hash does not invalidate the cached layers above.
+ARG CONTENT_HASH=unknown
+LABEL org.opencontainers.image.title="theappapp-csharp" \
+      org.opencontainers.image.description="TheAppApp Sandbox: .NET 8 (C#) 8.0" \
+      org.opencontainers.image.vendor="TheAppApp" \
+      org.opencontainers.image.version="8.0" \
+      org.theappapp.image.language="csharp" \
+      org.theappapp.image.version="8.0" \
+      org.theappapp.image.content-hash="${CONTENT_HASH}"
+USER 1000:1000
+WORKDIR /workspace

@@ -1,0 +1,35 @@
+# DO NOT EDIT: generated from languages.yaml and templates/ by `nox -s render`.
+# Go 1.21: toolchain and tools declared in languages.yaml.
+ARG BASE_IMAGE=theappapp-base:bookworm
+FROM ${BASE_IMAGE}
+
+ARG APT_MIRROR=http://deb.debian.org/debian
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends -t bookworm-backports \
+      golang-1.21-go \
+      gcc \
+      libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV PATH="/usr/lib/go-1.21/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    GOTOOLCHAIN="local" \
+    GOPATH="/tmp/go" \
+    GOCACHE="/tmp/.cache/go-build" \
+    GOFLAGS="-modcacherw" \
+    GO111MODULE="auto"
+
+# Last, so a new content hash does not invalidate the cached layers above.
+ARG CONTENT_HASH=unknown
+LABEL org.opencontainers.image.title="theappapp-go" \
+      org.opencontainers.image.description="TheAppApp Sandbox: Go 1.21" \
+      org.opencontainers.image.vendor="TheAppApp" \
+      org.opencontainers.image.version="1.21" \
+      org.theappapp.image.language="go" \
+      org.theappapp.image.version="1.21" \
+      org.theappapp.image.content-hash="${CONTENT_HASH}"
+USER 1000:1000
+WORKDIR /workspace

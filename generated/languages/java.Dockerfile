@@ -1,0 +1,38 @@
+# DO NOT EDIT: generated from languages.yaml and templates/ by `nox -s render`.
+# Java 17: toolchain and tools declared in languages.yaml.
+ARG BASE_IMAGE=theappapp-base:bookworm
+FROM ${BASE_IMAGE}
+
+ARG APT_MIRROR=http://deb.debian.org/debian
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      openjdk-17-jdk-headless \
+      maven \
+      libmaven-resources-plugin-java \
+      libmaven-compiler-plugin-java \
+      libmaven-jar-plugin-java \
+      libsurefire-java \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV JAVA_HOME="/usr/lib/jvm/java-17-openjdk-amd64" \
+    PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    GRADLE_USER_HOME="/tmp/.gradle" \
+    MAVEN_OPTS="-Dmaven.repo.local=/usr/share/maven-repo"
+
+# gradle (optional: the image builds without it if the source is unreachable)
+RUN theappapp-fetch gradle "https://services.gradle.org/distributions/gradle-8.14.3-bin.zip" sha256sum bd71102213493060956ec229d946beee57158dbd89d0e62b91bca0fa2c5f3531 /opt/gradle zip 1 true /usr/local/bin/gradle=bin/gradle
+# Last, so a new content hash does not invalidate the cached layers above.
+ARG CONTENT_HASH=unknown
+LABEL org.opencontainers.image.title="theappapp-java" \
+      org.opencontainers.image.description="TheAppApp Sandbox: Java 17" \
+      org.opencontainers.image.vendor="TheAppApp" \
+      org.opencontainers.image.version="17" \
+      org.theappapp.image.language="java" \
+      org.theappapp.image.version="17" \
+      org.theappapp.image.content-hash="${CONTENT_HASH}"
+USER 1000:1000
+WORKDIR /workspace

@@ -1,0 +1,40 @@
+# DO NOT EDIT: generated from languages.yaml and templates/ by `nox -s render`.
+# Node.js 20: toolchain and tools declared in languages.yaml.
+ARG BASE_IMAGE=theappapp-base:trixie
+FROM ${BASE_IMAGE}
+
+ARG APT_MIRROR=http://deb.debian.org/debian
+ARG NPM_REGISTRY=https://registry.npmjs.org/
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      nodejs \
+      npm \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    NODE_PATH="/usr/local/lib/node_modules" \
+    npm_config_cache="/tmp/.npm" \
+    npm_config_update_notifier="false"
+
+RUN npm install --global --no-fund --no-audit --registry "${NPM_REGISTRY}" \
+      "typescript@5.9.3" \
+      "jest@30.5.2" \
+      "eslint@10.15.0" \
+      "prettier@3.10.1" \
+ && npm cache clean --force
+
+# Last, so a new content hash does not invalidate the cached layers above.
+ARG CONTENT_HASH=unknown
+LABEL org.opencontainers.image.title="theappapp-node" \
+      org.opencontainers.image.description="TheAppApp Sandbox: Node.js 20" \
+      org.opencontainers.image.vendor="TheAppApp" \
+      org.opencontainers.image.version="20" \
+      org.theappapp.image.language="node" \
+      org.theappapp.image.version="20" \
+      org.theappapp.image.content-hash="${CONTENT_HASH}"
+USER 1000:1000
+WORKDIR /workspace

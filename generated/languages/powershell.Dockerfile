@@ -1,0 +1,41 @@
+# DO NOT EDIT: generated from languages.yaml and templates/ by `nox -s render`.
+# PowerShell 7.4: toolchain and tools declared in languages.yaml.
+ARG BASE_IMAGE=theappapp-base:bookworm
+FROM ${BASE_IMAGE}
+
+ARG APT_MIRROR=http://deb.debian.org/debian
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      libicu72 \
+      libssl3 \
+      zlib1g \
+      libgssapi-krb5-2 \
+      libstdc++6 \
+      less \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    POWERSHELL_TELEMETRY_OPTOUT="1" \
+    POWERSHELL_UPDATECHECK="Off" \
+    DOTNET_CLI_TELEMETRY_OPTOUT="1" \
+    XDG_CONFIG_HOME="/tmp/.config" \
+    XDG_CACHE_HOME="/tmp/.cache" \
+    XDG_DATA_HOME="/tmp/.local/share"
+
+# pwsh
+RUN theappapp-fetch pwsh "https://github.com/PowerShell/PowerShell/releases/download/v7.4.6/powershell-7.4.6-linux-x64.tar.gz" sha256sum 6f6015203c47806c5cc444c19d8ed019695e610fbd948154264bf9ca8e157561 /opt/microsoft/powershell/7 tar.gz 0 false /usr/local/bin/pwsh=pwsh
+# Last, so a new content hash does not invalidate the cached layers above.
+ARG CONTENT_HASH=unknown
+LABEL org.opencontainers.image.title="theappapp-powershell" \
+      org.opencontainers.image.description="TheAppApp Sandbox: PowerShell 7.4" \
+      org.opencontainers.image.vendor="TheAppApp" \
+      org.opencontainers.image.version="7.4" \
+      org.theappapp.image.language="powershell" \
+      org.theappapp.image.version="7.4" \
+      org.theappapp.image.content-hash="${CONTENT_HASH}"
+USER 1000:1000
+WORKDIR /workspace

@@ -1,0 +1,45 @@
+# DO NOT EDIT: generated from languages.yaml and templates/ by `nox -s render`.
+# Python 3.11: toolchain and tools declared in languages.yaml.
+ARG BASE_IMAGE=theappapp-base:bookworm
+FROM ${BASE_IMAGE}
+
+ARG APT_MIRROR=http://deb.debian.org/debian
+ARG PIP_INDEX_URL=https://pypi.org/simple
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      python3 \
+      python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV PATH="/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    VIRTUAL_ENV="/opt/venv" \
+    PYTHONDONTWRITEBYTECODE="1" \
+    PYTHONUNBUFFERED="1" \
+    PIP_CACHE_DIR="/tmp/.cache/pip" \
+    MYPY_CACHE_DIR="/tmp/.mypy_cache" \
+    MPLCONFIGDIR="/tmp/.matplotlib"
+
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --index-url "${PIP_INDEX_URL}" \
+      "numpy==2.4.6" \
+      "pandas==3.1.1" \
+      "pytest==9.2.0" \
+      "black==26.10.1" \
+      "flake8==7.5.0" \
+      "mypy==2.4.1"
+
+# Last, so a new content hash does not invalidate the cached layers above.
+ARG CONTENT_HASH=unknown
+LABEL org.opencontainers.image.title="theappapp-python" \
+      org.opencontainers.image.description="TheAppApp Sandbox: Python 3.11" \
+      org.opencontainers.image.vendor="TheAppApp" \
+      org.opencontainers.image.version="3.11" \
+      org.theappapp.image.language="python" \
+      org.theappapp.image.version="3.11" \
+      org.theappapp.image.content-hash="${CONTENT_HASH}"
+USER 1000:1000
+WORKDIR /workspace
