@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runtime.validation.findings import Finding
+
 
 class SandboxError(Exception):
     """Root of every error this package raises on purpose."""
@@ -41,3 +46,11 @@ class InvalidPath(SandboxError):
 
 class NetworkPolicyError(SandboxError):
     """The sandbox network or its firewall rules could not be set up."""
+
+
+class ValidationFailed(SandboxError):
+    """Strict validation found error-severity problems; `findings` holds every finding."""
+
+    def __init__(self, message: str, findings: tuple[Finding, ...] = ()) -> None:
+        super().__init__(message)
+        self.findings = findings
