@@ -1,0 +1,116 @@
+"""The Docker engine connection: docker-py's blocking calls, run off the event loop with a deadline.
+
+docker-py has no per-call cancellation and some calls (an exec under gVisor) can hang
+forever, so every call runs in a dedicated thread pool and the caller stops waiting at
+the deadline; the socket timeout eventually frees the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from runtime.errors import EngineUnavailable
+
+T = TypeVar("T")
+
+# Transport failures mean "the engine is not there"; API errors (404, 409, …) are answers.
+_TRANSPORT_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)
+
+
+class Engine:
+    """A lazily connected docker-py client plus the thread pool its calls run in."""
+
+    def __init__(self, docker_host: str | None, api_timeout: float, max_workers: int = 32) -> None:
+        self.docker_host = docker_host
+        self.api_timeout = api_timeout
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="theappapp-engine")
+        self._client: docker.DockerClient | None = None
+        self._closed = False
+        self._connect_lock = threading.Lock()  # not asyncio's: a process-wide manager outlives loops
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            raise EngineUnavailable("not connected to the Docker engine; call startup() first")
+        return self._client
+
+    async def connect(self) -> docker.DockerClient:
+        if self._client is None:
+            await self._run(self._make_client, self.api_timeout)
+        return self.client
+
+    def _make_client(self) -> None:
+        with self._connect_lock:
+            if self._client is None:
+                self._client = self._new_client()
+
+    def _new_client(self) -> docker.DockerClient:
+        environment = dict(os.environ)
+        if self.docker_host:
+            environment["DOCKER_HOST"] = self.docker_host
+        try:
+            # Version detection pings the engine: a dead socket fails here, clearly.
+            return docker.DockerClient.from_env(
+                environment=environment, timeout=int(self.api_timeout) + 1, max_pool_size=64
+            )
+        except docker.errors.DockerException as err:
+            raise EngineUnavailable(f"Docker engine unreachable at {self.where}: {err}") from err
+
+    @property
+    def where(self) -> str:
+        return self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    def endpoint(self) -> tuple[str, str | int]:
+        """("unix", path) or ("tcp", "host:port") for raw exec streams; TLS and ssh are not supported."""
+        url = urlparse(self.where)
+        if url.scheme == "unix":
+            return "unix", url.path
+        if url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY"):
+            return "tcp", f"{url.hostname}:{url.port or 2375}"
+        raise EngineUnavailable(f"exec streaming supports unix:// and plain tcp:// engines, not {self.where}")
+
+    @property
+    def api_version(self) -> str:
+        return str(self.client.api.api_version)
+
+    async def call(self, fn: Callable[..., T], *args: Any, deadline: float | None = None, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` in the pool, or `EngineUnavailable` past the deadline or on transport failure."""
+        return await self._run(functools.partial(fn, *args, **kwargs), deadline or self.api_timeout)
+
+    async def _run(self, job: Callable[[], T], deadline: float) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(self._executor, job), deadline)
+        except TimeoutError as err:
+            name = getattr(job, "func", job)
+            raise EngineUnavailable(
+                f"Docker engine did not answer {getattr(name, '__name__', 'a call')} within {deadline:.0f}s"
+            ) from err
+        except _TRANSPORT_ERRORS as err:
+            raise EngineUnavailable(f"lost the Docker engine at {self.where}: {err}") from err
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run `fn` in the pool without waiting for it (background removal)."""
+        self._executor.submit(fn, *args, **kwargs)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._executor.shutdown(wait=False, cancel_futures=True)

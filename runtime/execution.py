@@ -1,0 +1,358 @@
+"""Running one command in a sandbox: timeout that kills the whole tree, capped output, OOM detection.
+
+The command's own process tree is not enough to kill on timeout: `setsid`/`nohup`
+children and double-forked daemons are reparented to the container's init. A task
+owns its container, so on timeout every process in it dies except init (PID 1) and
+the keeper (its first child, the lowest other pid) — concurrent execs of the same task
+included. The killer runs inside the container with bash builtins only (no fork
+needed); if it cannot start (a fork bomb holds every pid), the manager freezes the
+container's cgroup from the host and kills from there (runc on this host only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import docker.errors
+
+from runtime.cgroups import OOM_PROBE, ContainerCgroup, parse_oom_kills
+from runtime.config import RuntimeConfig
+from runtime.engine import Engine
+from runtime.errors import InvalidIdentifier, SandboxError, TaskNotFound
+from runtime.hijack import STDERR, ExecConnection, start_exec
+from runtime.paths import under_workspace
+
+KILL_GRACE = 1.5  # seconds the killer and the stream teardown may take after a timeout
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Kills every process but PID 1, the keeper and itself, in rounds until none is left
+# alive (a fork bomb's children appear between rounds). Builtins only: no fork.
+KILLER_SCRIPT = r"""
+me=$$; keeper=
+for d in /proc/[0-9]*; do p=${d#/proc/}
+  if [ "$p" != 1 ] && [ "$p" != "$me" ] && { [ -z "$keeper" ] || [ "$p" -lt "$keeper" ]; }; then keeper=$p; fi
+done
+for ((round = 0; round < 200; round++)); do
+  n=0
+  for d in /proc/[0-9]*; do p=${d#/proc/}
+    case $p in 1|"$me"|"$keeper") continue;; esac
+    read -r stat < "$d/stat" 2>/dev/null || continue
+    stat=${stat##*) }
+    [ "${stat:0:1}" = Z ] && continue
+    kill -KILL "$p" 2>/dev/null && n=$((n + 1))
+  done
+  [ "$n" = 0 ] && break
+done
+echo theappapp-killed
+"""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int | None  # None when it could not be known (e.g. still dying after a timeout)
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    oom_killed: bool = False
+    truncated: bool = False  # some output went past the cap and was dropped
+    stdout_bytes: int = 0  # everything the command wrote, kept or not
+    stderr_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    stream: Literal["stdout", "stderr"]
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    argv: tuple[str, ...]
+    timeout: float
+    max_output_bytes: int
+    env: Mapping[str, str] = field(default_factory=dict)
+    workdir: str = "/workspace"
+    stdin: bytes | None = None
+    user: str = "1000:1000"
+
+    @classmethod
+    def shell(
+        cls,
+        config: RuntimeConfig,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        stdin: str | bytes | None = None,
+        max_output_bytes: int | None = None,
+    ) -> ExecRequest:
+        if not isinstance(command, str) or "\0" in command:
+            raise SandboxError("command must be a string without NUL bytes")
+        env = dict(env or {})
+        for name, value in env.items():
+            if not _ENV_NAME.fullmatch(name) or "\0" in str(value):
+                raise InvalidIdentifier(f"invalid environment variable {name!r}")
+        timeout = config.default_timeout if timeout is None else timeout
+        if timeout <= 0:
+            raise SandboxError("timeout must be positive")
+        return cls(
+            argv=(*config.shell, command),
+            timeout=timeout,
+            max_output_bytes=config.max_output_bytes if max_output_bytes is None else max_output_bytes,
+            env={k: str(v) for k, v in env.items()},
+            workdir=under_workspace(config.workspace, workdir if workdir is not None else config.workspace),
+            stdin=stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin,
+            user=config.user,
+        )
+
+
+class Capture:
+    """Keeps the first `cap` bytes of a stream, counts the rest."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.kept = bytearray()
+        self.total = 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.cap - len(self.kept)
+        if room > 0:
+            self.kept += data[:room]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.kept)
+
+    def text(self) -> str:
+        return self.kept.decode("utf-8", "replace")
+
+
+@dataclass
+class ExecTarget:
+    """What an exec needs to know about its container; the manager's sandbox provides it."""
+
+    container_id: str
+    cgroup: ContainerCgroup | None
+    host_kill: bool  # the engine runs runc on this host: the cgroup fallback killer may be used
+    oom_seen: int = 0  # last in-container OOM count, when the host cgroup is not readable
+
+
+class ExecStream:
+    """Output chunks as they arrive (`async for`); `result` once the stream is exhausted."""
+
+    def __init__(
+        self,
+        runner: Executor,
+        target: ExecTarget,
+        request: ExecRequest,
+        on_done: Callable[[ExecResult], None] | None = None,
+    ) -> None:
+        self._runner, self._target, self._request, self._on_done = runner, target, request, on_done
+        self.result: ExecResult | None = None
+        self._iter: AsyncIterator[OutputChunk] | None = None
+
+    def __aiter__(self) -> AsyncIterator[OutputChunk]:
+        if self._iter is None:
+            self._iter = self._runner.chunks(self._target, self._request, self._finish)
+        return self._iter
+
+    def _finish(self, result: ExecResult) -> None:
+        self.result = result
+        if self._on_done is not None:
+            self._on_done(result)
+
+    async def collect(self) -> ExecResult:
+        """Run to the end, keeping only the capped output (the result)."""
+        async for _ in self:
+            pass
+        assert self.result is not None
+        return self.result
+
+
+class Executor:
+    """Runs execs against one engine with one configuration."""
+
+    def __init__(self, engine: Engine, config: RuntimeConfig) -> None:
+        self.engine = engine
+        self.config = config
+
+    async def chunks(
+        self, target: ExecTarget, request: ExecRequest, finish: Callable[[ExecResult], None]
+    ) -> AsyncIterator[OutputChunk]:
+        t0 = time.monotonic()
+        deadline = t0 + request.timeout
+        oom_before = target.cgroup.oom_kills() if target.cgroup else None
+        conn = await self._start(target, request)
+        stdin_task = asyncio.create_task(conn.send_stdin(request.stdin)) if request.stdin is not None else None
+        out, err = Capture(request.max_output_bytes), Capture(request.max_output_bytes)
+        timed_out, finished = False, False
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                try:
+                    item = await asyncio.wait_for(conn.next_chunk(), remaining)
+                except TimeoutError:
+                    timed_out = True
+                    break
+                if item is None:
+                    break
+                stream, data = item
+                (err if stream == STDERR else out).add(data)
+                yield OutputChunk("stderr" if stream == STDERR else "stdout", data)
+            finished = True
+        finally:
+            if not finished or timed_out:
+                # Timed out, or the caller stopped listening/cancelled: nothing may outlive the call.
+                await self.kill_all(target)
+            if stdin_task is not None:
+                stdin_task.cancel()
+            await conn.close()
+        exit_code = await self._exit_code(conn.exec_id, wait=not timed_out)
+        oom = await self._oom(target, oom_before, exit_code)
+        finish(
+            ExecResult(
+                exit_code=exit_code,
+                stdout=out.text(),
+                stderr=err.text(),
+                duration=time.monotonic() - t0,
+                timed_out=timed_out,
+                oom_killed=oom,
+                truncated=out.truncated or err.truncated,
+                stdout_bytes=out.total,
+                stderr_bytes=err.total,
+            )
+        )
+
+    async def _start(self, target: ExecTarget, request: ExecRequest) -> ExecConnection:
+        exec_id = await self.create(target.container_id, list(request.argv), request, stdin=request.stdin is not None)
+        return await start_exec(self.engine.endpoint(), self.engine.api_version, exec_id)
+
+    async def create(
+        self, container_id: str, argv: list[str], request: ExecRequest | None = None, *, stdin: bool = False
+    ) -> str:
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "stdin": stdin, "user": self.config.user}
+        if request is not None:
+            kwargs.update(environment=dict(request.env) or None, workdir=request.workdir, user=request.user)
+        try:
+            info = await self.engine.call(self.engine.client.api.exec_create, container_id, argv, **kwargs)
+        except docker.errors.NotFound as err:
+            raise TaskNotFound(f"the sandbox container {container_id[:12]} is gone") from err
+        except docker.errors.APIError as err:
+            if err.status_code == 409:
+                raise SandboxError(f"the sandbox container {container_id[:12]} is not running: {err}") from err
+            raise
+        return str(info["Id"])
+
+    async def _exit_code(self, exec_id: str, *, wait: bool) -> int | None:
+        # The stream can close a moment before the engine records the exit code.
+        for attempt in range(40 if wait else 1):
+            info = await self.engine.call(self.engine.client.api.exec_inspect, exec_id)
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            if attempt:
+                await asyncio.sleep(0.005)
+        return None
+
+    async def _oom(self, target: ExecTarget, before: int | None, exit_code: int | None) -> bool:
+        if target.cgroup is not None and before is not None:
+            after = target.cgroup.oom_kills()
+            return after is not None and after > before
+        if exit_code not in (137, None):
+            return False  # not SIGKILLed: the OOM killer did not end the shell
+        # The counter is only readable from inside: one more (cheap) exec.
+        with contextlib.suppress(SandboxError, docker.errors.APIError):
+            output = await self.run_internal(target, ["sh", "-c", OOM_PROBE], KILL_GRACE * 2)
+            count = parse_oom_kills(output)
+            if count is not None and count > target.oom_seen:
+                target.oom_seen = count
+                return True
+        return False
+
+    async def run_internal(self, target: ExecTarget, argv: list[str], deadline: float) -> bytes:
+        """Run a helper command (not the user's) and return its stdout, within `deadline` seconds."""
+
+        async def go() -> bytes:
+            exec_id = await self.create(target.container_id, argv)
+            conn = await start_exec(self.engine.endpoint(), self.engine.api_version, exec_id)
+            data = bytearray()
+            try:
+                while (item := await conn.next_chunk()) is not None:
+                    if item[0] != STDERR and len(data) < 1 << 20:
+                        data += item[1]
+            finally:
+                await conn.close()
+            return bytes(data)
+
+        return await asyncio.wait_for(go(), deadline)
+
+    async def kill_all(self, target: ExecTarget) -> None:
+        """Kill every process in the container except init and the keeper."""
+        try:
+            output = await self.run_internal(target, ["/bin/bash", "-c", KILLER_SCRIPT], KILL_GRACE)
+            if b"theappapp-killed" in output:
+                return
+        except (TimeoutError, SandboxError, docker.errors.APIError, OSError):
+            pass
+        if target.host_kill and target.cgroup is not None and target.cgroup.memory is not None:
+            await asyncio.get_running_loop().run_in_executor(None, host_kill, target.cgroup)
+
+
+def host_kill(cgroup: ContainerCgroup) -> None:
+    """Freeze the container's cgroup, SIGKILL all but init and the keeper, thaw. Best effort."""
+    memory = cgroup.memory
+    if memory is None:
+        return
+    if cgroup.version == 2:
+        freeze, frozen, thawed = memory / "cgroup.freeze", "1", "0"
+    else:
+        freeze = Path(str(memory).replace("/memory/", "/freezer/", 1)) / "freezer.state"
+        frozen, thawed = "FROZEN", "THAWED"
+    try:
+        freeze.write_text(frozen)
+        procs = [int(p) for p in (memory / "cgroup.procs").read_text().split()]
+        ns = {pid: _ns_pid(pid) for pid in procs}
+        inner = sorted(n for n in ns.values() if n is not None and n > 1)
+        spare = {1, inner[0]} if inner else {1}
+        for pid, nspid in ns.items():
+            if nspid is not None and nspid not in spare:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            freeze.write_text(thawed)
+
+
+def _ns_pid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    except (OSError, ValueError):
+        return None
+    return None
+

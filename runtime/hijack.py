@@ -1,0 +1,121 @@
+"""Start an exec over a raw, hijacked engine connection and read its multiplexed output.
+
+Why not docker-py's `exec_start(socket=True)`: its HTTP layer reads the response
+headers through a buffered file, so output bytes that arrive in the same read as the
+headers can be lost, and the socket is blocking. Here the upgrade is done by hand on an
+asyncio stream: nothing is lost, reads are natively async and cancellable, the
+StreamReader's limit applies back-pressure (the caller's memory stays bounded), and
+stdin can be half-closed so the command sees EOF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from runtime.errors import EngineUnavailable, SandboxError, TaskNotFound
+
+STDOUT, STDERR = 1, 2
+_READ = 64 * 1024
+
+
+class ExecConnection:
+    """One exec's attached stream: frames out, stdin in."""
+
+    def __init__(self, exec_id: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.exec_id = exec_id
+        self._reader = reader
+        self._writer = writer
+        self._stream = 0
+        self._left = 0  # bytes left in the current frame
+
+    async def next_chunk(self) -> tuple[int, bytes] | None:
+        """(STDOUT|STDERR, bytes) or None at end of stream. Safe to cancel and call again."""
+        while self._left == 0:
+            try:
+                header = await self._reader.readexactly(8)
+            except asyncio.IncompleteReadError:
+                return None
+            except (ConnectionError, OSError):
+                return None
+            self._stream, self._left = header[0], int.from_bytes(header[4:8], "big")
+        try:
+            data = await self._reader.read(min(self._left, _READ))
+        except (ConnectionError, OSError):
+            return None
+        if not data:
+            return None
+        self._left -= len(data)
+        return self._stream, data
+
+    async def send_stdin(self, data: bytes) -> None:
+        """Write all of `data`, then half-close so the command reads EOF."""
+        try:
+            if data:
+                self._writer.write(data)
+                await self._writer.drain()
+            if self._writer.can_write_eof():
+                self._writer.write_eof()
+        except (ConnectionError, OSError):
+            pass  # the command exited without reading everything: not an error
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+
+
+async def start_exec(endpoint: tuple[str, str | int], api_version: str, exec_id: str) -> ExecConnection:
+    """POST /exec/{id}/start with an Upgrade, and return the attached connection."""
+    kind, address = endpoint
+    try:
+        if kind == "unix":
+            reader, writer = await asyncio.open_unix_connection(str(address))
+        else:
+            host, _, port = str(address).rpartition(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+    except OSError as err:
+        raise EngineUnavailable(f"cannot connect to the Docker engine: {err}") from err
+    body = b'{"Detach":false,"Tty":false}'
+    writer.write(
+        (
+            f"POST /v{api_version}/exec/{exec_id}/start HTTP/1.1\r\n"
+            "Host: docker\r\nContent-Type: application/json\r\n"
+            "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("ascii")
+        + body
+    )
+    try:
+        await writer.drain()
+        status_line = await reader.readline()
+        headers: dict[str, str] = {}
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+    except (ConnectionError, OSError) as err:
+        writer.close()
+        raise EngineUnavailable(f"the Docker engine dropped an exec start: {err}") from err
+    parts = status_line.decode("latin-1").split(" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    if status in (101, 200):
+        return ExecConnection(exec_id, reader, writer)
+    length = int(headers.get("content-length", "0") or 0)
+    try:
+        raw = await asyncio.wait_for(reader.read(min(length, 65536) if length else 65536), 2.0)
+    except (TimeoutError, OSError):
+        raw = b""
+    writer.close()
+    try:
+        message = str(json.loads(raw).get("message", raw))
+    except ValueError:
+        message = raw.decode("utf-8", "replace")
+    if status == 404:
+        raise TaskNotFound(f"exec {exec_id} vanished: {message}")
+    if status == 409:
+        raise SandboxError(f"the sandbox container is not running: {message}")
+    raise EngineUnavailable(f"exec start failed with HTTP {status}: {message}")
