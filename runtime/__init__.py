@@ -3,6 +3,7 @@
     from runtime import get_container_manager
 """
 
+from runtime.config import RuntimeConfig
 from runtime.errors import (
     EngineUnavailable,
     ImageMissing,
@@ -15,21 +16,31 @@ from runtime.errors import (
     TaskNotFound,
     UnknownLanguage,
 )
+from runtime.execution import ExecResult, ExecStream, OutputChunk
+from runtime.manager import ContainerInfo, ContainerManager, Sandbox, get_container_manager
 from runtime.registry import Language, Registry, get_registry, load_registry
 
 __all__ = [
+    "ContainerInfo",
+    "ContainerManager",
     "EngineUnavailable",
+    "ExecResult",
+    "ExecStream",
     "ImageMissing",
     "InvalidIdentifier",
     "InvalidPath",
     "Language",
     "NetworkPolicyError",
-    "RegistryError",
+    "OutputChunk",
     "Registry",
+    "RegistryError",
+    "RuntimeConfig",
+    "Sandbox",
     "SandboxError",
     "TaskExists",
     "TaskNotFound",
     "UnknownLanguage",
+    "get_container_manager",
     "get_registry",
     "load_registry",
 ]
