@@ -1,0 +1,128 @@
+"""Manager overhead against raw docker-py, same hardened settings. Prints figures; not a test.
+
+    python benchmarks/bench_runtime.py [--runs 30] [--language python]
+
+Cycle: create -> first exec (`true`) -> destroy. Exec: one round trip of `true` in a
+running container; raw is exec_create + exec_start (+ exec_inspect, which the manager
+needs for the exit code, shown separately). Runs alternate manager/raw so drift in the
+engine hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+
+import docker
+
+from runtime import labels
+from runtime.config import RuntimeConfig
+from runtime.hardening import ContainerSpec
+from runtime.manager import ContainerManager
+from runtime.naming import container_name, volume_name
+from runtime.network import remove_sandbox_network
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def show(name: str, values: list[float]) -> tuple[float, float]:
+    p50, p90 = pct(values, 0.5) * 1000, pct(values, 0.9) * 1000
+    print(f"  {name:<34} p50 {p50:7.1f} ms   p90 {p90:7.1f} ms   (n={len(values)})")
+    return p50, p90
+
+
+async def main(runs: int, language: str) -> None:
+    run_id = uuid.uuid4().hex[:8]
+    os.environ.setdefault("THEAPPAPP_INSTALLATION_ID", f"bench-{run_id}")
+    config = RuntimeConfig.load(network_name=f"theappapp-bench-{run_id}")
+    manager = ContainerManager(config)
+    await manager.startup()
+    client = docker.from_env(max_pool_size=16)
+    api = client.api
+    project = f"bench{run_id}"
+    lang = manager.registry.resolve(language)
+    resources = manager.registry.resources_for(lang)
+    api.create_volume(volume_name(project), labels={labels.MANAGED: "true", labels.INSTALLATION: config.installation_id})
+    loop = asyncio.get_running_loop()
+
+    def raw_cycle(i: int) -> float:
+        spec = ContainerSpec(
+            image=f"{lang.image}:{config.image_tag}", name=container_name(project, f"raw{i}"),
+            labels=manager.owner.labels(task_id=f"raw{i}", project_id=project, language=lang.name, ttl=600),
+            volume=volume_name(project), network=config.network_name, resources=resources, config=config,
+        )
+        t0 = time.perf_counter()
+        cid = api.create_container(**spec.create_kwargs(api.create_host_config(**spec.host_config())))["Id"]
+        api.start(cid)
+        ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.user, workdir=config.workspace)
+        api.exec_start(ex["Id"])
+        api.exec_inspect(ex["Id"])
+        api.remove_container(cid, force=True)
+        return time.perf_counter() - t0
+
+    async def manager_cycle(i: int) -> float:
+        t0 = time.perf_counter()
+        await manager.create_container(f"mgr{i}", project, language)
+        await manager.exec_command(f"mgr{i}", "true")
+        await manager.destroy_container(f"mgr{i}")
+        return time.perf_counter() - t0
+
+    raw: list[float] = []
+    mgr: list[float] = []
+    await manager_cycle(-1)  # warm caches (volume, images) on both sides
+    await loop.run_in_executor(None, raw_cycle, -1)
+    for i in range(runs):
+        mgr.append(await manager_cycle(i))
+        raw.append(await loop.run_in_executor(None, raw_cycle, i))
+
+    await manager.create_container("execbench", project, language)
+    cid = manager.tasks["execbench"].container_id
+
+    def raw_exec(inspect: bool) -> float:
+        t0 = time.perf_counter()
+        ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.user, workdir=config.workspace)
+        api.exec_start(ex["Id"])
+        if inspect:
+            api.exec_inspect(ex["Id"])
+        return time.perf_counter() - t0
+
+    ex_raw: list[float] = []
+    ex_raw_inspect: list[float] = []
+    ex_mgr: list[float] = []
+    for _ in range(runs * 2):
+        t0 = time.perf_counter()
+        await manager.exec_command("execbench", "true")
+        ex_mgr.append(time.perf_counter() - t0)
+        ex_raw.append(await loop.run_in_executor(None, raw_exec, False))
+        ex_raw_inspect.append(await loop.run_in_executor(None, raw_exec, True))
+    await manager.shutdown()
+
+    print(f"runtime benchmark: {language}, {runs} cycles, {runs * 2} execs, engine {client.version()['Version']}")
+    print("full cycle (create -> first exec -> destroy)")
+    m50, _ = show("manager", mgr)
+    r50, _ = show("raw docker-py", raw)
+    print(f"  ratio p50 manager/raw = {m50 / r50:.3f}  (goal <= 1.15)")
+    print("exec round trip (`true`)")
+    e50, _ = show("manager exec_command", ex_mgr)
+    x50, _ = show("raw exec_create+exec_start", ex_raw)
+    i50, _ = show("raw + exec_inspect (exit code)", ex_raw_inspect)
+    print(f"  manager - raw = {e50 - x50:+.1f} ms p50 (goal <= +5 ms); vs raw+inspect {e50 - i50:+.1f} ms")
+
+    api.remove_volume(volume_name(project), force=True)
+    remove_sandbox_network(client, config.network_name)
+    client.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--language", default="python")
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.language))
