@@ -12,7 +12,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +28,8 @@ from runtime.registry import Registry
 Status = Literal["built", "up to date", "failed", "not built"]
 HEARTBEAT_SECONDS = 30
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
+_DOCKER_NOISE = ("Removing intermediate container", "--->", "Running in ", "Step ")
+_ERROR_LINE = re.compile(r"^(E: |ERROR|error|dpkg: error|npm ERR!|.*\b(error|Error|ERROR)\b)")
 _MARKERS = {
     "THEAPPAPP-UNREACHABLE:": "source unreachable: {}",
     "THEAPPAPP-CHECKSUM-MISMATCH:": "checksum mismatch for {}",
@@ -111,8 +113,10 @@ def build_image(
             return outcome("failed", f"check {first.name} failed: {first.reason} (log: {log_file})", log=log_file)
         if report.missing_optional:
             image = _add_missing_label(client, image_id, report.missing_optional)
-    client.api.tag(image.id, *hash_ref.split(":", 1))
+    repository, tag = hash_ref.split(":", 1)
+    client.api.tag(image.id, repository, tag)
     _tag(image, plan)
+    _untag_older_builds(client, plan, hash_ref)
     return outcome("built", _missing_note(image), image, log_file)
 
 
@@ -168,18 +172,23 @@ def _docker_build(
                         for marker, template in _MARKERS.items():
                             if line.startswith(marker):
                                 failure = template.format(line[len(marker):].strip())
-                        if line:
-                            last_lines = [*last_lines[-4:], line]
+                        if line and not line.startswith(_DOCKER_NOISE):
+                            last_lines = [*last_lines[-40:], line]
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
                     log.write(f"\nERROR: {chunk['error']}\n")
-                    detail = last_lines[-1] if last_lines else chunk["error"].strip()
+                    detail = _first_error(last_lines) or chunk["error"].strip()
                     failure = failure or f"{step} failed: {detail[:200]}"
         except (APIError, DockerException) as err:
             log.write(f"\nERROR: {err}\n")
             failure = failure or f"docker build error: {err}"
     return (None if failure else image_id), failure
+
+
+def _first_error(lines: list[str]) -> str | None:
+    """The first line that reads like an error among the last ones; else the last line."""
+    return next((line for line in lines if _ERROR_LINE.match(line)), lines[-1] if lines else None)
 
 
 @contextmanager
@@ -217,8 +226,15 @@ def _tag(image: Any, plan: ImagePlan) -> None:
         image.tag(plan.repository, tag)
 
 
+def _untag_older_builds(client: docker.DockerClient, plan: ImagePlan, keep: str) -> None:
+    """Drop hash tags of earlier builds so superseded images do not pile up on disk."""
+    for image in client.images.list(name=plan.repository):
+        for tag in image.tags:
+            if tag != keep and tag.startswith(f"{plan.repository}:{HASH_TAG_PREFIX}"):
+                with suppress(DockerException):  # still used by a container: the next build tries again
+                    client.images.remove(tag, noprune=False)
+
+
 def _discard(client: docker.DockerClient, image_id: str) -> None:
-    try:
+    with suppress(DockerException):  # an untagged leftover is harmless; `docker image prune` removes it
         client.images.remove(image_id, force=True)
-    except DockerException:
-        pass  # an untagged leftover is harmless; `docker image prune` removes it

@@ -110,7 +110,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             return BuildOutcome(plan.key, plan.reference, "failed", 0.0, note=str(err))
         if how != "present":
             say(f"[{plan.key}] {plan.from_image} {how}")
-        parent_id = client.images.get(plan.from_image).id
+        parent_id = str(client.images.get(plan.from_image).id)
         return build_image(client, plan, parent_id, plan.from_image, registry, options, args.log_dir, say)
 
     def build_language(plan: ImagePlan) -> BuildOutcome:
@@ -128,7 +128,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         rest = [p for p in plans if p.parent is not None]
         for plan, outcome in zip(rest, pool.map(build_language, rest), strict=True):
             outcomes[plan.key] = outcome
-            say(f"[{plan.key}] {outcome.status} in {outcome.seconds:.0f}s" + (f": {outcome.note}" if outcome.note else ""))
+            note = f": {outcome.note}" if outcome.note else ""
+            say(f"[{plan.key}] {outcome.status} in {outcome.seconds:.0f}s{note}")
 
     _summary(list(outcomes.values()), time.monotonic() - started)
     return 0 if all(o.ok for o in outcomes.values()) else 1

@@ -229,6 +229,7 @@ class Registry:
     suites: dict[str, Suite]
     defaults: Resources
     languages: dict[str, Language]
+    aliases: dict[str, str] = field(init=False, default_factory=dict)  # name or alias -> language name
 
     def __post_init__(self) -> None:
         missing_defaults = [f.name for f in dataclasses.fields(Resources) if getattr(self.defaults, f.name) is None]
@@ -259,17 +260,16 @@ class Registry:
                         f"{where}.{kind}[{index}].install.apt_suite: {suite!r} is not available on "
                         f"{lang.suite} (declare it in suites.{lang.suite}.extra_suites)"
                     )
-        object.__setattr__(self, "_aliases", owners)
+        object.__setattr__(self, "aliases", owners)
 
     def resolve(self, name_or_alias: str) -> Language:
         """The language for a name or alias, or `UnknownLanguage` listing what exists."""
-        aliases: dict[str, str] = getattr(self, "_aliases")
         key = name_or_alias.strip().lower()
-        if key not in aliases:
+        if key not in self.aliases:
             raise UnknownLanguage(
                 f"unknown language {name_or_alias!r}; known: {', '.join(sorted(self.languages))}"
             )
-        return self.languages[aliases[key]]
+        return self.languages[self.aliases[key]]
 
     def resources_for(self, language: Language) -> Resources:
         return language.resources.over(self.defaults)

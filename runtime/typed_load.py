@@ -98,7 +98,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp in (str, int, bool):
         # bool is an int in Python; YAML `yes` must not pass as a count, nor 1 as a flag.
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise LoadError(path, f"expected a {_type_name(tp)}, got {_describe(value)}")
+            raise LoadError(path, f"expected {_type_name(tp)}, got {_describe(value)}")
         return value
     if tp is Any:
         return value
@@ -149,7 +149,7 @@ def _schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         return {"anyOf": [_schema(o, defs) for o in get_args(tp)]}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         name = tp.__name__
         if name not in defs:
             defs[name] = {}  # placeholder: breaks recursion

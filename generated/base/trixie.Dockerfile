@@ -8,10 +8,12 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 
 # One sources file we own, so the APT_MIRROR build argument applies to every suite.
+# man1 must exist (even in a slim image) for the JDK's update-alternatives.
 RUN rm -f /etc/apt/sources.list.d/* \
  && printf 'deb %s %s main\n' \
       "${APT_MIRROR}" trixie \
       > /etc/apt/sources.list \
+ && mkdir -p /usr/share/man/man1 \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates \

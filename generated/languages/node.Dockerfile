@@ -6,7 +6,7 @@ FROM ${BASE_IMAGE}
 ARG APT_MIRROR=http://deb.debian.org/debian
 ARG NPM_REGISTRY=https://registry.npmjs.org/
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-USER root
+USER 0:0
 
 
 RUN apt-get update \

@@ -6,7 +6,7 @@ FROM ${BASE_IMAGE}
 ARG APT_MIRROR=http://deb.debian.org/debian
 ARG PIP_INDEX_URL=https://pypi.org/simple
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-USER root
+USER 0:0
 
 
 RUN apt-get update \

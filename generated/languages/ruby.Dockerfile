@@ -5,7 +5,7 @@ FROM ${BASE_IMAGE}
 
 ARG APT_MIRROR=http://deb.debian.org/debian
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-USER root
+USER 0:0
 
 
 RUN apt-get update \

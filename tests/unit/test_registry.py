@@ -1,0 +1,140 @@
+"""The registry model: the real languages.yaml loads, and bad input is rejected by name."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from runtime.errors import RegistryError, UnknownLanguage
+from runtime.registry import DEFAULT_REGISTRY_PATH, load_registry, parse_registry, registry_json_schema
+
+SEED_LANGUAGES = {"python", "node", "java", "go", "ruby", "php", "csharp", "powershell"}
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(DEFAULT_REGISTRY_PATH.read_text())
+    return data
+
+
+def broken(raw: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(raw)
+
+
+def test_real_registry_declares_all_eight_seed_languages_with_tools() -> None:
+    registry = load_registry()
+    assert set(registry.languages) == SEED_LANGUAGES
+    tools = {name: {c.name for c in lang.tools} for name, lang in registry.languages.items()}
+    assert {"numpy", "pandas", "pytest", "black", "flake8", "mypy"} <= tools["python"]
+    assert {"typescript", "jest", "eslint", "prettier"} <= tools["node"]
+    assert {"maven", "gradle"} <= tools["java"]
+    assert {"rspec", "rails"} <= tools["ruby"]
+    assert "composer" in tools["php"]
+    assert registry.languages["go"].version == "1.21"
+    assert registry.languages["php"].version == "8.2"
+
+
+def test_unreachable_sources_are_checksummed_downloads() -> None:
+    registry = load_registry()
+    downloads = {c.name: c.install.download for lang in registry.languages.values() for c in lang.components
+                 if c.install.download is not None}
+    assert set(downloads) == {"gradle", "dotnet-sdk", "pwsh"}
+    assert downloads["gradle"] is not None and downloads["gradle"].optional
+    assert all(d is not None and d.digest for d in downloads.values())
+
+
+def test_aliases_resolve_and_unknown_language_lists_known_ones() -> None:
+    registry = load_registry()
+    assert registry.resolve("py").name == "python"
+    assert registry.resolve("JS").name == "node"
+    assert registry.resolve("pwsh").name == "powershell"
+    with pytest.raises(UnknownLanguage, match="unknown language 'cobol'; known: csharp, go"):
+        registry.resolve("cobol")
+
+
+def test_resources_fall_back_to_defaults() -> None:
+    registry = load_registry()
+    python = registry.resources_for(registry.resolve("python"))
+    assert python.memory == "1g"
+    assert python.pids == registry.defaults.pids
+
+
+def test_missing_field_is_named_with_its_path(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    del data["languages"]["node"]["tools"][1]["check"]
+    with pytest.raises(RegistryError, match=r"languages\.node\.tools\[1\]\.check: field required$"):
+        parse_registry(data)
+
+
+def test_unknown_key_is_rejected(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["languages"]["go"]["compiler_flags"] = "-O2"
+    with pytest.raises(RegistryError, match=r"languages\.go\.compiler_flags: unknown field"):
+        parse_registry(data)
+
+
+def test_wrong_type_is_rejected(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["languages"]["python"]["resources"]["pids"] = "many"
+    with pytest.raises(RegistryError, match=r"languages\.python\.resources\.pids: expected integer, got str 'many'"):
+        parse_registry(data)
+
+
+def test_boolean_is_not_accepted_as_a_number(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["defaults"]["pids"] = True
+    with pytest.raises(RegistryError, match=r"defaults\.pids"):
+        parse_registry(data)
+
+
+def test_duplicate_alias_is_rejected(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["languages"]["ruby"]["aliases"] = ["rb", "py"]
+    with pytest.raises(RegistryError, match=r"languages\.ruby\.aliases: 'py' is already used by 'python'"):
+        parse_registry(data)
+
+
+def test_unknown_suite_and_undeclared_apt_suite_are_rejected(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["languages"]["php"]["suite"] = "sid"
+    with pytest.raises(RegistryError, match=r"languages\.php\.suite: unknown suite 'sid'"):
+        parse_registry(data)
+    data = broken(raw)
+    data["languages"]["go"]["toolchain"][0]["install"]["apt_suite"] = "trixie-backports"
+    with pytest.raises(RegistryError, match=r"languages\.go\.toolchain\[0\]\.install\.apt_suite"):
+        parse_registry(data)
+
+
+def test_download_needs_a_well_formed_checksum(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["languages"]["java"]["tools"][1]["install"]["download"]["sha256"] = "abc"
+    with pytest.raises(RegistryError, match=r"languages\.java\.tools\[1\]\.install\.download: checksum must be 64"):
+        parse_registry(data)
+
+
+def test_component_needs_exactly_one_install_source(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["languages"]["python"]["tools"][0]["install"]["npm"] = ["left-pad"]
+    with pytest.raises(RegistryError, match=r"languages\.python\.tools\[0\]\.install: exactly one install source"):
+        parse_registry(data)
+
+
+def test_malformed_yaml_names_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "languages.yaml"
+    bad.write_text("schema_version: 1\nlanguages: [unclosed\n")
+    with pytest.raises(RegistryError, match=r"languages\.yaml: line \d+, column \d+: not valid YAML"):
+        load_registry(bad)
+
+
+def test_exported_schema_validates_the_real_file_and_rejects_a_typo(raw: dict[str, Any]) -> None:
+    schema = registry_json_schema()
+    jsonschema.validate(raw, schema)
+    data = broken(raw)
+    data["languages"]["node"]["extention"] = ".js"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, schema)
