@@ -6,8 +6,8 @@
 # Waits until `docker info` answers; on failure prints one clear line and exits 1.
 set -euo pipefail
 
-PIDFILE=/var/run/docker.pid
-SOCKET=/var/run/docker.sock
+PIDFILE=${DOCKERD_PIDFILE:-/var/run/docker.pid}
+SOCKET=${DOCKERD_SOCKET:-/var/run/docker.sock}
 LOG=${DOCKERD_LOG:-/var/log/theappapp-dockerd.log}
 WAIT_SECONDS=${DOCKERD_WAIT_SECONDS:-60}
 
@@ -40,7 +40,7 @@ fi
 if ! [ -f "$PIDFILE" ]; then
   [ -S "$SOCKET" ] && { echo "start-docker-engine: removing stale socket"; rm -f "$SOCKET"; }
   # containerd's own stale state is handled by dockerd starting its managed containerd.
-  nohup dockerd >"$LOG" 2>&1 &
+  nohup dockerd --pidfile "$PIDFILE" >"$LOG" 2>&1 &
   echo "start-docker-engine: dockerd started (log: $LOG)"
 fi
 
