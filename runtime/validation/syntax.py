@@ -88,8 +88,7 @@ class TreeSitterChecker:
     def _load(grammar: str) -> Any:
         module_name, function = GRAMMARS[grammar]
         try:
-            import tree_sitter
-
+            tree_sitter = importlib.import_module("tree_sitter")
             module = importlib.import_module(module_name)
             return tree_sitter.Language(getattr(module, function)())
         except (ImportError, AttributeError, TypeError, ValueError):
@@ -103,10 +102,8 @@ class TreeSitterChecker:
         language = self._language(grammar) if grammar in GRAMMARS else None
         if language is None:
             return None
-        import tree_sitter
-
         source = code.encode("utf-8", "surrogatepass")
-        tree = tree_sitter.Parser(language).parse(source)
+        tree = importlib.import_module("tree_sitter").Parser(language).parse(source)
         if not tree.root_node.has_error:
             return []
         return [self._finding(node, source) for node in self._error_nodes(tree.root_node)]
@@ -132,4 +129,6 @@ class TreeSitterChecker:
         else:
             text = source[node.start_byte : node.end_byte].decode("utf-8", "replace").strip().split("\n", 1)[0]
             message = f"unexpected {text[:_SNIPPET]!r}" if text else "syntax error"
+            if node.end_point[0] > row:  # error recovery swallowed several lines; say how far
+                message += f" (the unparsable region runs to line {node.end_point[0] + 1})"
         return Finding("syntax.error", "error", row + 1, column, message)
