@@ -21,7 +21,7 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from builder.checks import run_checks
-from builder.plan import HASH_TAG_PREFIX, ImagePlan
+from builder.plan import ImagePlan
 from runtime import labels
 from runtime.registry import Registry
 
@@ -60,7 +60,7 @@ class BuildOutcome:
 
 
 def hash_reference(plan: ImagePlan, content_hash: str) -> str:
-    return f"{plan.repository}:{HASH_TAG_PREFIX}{content_hash[:16]}"
+    return f"{plan.repository}:{plan.hash_tag_prefix}{content_hash[:16]}"
 
 
 def build_image(
@@ -230,7 +230,7 @@ def _untag_older_builds(client: docker.DockerClient, plan: ImagePlan, keep: str)
     """Drop hash tags of earlier builds so superseded images do not pile up on disk."""
     for image in client.images.list(name=plan.repository):
         for tag in image.tags:
-            if tag != keep and tag.startswith(f"{plan.repository}:{HASH_TAG_PREFIX}"):
+            if tag != keep and tag.startswith(f"{plan.repository}:{plan.hash_tag_prefix}"):
                 with suppress(DockerException):  # still used by a container: the next build tries again
                     client.images.remove(tag, noprune=False)
 

@@ -43,7 +43,9 @@ def _script(lang: Language, marker: str, skip: set[str]) -> str:
     steps.append(("hello", f"cat > {hello_file} <<'{marker}_EOF'\n{lang.hello.code}\n{marker}_EOF\n"
                            f"{lang.command_for(hello_file)}"))
     for name, command in steps:
-        lines += [f"echo {marker} begin {shlex.quote(name)}", f"( {command}\n) 2>&1", f"echo {marker} end $?"]
+        # The newline before the end marker: some tools (mvn) end their output without one.
+        lines += [f"echo {marker} begin {shlex.quote(name)}", f"( {command}\n) 2>&1", "rc=$?", "echo",
+                  f"echo {marker} end $rc"]
     return "\n".join(lines) + "\n"
 
 

@@ -34,6 +34,11 @@ class ImagePlan:
     def reference(self) -> str:
         return f"{self.repository}:{self.tags[0]}"
 
+    @property
+    def hash_tag_prefix(self) -> str:
+        """Bases of every suite share one repository, so their hash tags name the suite."""
+        return HASH_TAG_PREFIX if self.language else f"{HASH_TAG_PREFIX}{self.tags[0]}-"
+
     def content_hash(self, parent_identity: str) -> str:
         """Hash of everything the image is made of: Dockerfile, context files, parent, and checks.
 

@@ -51,3 +51,24 @@ def test_unreadable_ca_file_is_a_clear_error(tmp_path: Path) -> None:
     registry = load_registry()
     with pytest.raises(BuildInputError, match="cannot read the extra CA certificate"):
         plan_images(registry, render(registry), select_languages(registry, []), tmp_path / "absent.crt")
+
+
+def test_hash_tags_of_bases_name_their_suite_so_pruning_one_spares_the_other() -> None:
+    registry = load_registry()
+    plans = plan_images(registry, render(registry), select_languages(registry, ["python", "node"]), None)
+    prefixes = {p.key: p.hash_tag_prefix for p in plans}
+    assert prefixes["base-bookworm"] == "h-bookworm-" and prefixes["base-trixie"] == "h-trixie-"
+    assert not prefixes["base-bookworm"].startswith(prefixes["base-trixie"])
+
+
+def test_check_output_without_a_final_newline_is_still_framed() -> None:
+    from builder.checks import _parse, _script
+
+    registry = load_registry()
+    script = _script(registry.resolve("java"), "M", set())
+    assert "rc=$?\necho\necho M end $rc" in script
+    parsed = _parse("M begin maven\nApache Maven 3\x1b[0m\nM end 0\nM begin hello\nhello, world\n\nM end 0\n", "M")
+    assert [(r.name, r.passed, r.output) for r in parsed] == [
+        ("maven", True, "Apache Maven 3\x1b[0m"),
+        ("hello", True, "hello, world"),
+    ]
