@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -31,6 +32,7 @@ from runtime.errors import InvalidIdentifier, SandboxError, TaskNotFound
 from runtime.hijack import STDERR, ExecConnection, start_exec
 from runtime.paths import under_workspace
 
+log = logging.getLogger(__name__)
 KILL_GRACE = 1.5  # seconds the killer and the stream teardown may take after a timeout
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -52,7 +54,7 @@ for ((round = 0; round < 200; round++)); do
   done
   [ "$n" = 0 ] && break
 done
-echo theappapp-killed
+[ "$n" = 0 ] && echo theappapp-killed
 """
 
 
@@ -314,37 +316,49 @@ class Executor:
             output = await self.run_internal(target, ["/bin/bash", "-c", KILLER_SCRIPT], KILL_GRACE)
             if b"theappapp-killed" in output:
                 return
-        except (TimeoutError, SandboxError, docker.errors.APIError, OSError):
-            pass
+            log.debug("in-container killer did not finish: %r", output[-200:])
+        except (TimeoutError, SandboxError, docker.errors.APIError, OSError) as err:
+            log.debug("in-container killer failed: %r", err)
         if target.host_kill and target.cgroup is not None and target.cgroup.memory is not None:
             await asyncio.get_running_loop().run_in_executor(None, host_kill, target.cgroup)
 
 
-def host_kill(cgroup: ContainerCgroup) -> None:
+def host_kill(cgroup: ContainerCgroup, rounds: int = 3) -> None:
     """Freeze the container's cgroup, SIGKILL all but init and the keeper, thaw. Best effort."""
     memory = cgroup.memory
     if memory is None:
         return
     if cgroup.version == 2:
-        freeze, frozen, thawed = memory / "cgroup.freeze", "1", "0"
+        freeze, state, frozen, thawed = memory / "cgroup.freeze", memory / "cgroup.events", "1", "0"
     else:
         freeze = Path(str(memory).replace("/memory/", "/freezer/", 1)) / "freezer.state"
-        frozen, thawed = "FROZEN", "THAWED"
-    try:
-        freeze.write_text(frozen)
-        procs = [int(p) for p in (memory / "cgroup.procs").read_text().split()]
-        ns = {pid: _ns_pid(pid) for pid in procs}
-        inner = sorted(n for n in ns.values() if n is not None and n > 1)
-        spare = {1, inner[0]} if inner else {1}
-        for pid, nspid in ns.items():
-            if nspid is not None and nspid not in spare:
+        state, frozen, thawed = freeze, "FROZEN", "THAWED"
+    for _ in range(rounds):
+        try:
+            freeze.write_text(frozen)
+            # Listing while still FREEZING would miss children forked meanwhile.
+            for _ in range(100):
+                text = state.read_text()
+                if (cgroup.version == 1 and text.strip() == "FROZEN") or "frozen 1" in text:
+                    break
+                time.sleep(0.01)
+            procs = [int(p) for p in (memory / "cgroup.procs").read_text().split()]
+            ns = {pid: _ns_pid(pid) for pid in procs}
+            inner = sorted(n for n in ns.values() if n is not None and n > 1)
+            spare = {1, inner[0]} if inner else {1}
+            victims = [pid for pid, nspid in ns.items() if nspid is not None and nspid not in spare]
+            for pid in victims:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            freeze.write_text(thawed)
+        except OSError as err:
+            log.debug("host-side kill failed: %r", err)
+            victims = []
+        finally:
+            with contextlib.suppress(OSError):
+                freeze.write_text(thawed)
+        if not victims:
+            return
+        time.sleep(0.05)
 
 
 def _ns_pid(pid: int) -> int | None:

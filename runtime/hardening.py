@@ -37,7 +37,7 @@ class ContainerSpec:
         gid = gid or uid
         tmpfs = {
             "/tmp": f"rw,exec,nosuid,nodev,size={res.tmp_size},mode=1777",
-            cfg.home: f"rw,exec,nosuid,nodev,size={res.home_size},uid={uid},gid={gid},mode=0700",
+            cfg.home: f"rw,exec,nosuid,nodev,size={res.home_size},uid={uid},gid={gid}",
         }
         security_opt = ["no-new-privileges:true"] if cfg.no_new_privileges else []
         kwargs: dict[str, Any] = {

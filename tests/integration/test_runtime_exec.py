@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime.errors import InvalidIdentifier, InvalidPath
+from runtime.execution import host_kill
 from runtime.manager import ContainerManager, Sandbox
 
 pytestmark = pytest.mark.integration
@@ -119,7 +120,8 @@ async def test_stream_yields_chunks_as_they_arrive_and_sets_the_result(sandbox: 
     seen: list[tuple[str, str, float]] = []
     async for chunk in stream:
         seen.append((chunk.stream, chunk.text, time.monotonic() - t0))
-    assert [(s, t) for s, t, _ in seen] == [("stdout", "1\n"), ("stdout", "2\n"), ("stdout", "3\n"), ("stderr", "bye\n")]
+    expected = [("stdout", "1\n"), ("stdout", "2\n"), ("stdout", "3\n"), ("stderr", "bye\n")]
+    assert [(s, t) for s, t, _ in seen] == expected
     assert seen[0][2] < 0.4 < seen[1][2]  # the first line came before the command finished
     assert stream.result is not None and stream.result.exit_code == 0 and stream.result.stdout == "1\n2\n3\n"
 
@@ -148,3 +150,15 @@ async def test_oom_kill_is_reported_for_the_command_and_for_a_child(manager: Con
         assert inside.oom_killed and inside.exit_code == 137
         killed = await sandbox.exec("kill -KILL $$")
         assert killed.exit_code == 137 and not killed.oom_killed
+
+
+async def test_host_side_fallback_killer_spares_only_init_and_keeper(
+    manager: ContainerManager, sandbox: Sandbox
+) -> None:
+    target = manager._tasks[sandbox.task_id].target
+    if target.cgroup is None or not target.host_kill:
+        pytest.skip("the container's cgroup is not on this host (remote engine or another OCI runtime)")
+    await sandbox.exec("setsid sleep 401 & nohup sleep 402 >/dev/null 2>&1 & disown; true")
+    assert len(await _processes(sandbox)) == 4
+    await asyncio.get_running_loop().run_in_executor(None, host_kill, target.cgroup)
+    assert await _processes(sandbox) == ["/sbin/docker-init -- sleep infinity", "sleep infinity"]
