@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -34,6 +36,7 @@ from runtime.errors import (
     SandboxError,
     TaskExists,
     TaskNotFound,
+    ValidationFailed,
 )
 from runtime.events import ExecEvent, LifecycleEvent, Observer, ResourceUsage
 from runtime.execution import ExecRequest, ExecResult, ExecStream, ExecTarget, Executor
@@ -42,10 +45,13 @@ from runtime.hardening import ContainerSpec
 from runtime.naming import container_name, validate_id, volume_name
 from runtime.owner import Owner
 from runtime.paths import relative_parts
+from runtime.pool import WarmPool, remove_container_sync
 from runtime.registry import Language, Registry, get_registry
 
 if TYPE_CHECKING:
     from runtime.network import NetworkPolicyStatus
+    from runtime.runcode import RunResult
+    from runtime.validation import CodeValidator
 
 log = logging.getLogger(__name__)
 _COMMAND_CHARS = 300
@@ -99,9 +105,21 @@ class ContainerManager:
         self._tasks: dict[str, _Task] = {}
         self._pending: dict[str, asyncio.Event] = {}
         self._volumes: set[str] = set()
+        self.validator: CodeValidator | None = None  # run_code's; made on first use, replaceable (e.g. strict)
         self._cgroup_layout: tuple[int, str] | None = None
         self._host_kill = False
         self._started = False
+        # Background removals by container name: shutdown and a re-create of that name wait for them.
+        self._removing: dict[str, Future[Any]] = {}
+        self.pool: WarmPool | None = self._new_pool()
+
+    def _new_pool(self) -> WarmPool | None:
+        if not self.config.pool_enabled:
+            return None
+        return WarmPool(
+            lambda: self._engine, self.config, self.owner, self.registry, self._ensure_volume,
+            self._network_name(None),
+        )
 
     # -- lifecycle of the manager ------------------------------------------------------------
 
@@ -149,6 +167,10 @@ class ContainerManager:
     async def shutdown(self) -> None:
         """Destroy every container this manager created, then release the engine connection."""
         await asyncio.gather(*(self.destroy_container(t) for t in list(self._tasks)), return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.shutdown()
+            self.pool = self._new_pool()  # a later startup() begins with an empty pool
+        await self.settle()
         self._engine.close()
         self._started = False
 
@@ -221,6 +243,21 @@ class ContainerManager:
             await self._engine.call(api.create_volume, name, labels=self.owner.volume_labels(project_id))
             self._volumes.add(name)
         return name
+
+    async def delete_project_volume(self, project_id: str) -> bool:
+        """Remove the project's volume and its files — only ever on request. False if there was none.
+
+        Refused with `SandboxError` while a container uses it or when it is not this installation's.
+        """
+        from runtime.cleanup import remove_project_volume
+
+        name = volume_name(project_id)
+        client = await self._engine.connect()
+        removed = await self._engine.call(
+            remove_project_volume, client.api, self.config.installation_id, project_id
+        )
+        self._volumes.discard(name)
+        return removed
 
     async def _create_started(self, spec: ContainerSpec, task_id: str, project_id: str) -> str:
         """Create and start the container; nothing is left behind if either step fails."""
@@ -352,6 +389,44 @@ class ContainerManager:
         )
         return await stream.collect()
 
+    async def run_code(
+        self,
+        task_id: str,
+        code: str,
+        filename: str | None = None,
+        *,
+        strict: bool = False,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> RunResult:
+        """Write `code` into /workspace, validate it, run it with the language's command.
+
+        The findings come back with the result and never stop the run, unless `strict`:
+        then error-severity findings raise `ValidationFailed` before anything is written.
+        The default file is `main<ext>` (Java: named after its public class).
+        """
+        from runtime.runcode import RunResult, check_filename, default_filename
+        from runtime.validation import CodeValidator, blocking
+
+        task = self._task(task_id)
+        lang = self.registry.resolve(task.info.language)
+        name = check_filename(filename) if filename is not None else default_filename(lang, code)
+        if self.validator is None:
+            self.validator = CodeValidator(self.registry)
+        validate = functools.partial(self.validator.validate, code, lang.name, filename=name)
+        # A 1 KB snippet validates in well under a millisecond; only big files go to a thread.
+        findings = await asyncio.to_thread(validate) if len(code) > 64 * 1024 else validate()
+        if strict and blocking(findings):
+            errors = blocking(findings)
+            raise ValidationFailed(
+                f"{len(errors)} error(s) in {name}: " + "; ".join(str(f) for f in errors[:3]), tuple(findings)
+            )
+        await self.write_files(task_id, {name: code})
+        command = lang.command_for(name)
+        result = await self.exec_command(task_id, command, timeout=timeout, env=env, stdin=stdin)
+        return RunResult(result, tuple(findings), name, command)
+
     # -- files -----------------------------------------------------------------------------
 
     async def write_files(self, task_id: str, files: Mapping[str, str | bytes]) -> list[str]:
@@ -371,9 +446,8 @@ class ContainerManager:
         """The bytes of one regular file under /workspace."""
         task = self._task(task_id)
         rel = "/".join(relative_parts(path))
-        await self._check_links(task, [rel])
+        (full,) = await self._check_links(task, [rel])  # a link inside the workspace is followed
         limit = self.config.max_archive_bytes
-        full = f"{self.config.workspace}/{rel}"
 
         def fetch() -> bytes:
             try:
@@ -395,12 +469,12 @@ class ContainerManager:
             raise InvalidPath(str(err)) from err
         return single_file(archive, rel)
 
-    async def _check_links(self, task: _Task, paths: list[str]) -> None:
-        """Refuse paths that an existing symlink in the workspace would lead elsewhere."""
+    async def _check_links(self, task: _Task, paths: list[str]) -> list[str]:
+        """Where the paths really lead; `InvalidPath` if an existing symlink leads out of the workspace."""
         output = await self._executor.run_internal(
             task.target, resolve_command(self.config.workspace, paths), self.config.api_timeout
         )
-        check_resolved(self.config.workspace, paths, output.decode("utf-8", "surrogateescape"))
+        return check_resolved(self.config.workspace, paths, output.decode("utf-8", "surrogateescape"))
 
     # -- observers -------------------------------------------------------------------------
 
