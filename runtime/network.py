@@ -9,8 +9,12 @@ install rules never raises: the status says what is missing and what to do about
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
+import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -25,6 +29,8 @@ DEFAULT_NETWORK = "theappapp-sandbox"
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 _IFNAMSIZ = 15  # Linux interface names are at most 15 bytes
+# Where the engine takes its upstream resolvers from (the second when systemd-resolved's stub is in use).
+RESOLV_CONF_FILES = ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf")
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,13 @@ def ensure_sandbox_network(
         )
     host_blocked, metadata_blocked, fw_problems = _apply_firewall(name, interface, ipv6=ipv6, install=install_firewall)
     problems.extend(fw_problems)
+    if host_blocked and _engine_is_local(client):
+        problems.extend(
+            f"The DNS server {address} (from the host's resolv.conf) is an address of this host, which sandboxes "
+            "cannot reach, so name resolution in sandboxes fails if the engine uses it; give the engine an "
+            'off-host resolver (daemon.json "dns").'
+            for address in host_local_nameservers()
+        )
     return NetworkPolicyStatus(
         network_name=name,
         host_blocked=host_blocked,
@@ -102,6 +115,46 @@ def remove_sandbox_network(client: docker.DockerClient, name: str = DEFAULT_NETW
             ) from exc
     for interface in sorted(interfaces):
         _remove_rules(interface)
+
+
+def host_local_nameservers(paths: Iterable[str] = RESOLV_CONF_FILES) -> list[str]:
+    """IPv4 nameservers that are addresses of this host (loopback excepted: the engine replaces those).
+
+    The engine's embedded DNS (20.10) forwards from inside the container's namespace, so such a
+    server is reached through the bridge and dropped by the host rule.
+    """
+    found: list[str] = []
+    for path in paths:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            words = line.split()
+            if len(words) < 2 or words[0] != "nameserver" or words[1] in found:
+                continue
+            try:
+                address = ipaddress.ip_address(words[1])
+            except ValueError:
+                continue
+            if address.version == 4 and not address.is_loopback and _is_local_address(words[1]):
+                found.append(words[1])
+    return found
+
+
+def _is_local_address(address: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((address, 0))  # succeeds only for an address this host owns
+        except OSError:
+            return False
+    return True
+
+
+def _engine_is_local(client: docker.DockerClient) -> bool:
+    """The host's resolv.conf only says something about an engine on this machine (a unix socket)."""
+    base_url = getattr(getattr(client, "api", None), "base_url", "")
+    return isinstance(base_url, str) and base_url.startswith("http+docker://")
 
 
 def _find(client: docker.DockerClient, name: str) -> Network | None:

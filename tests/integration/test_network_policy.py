@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ RUN = uuid.uuid4().hex[:8]
 TEST_LABEL = "org.theappapp.test.network-policy"
 IMAGES = ("theappapp-python:latest", "theappapp-base:bookworm")
 CONNECT_TIMEOUT = 3  # seconds per connect attempt; a dropped SYN fails after this
+OUTSIDE_PORT = 8080  # the HTTP server in the "outside" namespace
 
 
 # --- host-side helpers -----------------------------------------------------------------------
@@ -62,6 +64,12 @@ def _host_ipv4_addresses() -> list[str]:
 
 def _iface_ipv4(interface: str) -> str:
     return _sh("ip", "-4", "-o", "addr", "show", "dev", interface).split()[3].split("/")[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        return int(probe.getsockname()[1])
 
 
 def _tagged_rules(program: str, interface: str) -> list[str]:
@@ -216,9 +224,11 @@ class Sandbox:
 @pytest.fixture(scope="module")
 def sandbox_net(docker_client: docker.DockerClient, root_with_tools: None) -> Iterator[Sandbox]:
     name = f"theappapp-nettest-{RUN}"
-    status = ensure_sandbox_network(docker_client, name)
-    yield Sandbox(name, bridge_interface_name(name), status)
-    remove_sandbox_network(docker_client, name)
+    try:
+        status = ensure_sandbox_network(docker_client, name)
+        yield Sandbox(name, bridge_interface_name(name), status)
+    finally:
+        remove_sandbox_network(docker_client, name)
 
 
 @pytest.fixture(scope="module")
@@ -277,11 +287,18 @@ def outside(root_with_tools: None) -> Iterator[Outside]:
         ["ip", "-n", namespace, "link", "set", "lo", "up"],
         ["ip", "route", "add", f"{metadata}/32", "via", ns_ip],
     ]
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         for step in steps:
             _sh(*step)
+        # An HTTP server on every namespace address (incl. the metadata one) and a resolver.
+        servers.append(_in_namespace(namespace, sys.executable, "-m", "http.server", str(OUTSIDE_PORT)))
+        servers.append(_in_namespace(namespace, sys.executable, "-c", _DNS_SERVER, ns_ip, ns_ip))
+        time.sleep(1)  # both bind within milliseconds; this is generous
         yield Outside(namespace, ns_ip, metadata)
     finally:
+        for server in servers:
+            _stop(server)
         subprocess.run(["ip", "route", "del", f"{metadata}/32", "via", ns_ip], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", host_end], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
@@ -406,25 +423,57 @@ def test_routed_metadata_is_blocked_while_egress_and_dns_work(
 ) -> None:
     # A sandbox whose DNS upstream is the "outside" resolver: Docker's embedded DNS forwards to it.
     sandbox = containers.run("egress", sandbox_net.name, dns=[outside.address])
-    http = _in_namespace(outside.namespace, sys.executable, "-m", "http.server", "8080", "--bind", "0.0.0.0")
-    dns = _in_namespace(outside.namespace, sys.executable, "-c", _DNS_SERVER, outside.address, outside.address)
+    egress, metadata = (outside.address, OUTSIDE_PORT), (outside.metadata, OUTSIDE_PORT)
+    egress_key, metadata_key = f"{outside.address}:{OUTSIDE_PORT}", f"{outside.metadata}:{OUTSIDE_PORT}"
+
+    assert _probe(control, [egress, metadata]) == {egress_key: True, metadata_key: True}
+    assert _probe(sandbox, [egress, metadata]) == {egress_key: True, metadata_key: False}
+    resolved = sandbox.exec_run(["getent", "hosts", "egress.theappapp.test"])
+    assert resolved.exit_code == 0, "DNS through the engine's resolver must work"
+    assert resolved.output.decode().split()[0] == outside.address
+
+
+def test_a_host_port_that_dnat_forwards_elsewhere_is_unreachable(
+    sandbox: Container, control: Container, outside: Outside
+) -> None:
+    # Like a kube-proxy NodePort, or the engine's published ports with the userland proxy off:
+    # the host address is rewritten before INPUT, so only the DOCKER-USER DNAT rule stops it.
+    port = _free_port()
+    rule = [
+        "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-p", "tcp", "--dport", str(port),
+        "-m", "comment", "--comment", f"theappapp-nettest-{RUN}",
+        "-j", "DNAT", "--to-destination", f"{outside.address}:{OUTSIDE_PORT}",
+    ]  # fmt: skip
+    _sh("iptables", "-w", "5", "-t", "nat", "-I", *rule)
     try:
-        time.sleep(1)  # both servers bind within milliseconds; this is generous
-        egress, metadata = (outside.address, 8080), (outside.metadata, 8080)
-        assert _probe(control, [egress, metadata]) == {
-            f"{outside.address}:8080": True,
-            f"{outside.metadata}:8080": True,
-        }
-        assert _probe(sandbox, [egress, metadata]) == {
-            f"{outside.address}:8080": True,
-            f"{outside.metadata}:8080": False,
-        }
-        resolved = sandbox.exec_run(["getent", "hosts", "egress.theappapp.test"])
-        assert resolved.exit_code == 0, "DNS through the engine's resolver must work"
-        assert resolved.output.decode().split()[0] == outside.address
+        targets = [(address, port) for address in _host_ipv4_addresses()]
+        assert all(_probe(control, targets).values()), "control: the forwarded port answers on every host address"
+        assert not any(_probe(sandbox, targets).values())
     finally:
-        _stop(http)
-        _stop(dns)
+        _sh("iptables", "-w", "5", "-t", "nat", "-D", *rule)
+
+
+def test_a_dns_server_on_the_host_is_unreachable_too(
+    containers: Containers, sandbox_net: Sandbox, root_with_tools: None
+) -> None:
+    # Why ensure() warns about a resolver on a host address: Docker 20.10's embedded DNS
+    # forwards from the container's namespace, so the query crosses the bridge and is dropped.
+    gateway = _iface_ipv4("docker0")
+    try:
+        server = subprocess.Popen([sys.executable, "-c", _DNS_SERVER, gateway, "10.9.9.9"], stderr=subprocess.PIPE)
+    except OSError as exc:
+        pytest.skip(f"cannot start a resolver: {exc}")
+    try:
+        time.sleep(0.5)
+        if server.poll() is not None:
+            pytest.skip(f"port 53 on {gateway} is taken: {server.stderr.read().decode() if server.stderr else ''}")
+        control = containers.run("dns-ctl", "bridge", dns=[gateway])
+        sandbox = containers.run("dns-sbx", sandbox_net.name, dns=[gateway])
+        query = ["timeout", "5", "getent", "hosts", "host-dns.theappapp.test"]
+        assert control.exec_run(query).output.decode().split()[:1] == ["10.9.9.9"], "control resolves"
+        assert sandbox.exec_run(query).exit_code != 0
+    finally:
+        _stop(server)
 
 
 def test_network_none_has_only_loopback_and_no_way_to_the_host(containers: Containers, host_listener: Listener) -> None:
@@ -454,3 +503,18 @@ def test_ensure_is_idempotent_and_remove_deletes_every_tagged_rule(
     assert _tagged_rules("iptables", interface) == [] and _tagged_rules("ip6tables", interface) == []
     assert not docker_client.networks.list(names=[name])
     assert not Path(f"/sys/class/net/{interface}").exists()
+
+
+def test_concurrent_ensures_make_one_network_and_one_set_of_rules(
+    docker_client: docker.DockerClient, root_with_tools: None
+) -> None:
+    name = f"theappapp-nettest-{RUN}-race"
+    interface = bridge_interface_name(name)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = list(pool.map(lambda _: ensure_sandbox_network(docker_client, name), range(4)))
+        assert all(s.host_blocked and s.metadata_blocked and s.icc_disabled for s in statuses)
+        assert len([n for n in docker_client.networks.list(names=[name]) if n.name == name]) == 1
+        assert len(_tagged_rules("iptables", interface)) == 3
+    finally:
+        remove_sandbox_network(docker_client, name)

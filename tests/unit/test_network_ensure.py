@@ -4,10 +4,12 @@ what is reported, and that nothing raises for lack of root or iptables."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from runtime import firewall
+from runtime import firewall, network
 from runtime.errors import NetworkPolicyError
 from runtime.firewall import CommandResult
 from runtime.network import (
@@ -177,3 +179,30 @@ def test_remove_without_root_does_not_raise(monkeypatch: pytest.MonkeyPatch) -> 
     client.networks.add(NAME, Labels={"theappapp-managed": "true"})
     remove_sandbox_network(client, NAME)  # type: ignore[arg-type]
     assert client.networks.removed == [NAME]
+
+
+def test_nameservers_on_this_host_are_found_and_loopback_ones_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(
+        "# comment\nnameserver 127.0.0.53\nnameserver 192.0.2.53\nnameserver 203.0.113.7\nnameserver ::1\n"
+    )
+    monkeypatch.setattr(network, "_is_local_address", lambda address: address in ("127.0.0.53", "192.0.2.53"))
+    assert network.host_local_nameservers([str(resolv), str(tmp_path / "missing")]) == ["192.0.2.53"]
+
+
+def test_local_address_probe_binds_without_sending() -> None:
+    assert network._is_local_address("127.0.0.1")
+    assert not network._is_local_address("203.0.113.7")  # TEST-NET-3: never an address of this host
+
+
+def test_a_host_local_dns_server_is_reported_for_a_local_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    Host(monkeypatch)
+    monkeypatch.setattr(network, "host_local_nameservers", lambda: ["192.0.2.53"])
+    client = FakeClient()
+    assert ensure_sandbox_network(client, NAME).problems == ()  # type: ignore[arg-type]  # remote engine: no claim
+    client.api = SimpleNamespace(base_url="http+docker://localhost")  # type: ignore[attr-defined]
+    status = ensure_sandbox_network(client, NAME)  # type: ignore[arg-type]
+    assert status.host_blocked
+    assert len(status.problems) == 1 and "DNS server 192.0.2.53" in status.problems[0]
