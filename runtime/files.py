@@ -86,11 +86,12 @@ def resolve_command(workspace: str, rel_paths: list[str]) -> list[str]:
     return ["realpath", "-m", "--", *(join(workspace, p) for p in rel_paths)]
 
 
-def check_resolved(workspace: str, rel_paths: list[str], output: str) -> None:
-    """`InvalidPath` for the first path whose resolved location is outside the workspace."""
+def check_resolved(workspace: str, rel_paths: list[str], output: str) -> list[str]:
+    """The resolved absolute paths; `InvalidPath` for the first one outside the workspace."""
     resolved = output.splitlines()
     if len(resolved) != len(rel_paths):
         raise InvalidPath(f"could not resolve {rel_paths!r} inside the sandbox")
     for rel, real in zip(rel_paths, resolved, strict=True):
-        if real != join(workspace, rel) and not (real == workspace or real.startswith(workspace + "/")):
+        if not real.startswith(workspace + "/"):
             raise InvalidPath(f"{rel!r} leads outside {workspace} through a symlink (to {real})")
+    return resolved

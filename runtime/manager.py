@@ -19,8 +19,8 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -166,11 +166,12 @@ class ContainerManager:
 
     async def shutdown(self) -> None:
         """Destroy every container this manager created, then release the engine connection."""
+        pool = self.pool
+        if pool is not None:
+            await pool.shutdown()  # first, so the destroys below refill nothing
         await asyncio.gather(*(self.destroy_container(t) for t in list(self._tasks)), return_exceptions=True)
-        if self.pool is not None:
-            await self.pool.shutdown()
-            self.pool = self._new_pool()  # a later startup() begins with an empty pool
         await self.settle()
+        self.pool = self._new_pool() if pool is not None else None  # a later startup() starts empty
         self._engine.close()
         self._started = False
 
@@ -217,7 +218,13 @@ class ContainerManager:
                 resources=self.registry.resources_for(lang),
                 config=self.config,
             )
-            container_id = await self._create_started(spec, task_id, project_id)
+            await self._wait_removed(name)
+            # A warm spare when one is ready and fresh; any pool failure comes back as None: create cold.
+            container_id = None
+            if self.pool is not None:
+                container_id = await self.pool.take(project_id, lang.name, image=spec.image, network=net, name=name)
+            if container_id is None:
+                container_id = await self._create_started(spec, task_id, project_id)
             info = ContainerInfo(
                 task_id, project_id, lang.name, container_id, name, volume, spec.image, net, started_at
             )
@@ -229,6 +236,8 @@ class ContainerManager:
             del self._pending[task_id]
             done.set()
         self._emit_lifecycle("create", task_id, project_id, lang.name, started_at, t0)
+        if self.pool is not None:
+            self.pool.refill(project_id, lang.name)
         return info
 
     def _network_name(self, network: str | None) -> str:
@@ -289,7 +298,9 @@ class ContainerManager:
             held = holder.get("Config", {}).get("Labels") or {}
         except docker.errors.NotFound:
             held = {}
-        if held.get(labels.TASK) == task_id and held.get(labels.PROJECT) == project_id:
+        # A pool-made holder has no task label: its project label and the name pin the task down.
+        held_task = held.get(labels.TASK) or (task_id if labels.POOL in held else None)
+        if held_task == task_id and held.get(labels.PROJECT) == project_id:
             return TaskExists(f"task {task_id!r} of project {project_id!r} already has a container ({name})")
         return InvalidIdentifier(
             f"container name {name} is taken by project {held.get(labels.PROJECT)!r} task "
@@ -311,6 +322,13 @@ class ContainerManager:
             return False
         info, t0, at = task.info, time.monotonic(), time.time()
         usage = task.target.cgroup.usage() if task.target.cgroup else ResourceUsage()
+        if self.pool is not None:
+            self.pool.refill(info.project_id, info.language)
+        if self.config.destroy_in_background:
+            # Detached: the task is gone from the manager; the engine's removal finishes off the critical path.
+            self._remove_in_background(info, at, t0)
+            self._emit_lifecycle("destroy", task_id, info.project_id, info.language, at, t0, usage=usage)
+            return True
         try:
             await self._remove(info.container_id)
         except BaseException as err:
@@ -318,6 +336,60 @@ class ContainerManager:
             raise
         self._emit_lifecycle("destroy", task_id, info.project_id, info.language, at, t0, usage=usage)
         return True
+
+    def _remove_in_background(self, info: ContainerInfo, at: float, t0: float) -> None:
+        """Removal in the engine's thread pool, independent of this event loop.
+
+        If it fails, observers get `destroy_failed` later and the labelled container is
+        left to the cleanup job (its expiry, or its owner's death, makes it an orphan).
+        """
+        loop = asyncio.get_running_loop()
+        future = self._engine.submit(remove_container_sync, self._engine, info.container_id)
+        self._removing[info.container_name] = future
+
+        def done(f: Future[Any]) -> None:  # runs in the engine's thread
+            if self._removing.get(info.container_name) is f:
+                self._removing.pop(info.container_name, None)
+            err = None if f.cancelled() else f.exception()
+            if err is None:
+                return
+            log.warning("background removal of %s failed (cleanup will remove it): %s", info.container_name, err)
+            emit = functools.partial(
+                self._emit_lifecycle, "destroy_failed", info.task_id, info.project_id, info.language, at, t0,
+                error=str(err),
+            )
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the log line stands
+                loop.call_soon_threadsafe(emit)
+
+        future.add_done_callback(done)
+
+    async def _wait_removed(self, name: str) -> None:
+        """A task re-created under a name still being removed waits for that removal."""
+        future = self._removing.get(name)
+        if future is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(future)
+
+    async def settle(self) -> None:
+        """Wait until every background removal started so far (tasks and spares) has finished."""
+        pending = [asyncio.wrap_future(f) for f in self._removing.copy().values()]  # copy: threads pop
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.settle()
+
+    async def prewarm(self, project_id: str, language: str, count: int = 1) -> int:
+        """Make spares for (project, language) now, up to `count` within the pool's caps.
+
+        Returns how many are ready; 0 with the pool off. For an orchestrator that knows tasks are coming.
+        """
+        validate_id("project id", project_id)
+        lang = self.registry.resolve(language)
+        if self.pool is None:
+            return 0
+        if not self._started:
+            await self.startup()
+        return await self.pool.prewarm(project_id, lang.name, count)
 
     async def _remove(self, container_id: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):
