@@ -18,6 +18,7 @@ from runtime.errors import (
 )
 from runtime.execution import ExecResult, ExecStream, OutputChunk
 from runtime.manager import ContainerInfo, ContainerManager, Sandbox, get_container_manager
+from runtime.pool import WarmPool
 from runtime.registry import Language, Registry, get_registry, load_registry
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "TaskExists",
     "TaskNotFound",
     "UnknownLanguage",
+    "WarmPool",
     "get_container_manager",
     "get_registry",
     "load_registry",

@@ -55,6 +55,16 @@ class RuntimeConfig:
     workspace: str = "/workspace"
     log_max_size: str = "1m"
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    # Warm pool (runtime/pool.py): fresh spares per (project, language) that create_container
+    # hands over instead of creating. Env: THEAPPAPP_POOL_ENABLED, THEAPPAPP_POOL_SPARES_PER_KEY, ...
+    pool_enabled: bool = True
+    pool_spares_per_key: int = 1  # refilled to this in the background after a task starts or ends on a key
+    pool_max_per_key: int = 4  # cap per key, prewarm included
+    pool_max_spares: int = 16  # cap over all keys
+    pool_idle_ttl: float = 300.0  # seconds a spare may wait before it is removed
+    pool_min_available_memory: int = 1024 * MiB  # host MemAvailable under which no spare is made
+    # destroy_container returns once the task is detached; removal finishes in the background.
+    destroy_in_background: bool = True
 
     def __post_init__(self) -> None:
         if self.network not in ("sandbox", "none"):
@@ -65,6 +75,8 @@ class RuntimeConfig:
             raise SandboxError("byte limits must be positive")
         if not self.shell:
             raise SandboxError("shell must name a program")
+        if min(self.pool_spares_per_key, self.pool_max_per_key, self.pool_max_spares) < 0 or self.pool_idle_ttl <= 0:
+            raise SandboxError("pool caps must be >= 0 and pool_idle_ttl positive")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RuntimeConfig:

@@ -12,7 +12,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -100,9 +100,9 @@ class Engine:
         except _TRANSPORT_ERRORS as err:
             raise EngineUnavailable(f"lost the Docker engine at {self.where}: {err}") from err
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Run `fn` in the pool without waiting for it (background removal)."""
-        self._executor.submit(fn, *args, **kwargs)
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run `fn` in the pool without waiting for it (background removal); the future says when it is done."""
+        return self._executor.submit(fn, *args, **kwargs)
 
     @property
     def closed(self) -> bool:

@@ -1,0 +1,353 @@
+"""Warm pool: fresh, never-used containers per (project, language) that `create_container` hands over.
+
+A cold task start pays a Docker create + start (~165 ms here) before its first command;
+a spare pays it ahead, in the background. The project volume is mounted at creation, so
+spares are keyed by (project, language). A spare serves exactly one task: it leaves the
+pool synchronously, before any await, so two concurrent creates can never both get it,
+and it is removed with its task like any other container.
+
+Identity. Docker labels cannot change after creation, so a spare carries what is known
+when it is made: managed, project, language, owner, installation, expiry and
+`pool=spare` — and no task label. At hand-over it is renamed from `theappapp_spare-…`
+to the task's name `theappapp-{project}-{task}`; from then on the task's identity lives
+in that name and in the manager's records. So `pool=spare` means "made by the pool":
+such a container whose name still starts with `SPARE_PREFIX` is idle, a renamed one
+serves a task. (The '_' keeps the two name forms apart: no pair of ids makes `theappapp_`.)
+
+Freshness. A spare is handed out only if the image it was created from is still the
+image its tag names: after a rebuild the tag moves and older spares are dropped.
+
+Bounds: a global cap, a per-key cap, an idle TTL, and the host's MemAvailable. Every
+pool failure is logged and answered with `None`, i.e. a cold create: the pool never
+fails a task. `shutdown()` removes every spare, including ones still being made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from runtime import labels
+from runtime.config import RuntimeConfig
+from runtime.engine import Engine
+from runtime.hardening import ContainerSpec
+from runtime.owner import Owner
+from runtime.registry import Registry
+
+log = logging.getLogger(__name__)
+
+SPARE_PREFIX = "theappapp_spare-"
+SPARE = "spare"  # value of labels.POOL
+MEMINFO = Path("/proc/meminfo")
+Key = tuple[str, str]  # (project_id, language name)
+
+
+@dataclass(frozen=True)
+class Spare:
+    container_id: str
+    name: str
+    key: Key
+    network: str
+    image_id: str  # the image the container was created from, as an id
+    made_at: float  # time.monotonic()
+
+
+def mem_available(meminfo: Path = MEMINFO) -> int | None:
+    """The host's MemAvailable in bytes, or None where it cannot be read (not Linux).
+
+    This is the memory of the host the runtime runs on; with a remote engine it is
+    a proxy at best, and the pool's caps are what bounds it.
+    """
+    try:
+        for line in meminfo.read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class WarmPool:
+    """Spares per (project, language), bounded, refilled in the background."""
+
+    def __init__(
+        self,
+        engine: Callable[[], Engine],
+        config: RuntimeConfig,
+        owner: Owner,
+        registry: Registry,
+        ensure_volume: Callable[[str], Awaitable[str]],
+        network: str,
+    ) -> None:
+        self._engine = engine  # a getter: the manager replaces its engine after a shutdown
+        self.config = config
+        self.owner = owner
+        self.registry = registry
+        self._ensure_volume = ensure_volume
+        self.network = network
+        self.counts: Counter[str] = Counter()  # hit, miss, stale, failed, made, expired, no_memory
+        self._spares: dict[Key, list[Spare]] = {}
+        self._making: Counter[Key] = Counter()
+        self._jobs: set[asyncio.Task[Any]] = set()
+        self._removals: set[Future[Any]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- what is in the pool -----------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return sum(len(s) for s in self._spares.values())
+
+    def ready(self, project_id: str, language: str) -> int:
+        return len(self._spares.get((project_id, language), ()))
+
+    def spares(self) -> list[Spare]:
+        return [s for key in self._spares.values() for s in key]
+
+    # -- hand-over ---------------------------------------------------------------------------
+
+    async def take(self, project_id: str, language: str, *, image: str, network: str, name: str) -> str | None:
+        """The id of a fresh spare, now named `name`; None means: create the task's container cold."""
+        spare = self._pop((project_id, language), network)
+        if spare is None:
+            self.counts["miss"] += 1
+            return None
+        engine = self._engine()
+        api = engine.client.api
+        try:
+            current, state = await asyncio.gather(
+                engine.call(api.inspect_image, image), engine.call(api.inspect_container, spare.container_id)
+            )
+            if current["Id"] != spare.image_id:
+                # The tag was rebuilt since the spare was made: never hand out the old image.
+                self.counts["stale"] += 1
+                self._discard(spare)
+                self._drop_stale(language, str(current["Id"]))
+                return None
+            if not state["State"]["Running"]:
+                raise RuntimeError(f"spare {spare.name} is not running ({state['State']['Status']})")
+            await engine.call(api.rename, spare.container_id, name)
+        except asyncio.CancelledError:
+            self._discard(spare)
+            raise
+        except docker.errors.APIError as err:
+            if err.status_code == 409:  # the task's name is taken: the cold path reports why; keep the spare
+                self._spares.setdefault(spare.key, []).insert(0, spare)
+            else:
+                self._failed(spare, err)
+            return None
+        except Exception as err:  # any pool failure means a cold create, never a failed task
+            self._failed(spare, err)
+            return None
+        self.counts["hit"] += 1
+        return spare.container_id
+
+    def _pop(self, key: Key, network: str) -> Spare | None:
+        queue = self._spares.get(key)
+        if not queue:
+            return None
+        deadline = time.monotonic() - self.config.pool_idle_ttl
+        for i, spare in enumerate(queue):
+            if spare.made_at < deadline:
+                continue  # the reaper removes it
+            if spare.network == network:
+                return queue.pop(i)
+        return None
+
+    def _failed(self, spare: Spare, err: BaseException) -> None:
+        self.counts["failed"] += 1
+        log.warning("spare %s could not be handed over (creating cold instead): %s", spare.name, err)
+        self._discard(spare)
+
+    def _drop_stale(self, language: str, image_id: str) -> None:
+        for (_, lang), queue in self._spares.items():
+            if lang == language:
+                for spare in [s for s in queue if s.image_id != image_id]:
+                    queue.remove(spare)
+                    self._discard(spare)
+
+    # -- making spares -----------------------------------------------------------------------
+
+    def refill(self, project_id: str, language: str) -> None:
+        """In the background, bring the key back to `pool_spares_per_key` spares (a task started or ended)."""
+        key = (project_id, language)
+        n = self._reserve(key, self.config.pool_spares_per_key)
+        if n:
+            self._spawn(self._fill(key, n))
+
+    async def prewarm(self, project_id: str, language: str, count: int) -> int:
+        """Make spares until the key has `count` (capped); returns how many are ready now."""
+        key = (project_id, language)
+        n = self._reserve(key, min(count, self.config.pool_max_per_key))
+        if n:
+            await self._fill(key, n)
+        return self.ready(project_id, language)
+
+    def _reserve(self, key: Key, want: int) -> int:
+        """Count in `_making` the spares this key may still get; `_fill` makes them."""
+        if self._closed:
+            return 0
+        have = len(self._spares.get(key, ())) + self._making[key]
+        room = self.config.pool_max_spares - self.size - sum(self._making.values())
+        n = max(0, min(want - have, room))
+        self._making[key] += n
+        return n
+
+    async def _fill(self, key: Key, n: int) -> None:
+        await asyncio.gather(*(self._make_one(key) for _ in range(n)))
+
+    async def _make_one(self, key: Key) -> None:
+        try:
+            if not self._memory_ok():
+                self.counts["no_memory"] += 1
+                return
+            spare = await self._create(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a spare that cannot be made is a cold start later, nothing more
+            self.counts["failed"] += 1
+            log.warning("could not make a spare for project %s, %s: %s", key[0], key[1], err)
+            return
+        finally:
+            self._making[key] -= 1
+        if self._closed:
+            self._discard(spare)
+            return
+        self.counts["made"] += 1
+        self._spares.setdefault(key, []).append(spare)
+        self._ensure_reaper()
+
+    def _memory_ok(self) -> bool:
+        available = mem_available()
+        return available is None or available >= self.config.pool_min_available_memory
+
+    def spare_labels(self, project_id: str, language: str, now: float) -> dict[str, str]:
+        """What is known when a spare is made: no task. Its expiry covers the idle wait and a task's life."""
+        out = self.owner.labels(
+            task_id="", project_id=project_id, language=language,
+            ttl=self.config.pool_idle_ttl + self.config.container_ttl, now=now, extra=self.config.extra_labels,
+        )
+        del out[labels.TASK]
+        out[labels.POOL] = SPARE
+        return out
+
+    async def _create(self, key: Key) -> Spare:
+        project_id, language = key
+        lang = self.registry.resolve(language)
+        engine = self._engine()
+        api = engine.client.api
+        volume = await self._ensure_volume(project_id)
+        spec = ContainerSpec(
+            image=f"{lang.image}:{self.config.image_tag}",
+            name=f"{SPARE_PREFIX}{project_id}-{lang.name}-{uuid.uuid4().hex[:10]}",
+            labels=self.spare_labels(project_id, lang.name, time.time()),
+            volume=volume,
+            network=self.network,
+            resources=self.registry.resources_for(lang),
+            config=self.config,
+        )
+        host_config = api.create_host_config(**spec.host_config())
+        created = await engine.call(api.create_container, **spec.create_kwargs(host_config))
+        container_id = str(created["Id"])
+        try:
+            await engine.call(api.start, container_id)
+            attrs = await engine.call(api.inspect_container, container_id)
+        except BaseException:
+            self._remove_soon(container_id)
+            raise
+        return Spare(container_id, spec.name, key, self.network, str(attrs["Image"]), time.monotonic())
+
+    # -- removal and the idle TTL ----------------------------------------------------------------
+
+    def _discard(self, spare: Spare) -> None:
+        self._remove_soon(spare.container_id)
+
+    def _remove_soon(self, container_id: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the engine is closed: cleanup will find it by its labels
+            future = self._engine().submit(remove_container_sync, self._engine(), container_id)
+            self._removals.add(future)
+            future.add_done_callback(self._removals.discard)
+
+    def expire(self) -> int:
+        """Remove spares older than the idle TTL; returns how many went."""
+        deadline = time.monotonic() - self.config.pool_idle_ttl
+        gone = 0
+        for queue in self._spares.values():
+            for spare in [s for s in queue if s.made_at < deadline]:
+                queue.remove(spare)
+                self._discard(spare)
+                gone += 1
+        self.counts["expired"] += gone
+        return gone
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = self._spawn(self._reap())
+
+    async def _reap(self) -> None:
+        while not self._closed:
+            oldest = min((s.made_at for s in self.spares()), default=None)
+            if oldest is None:
+                return  # restarted with the next spare
+            await asyncio.sleep(max(0.05, oldest + self.config.pool_idle_ttl - time.monotonic()))
+            self.expire()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+        return task
+
+    async def shutdown(self) -> None:
+        """Remove every spare: those in the pool, those being made, and any this owner leaked before."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+        # Spares being made are awaited, not cancelled: the engine would finish creating them anyway.
+        jobs = [j for j in self._jobs if j is not self._reaper]
+        if jobs:
+            await asyncio.wait(jobs, timeout=self.config.api_timeout)
+        for spare in self.spares():
+            self._discard(spare)
+        self._spares.clear()
+        await self.settle()
+        await self._sweep()
+
+    async def settle(self) -> None:
+        """Wait for the removals the pool has started."""
+        if self._removals:
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._removals)), return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        """Remove idle spares of this owner the engine still has (a creation cut off by cancellation)."""
+        engine = self._engine()
+        mine = [f"{labels.OWNER}={self.owner.manager_id}", f"{labels.POOL}={SPARE}"]
+        try:
+            found = await engine.call(engine.client.api.containers, all=True, filters={"label": mine})
+            idle = [c["Id"] for c in found if any(n.lstrip("/").startswith(SPARE_PREFIX) for n in c["Names"])]
+            await asyncio.gather(*(engine.call(remove_container_sync, engine, cid) for cid in idle))
+        except Exception as err:  # cleanup removes what is left by its labels
+            log.warning("could not sweep the pool's spares: %s", err)
+
+
+def remove_container_sync(engine: Engine, container_id: str) -> None:
+    """Force-remove a container (volumes kept); gone already or being removed is fine."""
+    try:
+        engine.client.api.remove_container(container_id, force=True, v=False)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as err:
+        if err.status_code != 409:  # 409: a removal is already in progress
+            raise
