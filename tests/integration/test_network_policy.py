@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import random
 import shutil
@@ -516,5 +517,37 @@ def test_concurrent_ensures_make_one_network_and_one_set_of_rules(
         assert all(s.host_blocked and s.metadata_blocked and s.icc_disabled for s in statuses)
         assert len([n for n in docker_client.networks.list(names=[name]) if n.name == name]) == 1
         assert len(_tagged_rules("iptables", interface)) == 3
+    finally:
+        remove_sandbox_network(docker_client, name)
+
+
+def test_without_net_admin_ensure_reports_instead_of_raising(
+    docker_client: docker.DockerClient, root_with_tools: None
+) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to drop CAP_NET_ADMIN for this test")
+    name = f"theappapp-nettest-{RUN}-nocap"
+    script = (
+        "import json, docker\n"
+        "from runtime.network import ensure_sandbox_network\n"
+        f"s = ensure_sandbox_network(docker.from_env(), {name!r})\n"
+        "print(json.dumps([s.host_blocked, s.metadata_blocked, s.icc_disabled, list(s.problems)]))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    try:
+        # Root without CAP_NET_ADMIN: the engine socket still works, iptables does not.
+        done = subprocess.run(
+            ["setpriv", "--bounding-set", "-net_admin,-net_raw", sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+        host_blocked, metadata_blocked, icc_disabled, problems = json.loads(done.stdout)
+        assert (host_blocked, metadata_blocked, icc_disabled) == (False, False, True)
+        assert len(problems) == 1 and "run as root" in problems[0]
+        assert _tagged_rules("iptables", bridge_interface_name(name)) == []
     finally:
         remove_sandbox_network(docker_client, name)
