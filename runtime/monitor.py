@@ -1,0 +1,251 @@
+"""`SandboxMonitor`: records every execution and lifecycle event in an embedded SQLite file.
+
+It is an `Observer` (runtime/events.py). The manager calls `on_exec`/`on_lifecycle` right
+after each step, so those only put the event on a queue (about a microsecond); a background
+thread classifies failures, writes batches in one transaction each, and feeds Prometheus
+when prometheus-client is installed. Queries first wait for what is already queued, so a
+caller reads its own writes.
+
+    monitor = SandboxMonitor()            # $THEAPPAPP_MONITOR_DB or ~/.local/share/theappapp-sandbox/
+    manager = get_container_manager(observers=[monitor])   # (wiring is the manager's)
+    monitor.error_rates(); monitor.duration_stats(); monitor.error_patterns()
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from runtime import monitor_store as store
+from runtime.events import ExecEvent, LifecycleEvent
+from runtime.failures import Failure, classify
+from runtime.metrics import PrometheusMetrics
+from runtime.monitor_store import (
+    DurationStats,
+    ErrorPattern,
+    ErrorRate,
+    ExecutionRecord,
+    LifecycleStats,
+    TaskUsage,
+)
+
+MONITOR_DB_ENV = "THEAPPAPP_MONITOR_DB"
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "MONITOR_DB_ENV",
+    "DurationStats",
+    "ErrorPattern",
+    "ErrorRate",
+    "ExecutionRecord",
+    "LifecycleStats",
+    "SandboxMonitor",
+    "TaskUsage",
+    "default_monitor_path",
+]
+
+
+def default_monitor_path() -> Path:
+    """$THEAPPAPP_MONITOR_DB, else $XDG_DATA_HOME (or ~/.local/share)/theappapp-sandbox/monitor.sqlite3."""
+    explicit = os.environ.get(MONITOR_DB_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "theappapp-sandbox" / "monitor.sqlite3"
+
+
+class _Barrier:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+_Item = object  # ExecEvent | LifecycleEvent | _Barrier | _STOP
+
+
+class SandboxMonitor:
+    """Observer that stores events in SQLite (WAL) from a background thread, and answers statistics."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        metrics: PrometheusMetrics | bool | None = None,
+        batch_size: int = 1000,
+        max_queue: int = 100_000,
+    ) -> None:
+        """`metrics`: a PrometheusMetrics, True/None for the process-wide one if prometheus-client
+        is installed (None: silently without it), False for none."""
+        self.path = Path(path).expanduser() if path is not None else default_monitor_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = store.connect(str(self.path))  # schema errors surface here, on the caller's thread
+        try:
+            store.create_schema(conn)
+        finally:
+            conn.close()
+        if metrics is None or metrics is True:
+            default = PrometheusMetrics.default()
+            if metrics is True and default is None:
+                raise RuntimeError("metrics=True but prometheus-client is not installed")
+            self.metrics: PrometheusMetrics | None = default
+        else:
+            self.metrics = metrics or None
+        self.batch_size = batch_size
+        self.max_queue = max_queue
+        self.dropped = 0  # events lost because the queue was full (the writer could not keep up)
+        self.write_errors = 0
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="theappapp-monitor", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    # --- Observer ------------------------------------------------------------------------
+
+    def on_exec(self, event: ExecEvent) -> None:
+        self._put(event)
+
+    def on_lifecycle(self, event: LifecycleEvent) -> None:
+        self._put(event)
+
+    def _put(self, item: _Item) -> None:
+        if self._closed:
+            return
+        if self._queue.qsize() >= self.max_queue:
+            self.dropped += 1
+            if self.dropped == 1:
+                _log.warning("monitor queue full (%d events): dropping events until it drains", self.max_queue)
+            return
+        self._queue.put(item)
+
+    # --- writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        conn = store.connect(str(self.path))
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < self.batch_size:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = self._write(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _write(self, conn: sqlite3.Connection, batch: list[_Item]) -> bool:
+        executions: list[tuple[ExecEvent, Failure]] = []
+        lifecycle: list[LifecycleEvent] = []
+        barriers: list[_Barrier] = []
+        stop = False
+        for item in batch:
+            if isinstance(item, ExecEvent):
+                failure = classify(item.language, item.exit_code, item.timed_out, item.oom_killed, item.stderr_tail)
+                executions.append((item, failure))
+            elif isinstance(item, LifecycleEvent):
+                lifecycle.append(item)
+            elif isinstance(item, _Barrier):
+                barriers.append(item)
+            elif item is _STOP:
+                stop = True
+        if executions or lifecycle:
+            try:
+                store.insert(conn, executions, lifecycle)
+            except sqlite3.Error as err:  # never take the manager down for a statistic
+                self.write_errors += 1
+                _log.warning("monitor could not record %d events: %s", len(executions) + len(lifecycle), err)
+            if self.metrics is not None:
+                try:
+                    for event, failure in executions:
+                        self.metrics.record_exec(event, failure)
+                    for life in lifecycle:
+                        self.metrics.record_lifecycle(life)
+                except Exception as err:  # a metrics bug must not stop the recording
+                    _log.warning("monitor could not update metrics: %s", err)
+        for barrier in barriers:
+            barrier.done.set()
+        return stop
+
+    # --- control -------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written; False on timeout or after close."""
+        if self._closed or not self._thread.is_alive():
+            return False
+        barrier = _Barrier()
+        self._queue.put(barrier)
+        return barrier.done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        atexit.unregister(self.close)
+
+    def __enter__(self) -> SandboxMonitor:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- queries -------------------------------------------------------------------------
+
+    def _read(self) -> sqlite3.Connection:
+        self.flush()
+        return store.connect(str(self.path))
+
+    def error_rates(self, since: float | None = None) -> list[ErrorRate]:
+        """Per language: executions, failures (any outcome but ok) and their ratio."""
+        with contextlib.closing(self._read()) as conn:
+            return store.error_rates(conn, since)
+
+    def error_patterns(
+        self, language: str | None = None, since: float | None = None, limit: int = 20
+    ) -> list[ErrorPattern]:
+        """Failure classes, most frequent first: (language, outcome, error type, count, last seen)."""
+        with contextlib.closing(self._read()) as conn:
+            return store.error_patterns(conn, language, since, limit)
+
+    def duration_stats(self, language: str | None = None, since: float | None = None) -> list[DurationStats]:
+        """Per language: count, p50, p95 (nearest rank), max and mean execution time in seconds."""
+        with contextlib.closing(self._read()) as conn:
+            return store.duration_stats(conn, language, since)
+
+    def lifecycle_stats(self, since: float | None = None) -> list[LifecycleStats]:
+        """Per lifecycle kind (create, destroy, and their failures): count and durations."""
+        with contextlib.closing(self._read()) as conn:
+            return store.lifecycle_stats(conn, since)
+
+    def resource_usage(
+        self, task_id: str | None = None, project_id: str | None = None, limit: int = 100
+    ) -> list[TaskUsage]:
+        """Per task, most recent first: executions, failures, and CPU/memory/pids collected at destroy."""
+        with contextlib.closing(self._read()) as conn:
+            return store.task_usage(conn, task_id, project_id, limit)
+
+    def recent_executions(
+        self, limit: int = 50, *, language: str | None = None, task_id: str | None = None, failed_only: bool = False
+    ) -> list[ExecutionRecord]:
+        with contextlib.closing(self._read()) as conn:
+            return store.recent_executions(conn, language, task_id, failed_only, limit)
+
+    def prune(self, older_than: float) -> int:
+        """Delete records older than `older_than` seconds; returns how many went."""
+        with contextlib.closing(self._read()) as conn:
+            return store.prune(conn, time.time() - older_than)
