@@ -77,6 +77,16 @@ def _int_label(values: Mapping[str, str], key: str) -> int | None:
         return None
 
 
+def task_of(values: Mapping[str, str], name: str) -> str:
+    """The task a container serves: its label, or for a warm-pool container the name it was renamed to."""
+    if labels.TASK in values:
+        return values[labels.TASK]
+    if values.get(labels.POOL):
+        prefix = f"theappapp-{values.get(labels.PROJECT, '')}-"
+        return name[len(prefix):] if name.startswith(prefix) else "(spare)"
+    return "?"
+
+
 def default_probe(pid: int) -> str | None:
     """Start ticks of a running pid; off Linux (no /proc) only liveness, as "?"."""
     if os.path.isdir("/proc/self"):
@@ -159,13 +169,13 @@ def find_orphans(
             kept += 1
             continue
         values = entry.get("Labels") or {}
-        names = entry.get("Names") or ["?"]
+        name = str((entry.get("Names") or ["?"])[0]).lstrip("/")
         orphans.append(
             Orphan(
                 container_id=str(entry["Id"]),
-                name=str(names[0]).lstrip("/"),
+                name=name,
                 reason=reason,
-                task_id=values.get(labels.TASK, "?"),
+                task_id=task_of(values, name),
                 project_id=values.get(labels.PROJECT, "?"),
                 created_at=_int_label(values, labels.CREATED_AT),
             )

@@ -1,0 +1,215 @@
+"""Orphan cleanup against the real engine: a manager killed with SIGKILL leaves orphans behind.
+
+Each test uses its own installation id, so the cleanup it runs can only ever see what
+the test itself created (the engine is shared with other test runs).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from runtime import labels
+from runtime.cleanup import task_of
+from runtime.config import RuntimeConfig
+from runtime.manager import ContainerManager
+from runtime.registry import Language
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+# The doomed manager: two tasks of one project, a file in the project volume, then it waits to be killed.
+MANAGER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from runtime.manager import ContainerManager
+
+    async def main(project):
+        manager = ContainerManager()
+        await manager.startup()
+        await manager.create_container("task-a", project, "python")
+        await manager.create_container("task-b", project, "python")
+        await manager.write_files("task-a", {"keep/notes.txt": "survives cleanup\\n"})
+        print("READY", flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+def _env(installation: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"THEAPPAPP_INSTALLATION_ID": installation, "THEAPPAPP_NETWORK": "none", "PYTHONPATH": str(ROOT)})
+    return env
+
+
+def _ours(client: docker.DockerClient, installation: str) -> list[Any]:
+    return list(client.containers.list(all=True, filters={"label": [f"{labels.INSTALLATION}={installation}"]}))
+
+
+def _tasks(client: docker.DockerClient, installation: str) -> set[str]:
+    """Tasks served by the installation's containers; warm-pool spares count as "(spare)"."""
+    return {task_of(c.labels, c.name) for c in _ours(client, installation)}
+
+
+@pytest.fixture
+def installation(docker_client: docker.DockerClient) -> Iterator[str]:
+    """A fresh installation id; whatever carries it is removed after the test."""
+    inst = f"test-cleanup-{uuid.uuid4().hex[:10]}"
+    yield inst
+    for container in _ours(docker_client, inst):
+        container.remove(force=True)
+    for volume in docker_client.volumes.list(filters={"label": [f"{labels.INSTALLATION}={inst}"]}):
+        volume.remove(force=True)
+
+
+def _killed_manager(installation: str, project: str) -> None:
+    """Run the manager script until it is ready, then SIGKILL it: no shutdown, no destroy."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MANAGER_SCRIPT, project], env=_env(installation), cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until READY or the script dies
+        if line.strip() != "READY":
+            proc.kill()
+            raise AssertionError(f"manager script failed: {line!r} {proc.communicate(timeout=30)[1][-2000:]}")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _cleanup_cli(installation: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cleanup", *args], env=_env(installation), cwd=ROOT,
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.fixture
+def foreign(docker_client: docker.DockerClient, python_image: Language) -> Iterator[Any]:
+    """A container that looks like ours in every way but the installation id — and is long expired."""
+    other = f"test-foreign-{uuid.uuid4().hex[:10]}"
+    container = docker_client.containers.run(
+        f"{python_image.image}:latest", ["sleep", "600"], detach=True, network_mode="none",
+        name=f"theappapp-foreign-{uuid.uuid4().hex[:8]}",
+        labels={
+            labels.MANAGED: "true", labels.INSTALLATION: other, labels.EXPIRES_AT: "1",
+            labels.OWNER_HOST: os.uname().nodename, labels.OWNER_PID: "999999999", labels.OWNER_STARTED: "1",
+        },
+    )
+    yield container
+    container.remove(force=True)  # ours to remove: this test made it
+
+
+async def test_cleanup_removes_a_killed_managers_containers_and_nothing_else(
+    docker_client: docker.DockerClient, python_image: Language, installation: str, foreign: Any
+) -> None:
+    project = f"proj-{uuid.uuid4().hex[:8]}"
+    _killed_manager(installation, project)
+    orphans = _tasks(docker_client, installation)
+    assert {"task-a", "task-b"} <= orphans <= {"task-a", "task-b", "(spare)"}  # SIGKILL left them running
+
+    # A live manager of the same installation, with a task in the same project: must survive.
+    live = ContainerManager(RuntimeConfig.load(installation_id=installation, network="none", pool_enabled=False))
+    await live.startup()
+    try:
+        await live.create_container("task-live", project, "python")
+
+        dry = _cleanup_cli(installation, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stdout.count("would remove container") == len(_ours(docker_client, installation)) - 1
+        assert "task=task-a" in dry.stdout and "task=task-b" in dry.stdout and "owner gone" in dry.stdout
+        assert "task-live" not in dry.stdout
+        assert orphans | {"task-live"} <= _tasks(docker_client, installation)  # the dry run removed nothing
+
+        t0 = time.monotonic()
+        done = _cleanup_cli(installation)
+        took = time.monotonic() - t0
+        assert done.returncode == 0, done.stderr
+        assert "task=task-a" in done.stdout and "task=task-b" in done.stdout, done.stdout
+        assert _tasks(docker_client, installation) == {"task-live"}  # the dead manager's spares went too
+        foreign.reload()
+        assert foreign.status == "running"  # other installation: untouched although expired, owner dead
+
+        # The project's volume and its files are intact: read them back through the live task.
+        assert docker_client.volumes.get(f"theappapp-project-{project}") is not None
+        assert await live.read_file("task-live", "keep/notes.txt") == b"survives cleanup\n"
+        # And through a fresh task created after cleanup.
+        await live.create_container("task-fresh", project, "python")
+        result = await live.exec_command("task-fresh", "cat keep/notes.txt")
+        assert result.stdout == "survives cleanup\n"
+        print(f"cleanup CLI removed 2 orphans in {took:.2f}s (process start included)")
+    finally:
+        await live.shutdown()
+
+
+async def test_project_volume_goes_only_on_explicit_request(
+    docker_client: docker.DockerClient, python_image: Language, installation: str
+) -> None:
+    project = f"proj-{uuid.uuid4().hex[:8]}"
+    volume = f"theappapp-project-{project}"
+    # No warm pool: its spares for the project would hold the volume (see the report's gaps).
+    manager = ContainerManager(RuntimeConfig.load(installation_id=installation, network="none", pool_enabled=False))
+    await manager.startup()
+    try:
+        async with manager.task("t1", project, "python") as sandbox:
+            await sandbox.write_files({"data.txt": "x"})
+        assert _cleanup_cli(installation).returncode == 0
+        assert docker_client.volumes.get(volume)  # plain cleanup never removes volumes
+
+        dry = _cleanup_cli(installation, "--volumes", "--project", project, "--dry-run")
+        assert f"would remove volume {volume}" in dry.stdout
+        assert docker_client.volumes.get(volume)
+
+        done = _cleanup_cli(installation, "--volumes", "--project", project)
+        assert done.returncode == 0 and f"removed volume {volume}" in done.stdout
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.volumes.get(volume)
+
+        # Through the manager as well, refused while in use. A fresh manager: this one remembers
+        # the volume it made and would not re-create it (see the report's gaps).
+        await manager.shutdown()
+        manager = ContainerManager(RuntimeConfig.load(installation_id=installation, network="none", pool_enabled=False))
+        await manager.create_container("t2", project, "python")
+        from runtime.errors import SandboxError
+
+        with pytest.raises(SandboxError, match="in use"):
+            await manager.delete_project_volume(project)
+        await manager.destroy_container("t2")
+        assert await manager.delete_project_volume(project) is True
+        assert await manager.delete_project_volume(project) is False  # already gone
+    finally:
+        await manager.shutdown()
+
+
+async def test_manager_refuses_to_delete_another_installations_volume(
+    docker_client: docker.DockerClient, installation: str
+) -> None:
+    project = f"proj-{uuid.uuid4().hex[:8]}"
+    volume = docker_client.volumes.create(
+        f"theappapp-project-{project}", labels={labels.MANAGED: "true", labels.INSTALLATION: "someone-else"}
+    )
+    try:
+        manager = ContainerManager(RuntimeConfig.load(installation_id=installation, network="none"))
+        from runtime.errors import SandboxError
+
+        with pytest.raises(SandboxError, match="left alone"):
+            await manager.delete_project_volume(project)
+        volume.reload()  # still there
+        await manager.shutdown()
+    finally:
+        volume.remove(force=True)  # ours: this test made it
