@@ -20,6 +20,7 @@ from runtime.errors import (
 )
 from runtime.events import ExecEvent, LifecycleEvent
 from runtime.manager import ContainerManager
+from runtime.pool import SPARE_PREFIX
 from runtime.registry import Language
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,9 @@ class Recorder:
 
 def _ours(client: docker.DockerClient, installation_id: str, **extra: str) -> list[Any]:
     filters = [f"{labels.INSTALLATION}={installation_id}"] + [f"{k}={v}" for k, v in extra.items()]
-    return list(client.containers.list(all=True, filters={"label": filters}))
+    # Idle warm-pool spares wait for the next task by design (tests/integration/test_pool.py covers them).
+    found = client.containers.list(all=True, filters={"label": filters})
+    return [c for c in found if not c.name.startswith(SPARE_PREFIX)]
 
 
 async def test_seed_api_creates_named_labelled_container_with_project_volume(
@@ -61,6 +64,7 @@ async def test_seed_api_creates_named_labelled_container_with_project_volume(
     result = await manager.exec_command(task_id=f"task-{unique}", command="pwd; python3 -c 'print(6*7)'")
     assert (result.exit_code, result.stdout) == (0, "/workspace\n42\n")
     assert await manager.destroy_container(task_id=f"task-{unique}") is True
+    await manager.settle()  # destroy returns once detached; removal finishes in the background
     assert _ours(docker_client, installation_id, **{labels.TASK: f"task-{unique}"}) == []
     assert docker_client.volumes.get(info.volume_name)  # the volume outlives the container
 
@@ -95,6 +99,7 @@ async def test_sixteen_concurrent_tasks_over_two_projects_leave_nothing_behind(
 
     outputs = await asyncio.gather(*(one(i) for i in range(16)))
     assert outputs == [str(i) for i in range(16)]
+    await manager.settle()
     for p in (0, 1):
         leftovers = _ours(docker_client, installation_id, **{labels.PROJECT: f"c{p}{unique}"})
         assert leftovers == []
@@ -153,6 +158,7 @@ async def test_task_context_destroys_even_when_the_body_raises(
         async with manager.task(f"t{unique}", f"p{unique}", "python") as sandbox:
             await sandbox.exec("true")
             raise RuntimeError("boom")
+    await manager.settle()
     assert _ours(docker_client, installation_id, **{labels.TASK: f"t{unique}"}) == []
 
 
