@@ -15,18 +15,23 @@ from runtime.errors import (
     TaskExists,
     TaskNotFound,
     UnknownLanguage,
+    ValidationFailed,
 )
 from runtime.execution import ExecResult, ExecStream, OutputChunk
 from runtime.manager import ContainerInfo, ContainerManager, Sandbox, get_container_manager
+from runtime.monitor import SandboxMonitor
 from runtime.pool import WarmPool
 from runtime.registry import Language, Registry, get_registry, load_registry
+from runtime.validation import CodeValidator, Finding
 
 __all__ = [
+    "CodeValidator",
     "ContainerInfo",
     "ContainerManager",
     "EngineUnavailable",
     "ExecResult",
     "ExecStream",
+    "Finding",
     "ImageMissing",
     "InvalidIdentifier",
     "InvalidPath",
@@ -38,9 +43,11 @@ __all__ = [
     "RuntimeConfig",
     "Sandbox",
     "SandboxError",
+    "SandboxMonitor",
     "TaskExists",
     "TaskNotFound",
     "UnknownLanguage",
+    "ValidationFailed",
     "WarmPool",
     "get_container_manager",
     "get_registry",
