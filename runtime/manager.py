@@ -262,6 +262,7 @@ class ContainerManager:
 
         name = volume_name(project_id)
         client = await self._engine.connect()
+        await self.settle()  # containers still being removed in the background hold the volume
         removed = await self._engine.call(
             remove_project_volume, client.api, self.config.installation_id, project_id
         )
