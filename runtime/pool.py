@@ -280,6 +280,18 @@ class WarmPool:
             self._removals.add(future)
             future.add_done_callback(self._removals.discard)
 
+    async def drop(self, project_id: str) -> int:
+        """Remove the project's spares and wait until they are gone (e.g. before its volume is deleted)."""
+        gone = 0
+        for (project, _), queue in self._spares.items():
+            if project == project_id:
+                for spare in list(queue):
+                    queue.remove(spare)
+                    self._discard(spare)
+                    gone += 1
+        await self.settle()
+        return gone
+
     def expire(self) -> int:
         """Remove spares older than the idle TTL; returns how many went."""
         deadline = time.monotonic() - self.config.pool_idle_ttl

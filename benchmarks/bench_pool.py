@@ -1,0 +1,335 @@
+"""Warm pool against raw docker-py with the same hardened settings, in one run. Prints figures; not a test.
+
+    python benchmarks/bench_pool.py [--runs 20] [--seconds 5] [--levels 1 4 8 16] [--spares 8]
+
+1. Task start -> first command output (`echo hi`), p50/p90: manager with a spare ready,
+   manager with no spare for the key (pool on, fresh project), manager with the pool off;
+   raw: exec_create+exec_start on a running container, and create+start+exec.
+   Latency runs alternate sides and let the engine go quiet between runs (no removal or
+   refill still in flight), so both sides see the same idle engine.
+2. The destroy call (manager) against raw remove_container(force=True).
+3. Sustained create -> exec `true` -> destroy at each concurrency, for `--seconds` each:
+   tasks/s, where the manager's time includes finishing its background removals.
+   Each worker has its own project, as an orchestrator's agents would.
+4. The pool's idle cost: `--spares` idle spares, memory from each container's cgroup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+
+from runtime import labels
+from runtime.config import RuntimeConfig
+from runtime.hardening import ContainerSpec
+from runtime.manager import ContainerManager
+from runtime.naming import container_name, volume_name
+from runtime.network import remove_sandbox_network
+from runtime.pool import WarmPool
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def show(name: str, values: list[float]) -> tuple[float, float]:
+    p50, p90 = pct(values, 0.5) * 1000, pct(values, 0.9) * 1000
+    print(f"  {name:<44} p50 {p50:7.1f} ms   p90 {p90:7.1f} ms   (n={len(values)})")
+    return p50, p90
+
+
+class Raw:
+    """The same container, made and driven with plain docker-py calls."""
+
+    def __init__(self, manager: ContainerManager, language: str) -> None:
+        self.config = manager.config
+        self.owner = manager.owner
+        self.lang = manager.registry.resolve(language)
+        self.resources = manager.registry.resources_for(self.lang)
+        self.client = docker.from_env(max_pool_size=64)
+        self.api = self.client.api
+
+    def spec(self, project: str, task: str) -> ContainerSpec:
+        return ContainerSpec(
+            image=f"{self.lang.image}:{self.config.image_tag}", name=container_name(project, task),
+            labels=self.owner.labels(task_id=task, project_id=project, language=self.lang.name, ttl=600),
+            volume=volume_name(project), network=self.config.network_name, resources=self.resources,
+            config=self.config,
+        )
+
+    def volume(self, project: str) -> None:
+        self.api.create_volume(
+            volume_name(project), labels={labels.MANAGED: "true", labels.INSTALLATION: self.config.installation_id}
+        )
+
+    def create_started(self, project: str, task: str) -> str:
+        spec = self.spec(project, task)
+        host_config = self.api.create_host_config(**spec.host_config())
+        cid = str(self.api.create_container(**spec.create_kwargs(host_config))["Id"])
+        self.api.start(cid)
+        return cid
+
+    def exec(self, cid: str, command: str) -> bytes:
+        argv = ["/bin/bash", "-c", command]
+        ex = self.api.exec_create(cid, argv, user=self.config.user, workdir=self.config.workspace)
+        out: bytes = self.api.exec_start(ex["Id"])
+        return out
+
+    def remove(self, cid: str) -> None:
+        self.api.remove_container(cid, force=True)
+
+
+def pool_of(manager: ContainerManager) -> WarmPool:
+    assert manager.pool is not None
+    return manager.pool
+
+
+async def quiet(manager: ContainerManager) -> None:
+    """No removal and no spare creation in flight."""
+    await manager.settle()
+    pool = manager.pool
+    while pool is not None and (pool._making.total() or pool._jobs - {pool._reaper}):
+        await asyncio.sleep(0.005)
+    await manager.settle()
+
+
+async def latency(manager: ContainerManager, cold: ContainerManager, raw: Raw, runs: int, tag: str) -> None:
+    loop = asyncio.get_running_loop()
+    run = loop.run_in_executor
+    project = f"warm{tag}"
+    raw.volume(project)
+    await manager.prewarm(project, "python", 1)
+    warm: list[float] = []
+    miss: list[float] = []
+    off: list[float] = []
+    raw_exec: list[float] = []
+    raw_cold: list[float] = []
+    destroy: list[float] = []
+    raw_remove: list[float] = []
+    keeper = await run(None, raw.create_started, project, f"keeper{tag}")
+
+    def timed_raw_exec() -> float:
+        t0 = time.perf_counter()
+        out = raw.exec(keeper, "echo hi")
+        assert out == b"hi\n", out
+        return time.perf_counter() - t0
+
+    def timed_raw_cold(i: int) -> tuple[float, float]:
+        p = f"rc{i}{tag}"
+        raw.volume(p)  # volumes exist before the clock starts, as the manager's do
+        t0 = time.perf_counter()
+        cid = raw.create_started(p, "t")
+        out = raw.exec(cid, "echo hi")
+        took = time.perf_counter() - t0
+        assert out == b"hi\n", out
+        t1 = time.perf_counter()
+        raw.remove(cid)
+        return took, time.perf_counter() - t1
+
+    async def timed_start(mgr: ContainerManager, task: str, proj: str) -> float:
+        t0 = time.perf_counter()
+        await mgr.create_container(task, proj, "python")
+        result = await mgr.exec_command(task, "echo hi")
+        took = time.perf_counter() - t0
+        assert result.stdout == "hi\n", result
+        return took
+
+    for i in range(runs):
+        # With a spare ready (the pool refills the key between runs).
+        while pool_of(manager).ready(project, "python") < 1:
+            await manager.prewarm(project, "python", 1)
+            await asyncio.sleep(0.005)
+        await quiet(manager)
+        warm.append(await timed_start(manager, f"w{i}", project))
+        t0 = time.perf_counter()
+        await manager.destroy_container(f"w{i}")
+        destroy.append(time.perf_counter() - t0)
+        await quiet(manager)
+        raw_exec.append(await run(None, timed_raw_exec))
+        # Without a spare: a project the pool has never seen (its volume made beforehand).
+        p = f"miss{i}{tag}"
+        await manager._ensure_volume(p)
+        await quiet(manager)
+        miss.append(await timed_start(manager, f"m{i}", p))
+        await manager.destroy_container(f"m{i}")
+        await quiet(manager)
+        await pool_of(manager).drop(p)  # the spare that miss made for a project we never use again
+        took, removed = await run(None, timed_raw_cold, i)
+        raw_cold.append(took)
+        raw_remove.append(removed)
+        p = f"off{i}{tag}"
+        await cold._ensure_volume(p)
+        off.append(await timed_start(cold, f"o{i}", p))
+        await cold.destroy_container(f"o{i}")
+        await quiet(cold)
+    await run(None, raw.remove, keeper)
+
+    print("task start -> first command output (`echo hi`)")
+    w50, _ = show("manager, spare ready", warm)
+    x50, _ = show("raw exec_create+exec_start (running container)", raw_exec)
+    print(f"    spare ready: p50 {w50:.1f} ms (goal <= 60) and raw exec + {w50 - x50:+.1f} ms (goal <= +20)")
+    m50, _ = show("manager, no spare (pool on, new project)", miss)
+    o50, _ = show("manager, pool off", off)
+    c50, _ = show("raw create+start+exec", raw_cold)
+    print(f"    no spare: {m50 / c50:.3f}x raw (goal <= 1.1x); pool off: {o50 / c50:.3f}x raw")
+    print("destroy call")
+    d50, _ = show("manager destroy_container (background removal)", destroy)
+    show("raw remove_container(force=True)", raw_remove)
+    print(f"    destroy p50 {d50:.2f} ms (goal <= 10)")
+
+
+async def throughput(manager: ContainerManager, raw: Raw, levels: list[int], seconds: float, tag: str) -> None:
+    print(f"sustained create -> exec `true` -> destroy, {seconds:.0f} s per level (tasks/s)")
+    for n in levels:
+        await level(manager, raw, n, seconds, tag)
+
+
+async def level(manager: ContainerManager, raw: Raw, n: int, seconds: float, tag: str) -> None:
+    projects = [f"tp{n}x{w}{tag}" for w in range(n)]
+    for p in projects:
+        raw.volume(p)
+        await manager._ensure_volume(p)
+
+    # Raw: n threads, each a loop of create, start, exec, remove.
+    done = [0] * n
+    stop = time.perf_counter() + seconds
+
+    def worker(w: int) -> None:
+        i = 0
+        while time.perf_counter() < stop:
+            cid = raw.create_started(projects[w], f"r{i}")
+            raw.exec(cid, "true")
+            raw.remove(cid)
+            i += 1
+        done[w] = i
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    raw_rate = sum(done) / (time.perf_counter() - t0)
+
+    # Manager: n coroutines; the clock stops when every background removal has finished too.
+    await quiet(manager)
+    hits_before = pool_of(manager).counts["hit"]
+    count = [0] * n
+    stop = time.perf_counter() + seconds
+
+    async def task_loop(w: int) -> None:
+        i = 0
+        while time.perf_counter() < stop:
+            task = f"m{n}x{w}x{i}"
+            await manager.create_container(task, projects[w], "python")
+            await manager.exec_command(task, "true")
+            await manager.destroy_container(task)
+            i += 1
+        count[w] = i
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(task_loop(w) for w in range(n)))
+    await manager.settle()
+    mgr_rate = sum(count) / (time.perf_counter() - t0)
+    hits = pool_of(manager).counts["hit"] - hits_before
+    print(
+        f"  concurrency {n:>2}: manager {mgr_rate:6.2f}/s   raw {raw_rate:6.2f}/s   "
+        f"ratio {mgr_rate / raw_rate:.2f} (goal >= 1.0)   spares used {hits}/{sum(count)}"
+    )
+    for p in projects:
+        await pool_of(manager).drop(p)
+    await quiet(manager)
+
+
+def cgroup_memory(cid: str) -> tuple[int | None, int | None]:
+    """(memory.usage_in_bytes, rss from memory.stat) of a container on cgroup v1, or v2's memory.current."""
+    for base in (Path(f"/sys/fs/cgroup/memory/docker/{cid}"), Path(f"/sys/fs/cgroup/docker/{cid}")):
+        usage = base / "memory.usage_in_bytes"
+        if not usage.exists():
+            usage = base / "memory.current"
+        if usage.exists():
+            stat = {k: int(v) for k, v in (line.split() for line in (base / "memory.stat").read_text().splitlines())}
+            return int(usage.read_text()), stat.get("total_rss", stat.get("anon"))
+    return None, None
+
+
+async def idle_cost(manager: ContainerManager, raw: Raw, spares: int, tag: str) -> None:
+    await quiet(manager)
+    pool = pool_of(manager)
+    keys = [f"idle{k}{tag}" for k in range(max(1, spares // 2))]
+    per_key = -(-spares // len(keys))
+    for p in keys:
+        await manager.prewarm(p, "python", per_key)
+    await asyncio.sleep(2.0)  # let the keeper settle
+    ids = [s.container_id for s in pool.spares() if s.key[0] in keys][:spares]
+    readings = [cgroup_memory(cid) for cid in ids]
+    usage = [u for u, _ in readings if u is not None]
+    rss = [r for _, r in readings if r is not None]
+    print(f"pool idle cost: {len(ids)} idle spares")
+    if usage:
+        print(
+            f"  cgroup memory.usage_in_bytes: {statistics.mean(usage) / 2**20:.2f} MiB each (incl. page cache), "
+            f"{sum(usage) / 2**20:.1f} MiB total"
+        )
+    if rss:
+        print(f"  cgroup rss: {statistics.mean(rss) / 2**20:.2f} MiB each, {sum(rss) / 2**20:.1f} MiB total")
+    if ids:
+        stats = await asyncio.get_running_loop().run_in_executor(None, lambda: raw.api.stats(ids[0], stream=False))
+        print(f"  docker stats (one spare): memory usage {stats['memory_stats'].get('usage', 0) / 2**20:.2f} MiB")
+    print(f"  pool counters over the run: {dict(pool.counts)}")
+
+
+async def main(runs: int, seconds: float, levels: list[int], spares: int) -> None:
+    tag = uuid.uuid4().hex[:6]
+    os.environ.setdefault("THEAPPAPP_INSTALLATION_ID", f"bench-{tag}")
+    network = f"theappapp-bench-{tag}"
+    config = RuntimeConfig.load(network_name=network, pool_max_spares=max(32, spares, *levels))
+    manager = ContainerManager(config)
+    cold = ContainerManager(RuntimeConfig.load(network_name=network, pool_enabled=False))
+    await manager.startup()
+    await cold.startup()
+    raw = Raw(manager, "python")
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
+    print(
+        f"pool benchmark: python, engine {raw.client.version()['Version']}, {os.cpu_count()} cores, "
+        f"{runs} latency runs per side, {seconds:.0f} s per throughput level"
+    )
+    sections: list[Callable[[], Awaitable[None]]] = [
+        lambda: latency(manager, cold, raw, runs, tag),
+        lambda: throughput(manager, raw, levels, seconds, tag),
+        lambda: idle_cost(manager, raw, spares, tag),
+    ]
+    try:
+        for section in sections:
+            await section()
+    finally:
+        await manager.shutdown()
+        await cold.shutdown()
+        mine = {"label": [f"{labels.INSTALLATION}={config.installation_id}"]}
+        for c in raw.api.containers(all=True, filters=mine):
+            raw.api.remove_container(c["Id"], force=True)
+        for v in raw.api.volumes(filters=mine).get("Volumes") or []:
+            raw.api.remove_volume(v["Name"], force=True)
+        remove_sandbox_network(raw.client, network)
+        raw.client.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--spares", type=int, default=8)
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.seconds, args.levels, args.spares))
