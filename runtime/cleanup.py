@@ -31,7 +31,7 @@ import docker.errors
 
 from runtime import labels
 from runtime.config import RuntimeConfig
-from runtime.errors import SandboxError
+from runtime.errors import EngineUnavailable, SandboxError
 from runtime.naming import volume_name
 from runtime.owner import process_start_ticks
 
@@ -301,7 +301,7 @@ class CleanupScheduler:
         return report
 
     def _round(self) -> CleanupReport:
-        client = _client(self.config)
+        client = engine_client(self.config)
         try:
             return cleanup(client.api, self.config.installation_id)
         finally:
@@ -322,15 +322,14 @@ class CleanupScheduler:
                 log.exception("orphan cleanup failed; retrying in %.0fs", self.interval)
 
 
-def _client(config: RuntimeConfig) -> docker.DockerClient:
+def engine_client(config: RuntimeConfig) -> docker.DockerClient:
+    """A blocking docker-py client for one-off jobs (cleanup, ls, doctor); the caller closes it."""
     environment = dict(os.environ)
     if config.docker_host:
         environment["DOCKER_HOST"] = config.docker_host
     try:
         return docker.DockerClient.from_env(environment=environment, timeout=int(config.api_timeout) + 1)
     except docker.errors.DockerException as err:
-        from runtime.errors import EngineUnavailable
-
         raise EngineUnavailable(f"Docker engine unreachable: {err}") from err
 
 
@@ -361,7 +360,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     """Do what the parsed arguments ask, print it, and return the exit status."""
     out = out or sys.stdout
     config = RuntimeConfig.load(**({"installation_id": args.installation} if args.installation else {}))
-    client = _client(config)
+    client = engine_client(config)
     try:
         report = cleanup(
             client.api, config.installation_id, dry_run=args.dry_run,

@@ -236,7 +236,7 @@ def test_command_line_prints_what_it_would_remove(monkeypatch: pytest.MonkeyPatc
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(cleanup, "_client", lambda config: Client())
+    monkeypatch.setattr(cleanup, "engine_client", lambda config: Client())
     monkeypatch.setattr(cleanup, "default_probe", probe)
     monkeypatch.setattr(cleanup.socket, "gethostname", lambda: HOST)
     out = io.StringIO()

@@ -1,0 +1,304 @@
+"""`theappapp-sandbox`: run a snippet in a sandbox, list, clean up, show statistics, check the host.
+
+    theappapp-sandbox run python script.py        # one-shot: create, run, print, destroy
+    theappapp-sandbox run node -c 'console.log(1)'
+    theappapp-sandbox ls | cleanup [--dry-run] | stats | doctor
+
+`run` exits with the program's exit code; 124 if it timed out, 125 if the sandbox
+itself failed (as `timeout` and `docker run` do). Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from runtime import cleanup as cleanup_job
+from runtime.config import RuntimeConfig
+from runtime.errors import InvalidPath, SandboxError, ValidationFailed
+from runtime.runcode import RunResult, check_filename
+
+if TYPE_CHECKING:
+    from runtime.monitor import SandboxMonitor
+
+EXIT_TIMEOUT = 124
+EXIT_SANDBOX = 125
+
+
+class Progress:
+    """Lines on stderr about slow steps; silent with --quiet."""
+
+    def __init__(self, quiet: bool, stream: TextIO | None = None) -> None:
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.t0 = time.monotonic()
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[sandbox {time.monotonic() - self.t0:5.1f}s] {message}", file=self.stream, flush=True)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def _read_code(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, str | None]:
+    """(code, filename in the sandbox or None for the language's default)."""
+    if args.code is not None:
+        if args.file is not None:
+            parser.error("run: give either FILE or -c CODE, not both")
+        return args.code, None
+    if args.file is None:
+        parser.error("run: give a FILE to run (or - for stdin), or -c CODE")
+    if args.file == "-":
+        return sys.stdin.read(), None
+    path = Path(args.file)
+    try:
+        name = check_filename(path.name)  # the name it gets in the sandbox: refused early if unsafe
+        return path.read_text(encoding="utf-8"), name
+    except InvalidPath as err:
+        parser.error(f"run: {err}")
+    except (OSError, UnicodeDecodeError) as err:
+        parser.error(f"run: cannot read {args.file}: {getattr(err, 'strerror', None) or err}")
+    raise AssertionError("unreachable: parser.error exits")
+
+
+def _one_shot_config(args: argparse.Namespace) -> RuntimeConfig:
+    overrides: dict[str, Any] = {}
+    if args.network:
+        overrides["network"] = args.network
+    names = {f.name for f in dataclasses.fields(RuntimeConfig)}
+    if "pool_enabled" in names:
+        overrides["pool_enabled"] = False  # one task, then exit: a spare would only be made to be removed
+    if "destroy_in_background" in names:
+        overrides["destroy_in_background"] = False  # exit only once the container is gone
+    return RuntimeConfig.load(**overrides)
+
+
+async def _run(args: argparse.Namespace, code: str, filename: str | None, progress: Progress) -> int:
+    from runtime.manager import ContainerManager
+
+    config = _one_shot_config(args)
+    monitor = _monitor(args)
+    manager = ContainerManager(config, observers=[monitor] if monitor else [])
+    lang = manager.registry.resolve(args.language)  # UnknownLanguage before any engine work
+    unique = uuid.uuid4().hex[:10]
+    task_id = f"cli-{unique}"
+    project_id = args.project or f"cli-{unique}"
+    try:
+        image = f"{lang.image}:{config.image_tag}"
+        progress.say(f"starting a {lang.display_name} sandbox ({image}, network {config.network})")
+        await manager.startup()
+        await manager.create_container(task_id, project_id, lang.name)
+        try:
+            progress.say(f"running {filename or 'the snippet'}")
+            result = await manager.run_code(
+                task_id, code, filename, strict=args.strict, timeout=args.timeout,
+            )
+            _print_result(result, args.verbose)
+        finally:
+            progress.say("removing the sandbox")
+            await manager.destroy_container(task_id)
+            if args.project is None:  # the throwaway project's volume goes with it
+                await manager.delete_project_volume(project_id)
+    finally:
+        await manager.shutdown()
+        if monitor is not None:
+            monitor.close()
+    if result.exec.truncated:
+        progress.say("output was truncated at the byte cap")
+    if result.exec.oom_killed:
+        progress.say("the program ran out of memory and was killed")
+    if result.exec.timed_out:
+        progress.say(f"timed out after {result.exec.duration:.1f}s; the program was killed")
+        return EXIT_TIMEOUT
+    return EXIT_SANDBOX if result.exit_code is None else result.exit_code
+
+
+def _monitor(args: argparse.Namespace) -> SandboxMonitor | None:
+    """The SandboxMonitor that records this run (so `stats` shows it), or None."""
+    if args.no_monitor:
+        return None
+    try:
+        from runtime.monitor import SandboxMonitor
+    except ImportError:
+        return None
+    return SandboxMonitor(metrics=False)
+
+
+def _print_result(result: RunResult, verbose: bool) -> None:
+    for finding in result.findings:
+        if finding.severity != "info" or verbose:
+            print(f"{result.filename}:{finding}", file=sys.stderr)
+    sys.stdout.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.write(result.stderr)
+    sys.stderr.flush()
+
+
+def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    code, filename = _read_code(args, parser)
+    progress = Progress(args.quiet)
+    try:
+        return asyncio.run(_run(args, code, filename, progress))
+    except ValidationFailed as err:
+        for finding in err.findings:
+            print(str(finding), file=sys.stderr)
+        print(f"error: refused by --strict: {err}", file=sys.stderr)
+        return EXIT_SANDBOX
+    except KeyboardInterrupt:
+        print("interrupted; the sandbox was removed", file=sys.stderr)
+        return 130
+
+
+# -- ls, cleanup, stats, doctor ----------------------------------------------------------------
+
+
+def cmd_ls(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from runtime.listing import container_rows, table, volume_rows
+
+    config = RuntimeConfig.load()
+    installation = None if args.all else config.installation_id
+    client = cleanup_job.engine_client(config)
+    try:
+        containers = container_rows(client.api, installation)
+        volumes = volume_rows(client.api, installation)
+    finally:
+        client.close()
+    scope = "all installations" if args.all else f"installation {config.installation_id}"
+    extra = ("INSTALLATION",) if args.all else ()
+    print(f"containers ({scope}): {len(containers)}")
+    if containers:
+        print(table(
+            ("NAME", "STATE", "AGE", "TASK", "PROJECT", "LANGUAGE", "OWNER", "EXPIRES", *extra),
+            [(r.name, r.state, r.age, r.task, r.project, r.language, r.owner, r.expires,
+              *((r.installation,) if args.all else ())) for r in containers],
+        ))
+    print(f"\nvolumes ({scope}): {len(volumes)}")
+    if volumes:
+        print(table(
+            ("NAME", "PROJECT", "AGE", "IN USE", *extra),
+            [(r.name, r.project, r.age, r.in_use, *((r.installation,) if args.all else ())) for r in volumes],
+        ))
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    cleanup_job.check_arguments(parser, args)
+    return cleanup_job.run(args)
+
+
+def cmd_stats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        from runtime import stats_view
+        from runtime.monitor import default_monitor_path
+    except ImportError as err:
+        print(f"error: statistics are not available in this installation: {err}", file=sys.stderr)
+        return 1
+    path = Path(args.db).expanduser() if args.db else default_monitor_path()
+    if not path.is_file():
+        print(
+            f"no monitor database at {path}: nothing recorded yet. `theappapp-sandbox run` records there; "
+            "an orchestrator records by passing a SandboxMonitor as a manager observer "
+            "(or set THEAPPAPP_MONITOR_DB / --db to its file).",
+            file=sys.stderr,
+        )
+        return 1
+    print(stats_view.show(path, args.since))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from runtime.doctor import run_checks
+
+    failed = warned = 0
+    for check in run_checks(RuntimeConfig.load()):
+        print(check.render(), flush=True)
+        failed += check.status == "FAIL"
+        warned += check.status == "WARN"
+    print(f"\n{'not ready' if failed else 'ready'}: {failed} failed, {warned} warning(s)")
+    return 1 if failed else 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="theappapp-sandbox",
+        description="Run code in hardened per-task Docker sandboxes, and look after them.",
+        epilog="Configuration comes from THEAPPAPP_* environment variables (see runtime/config.py).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="run a file or snippet in a fresh sandbox, then remove it",
+        description="One-shot: create a sandbox, write and validate the code, run it with the language's "
+        "command, print its output, remove the sandbox. Exits with the program's exit code "
+        f"({EXIT_TIMEOUT} on timeout, {EXIT_SANDBOX} if the sandbox failed).",
+    )
+    run.add_argument("language", metavar="LANG", help="a registry language or alias (python, node, java, …)")
+    run.add_argument("file", metavar="FILE", nargs="?", help="the program to run; - reads it from stdin")
+    run.add_argument("-c", dest="code", metavar="CODE", help="the program text itself")
+    run.add_argument("--timeout", type=_positive, metavar="SECONDS", help="kill the program after this long")
+    run.add_argument("--network", choices=("sandbox", "none"), help="sandbox (default: isolated egress) or none")
+    run.add_argument("--project", metavar="ID",
+                     help="run in this project's persistent volume (kept); default: a throwaway volume")
+    run.add_argument("--strict", action="store_true", help="refuse to run code with error-severity findings")
+    run.add_argument("--no-monitor", action="store_true", help="do not record the run for `stats`")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run.add_argument("-v", "--verbose", action="store_true", help="also print info-level findings")
+    run.set_defaults(handler=cmd_run)
+
+    ls = sub.add_parser("ls", help="managed containers and volumes, with age, task and project")
+    ls.add_argument("--all", action="store_true", help="every installation on this engine, not only this one")
+    ls.set_defaults(handler=cmd_ls)
+
+    clean = sub.add_parser("cleanup", help="remove orphaned sandboxes (expired, exited, dead, owner gone)")
+    cleanup_job.add_arguments(clean)
+    clean.set_defaults(handler=cmd_cleanup)
+
+    stats = sub.add_parser("stats", help="execution statistics recorded by the monitor")
+    stats.add_argument("--db", metavar="PATH", help="the monitor's SQLite file (default: its configured path)")
+    stats.add_argument("--since", type=_positive, metavar="HOURS", help="only the last HOURS hours")
+    stats.set_defaults(handler=cmd_stats)
+
+    doctor = sub.add_parser("doctor", help="check engine, images, network policy, runtimes and disk")
+    doctor.set_defaults(handler=cmd_doctor)
+    return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.handler(args, parser)
+        return code
+    except SandboxError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_SANDBOX
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
