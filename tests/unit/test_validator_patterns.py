@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runtime.registry import get_registry
-from runtime.validation import CodeValidator
+from runtime.validation import CodeValidator, lexical
 from runtime.validation.patterns import CompiledPattern, literal_starts, scout_for
 
 # (language, pattern id) -> (positive, close negative)
@@ -190,3 +190,41 @@ def test_scout_strips_only_leading_assertions(regex: str, scout: str) -> None:
 def test_scout_declines_patterns_without_leading_assertions() -> None:
     assert scout_for(r"os\.system\(") is None
     assert scout_for(r"\b") is None
+
+
+LEXER_SAMPLES = [
+    'a = "esc \\" q" # c\nb = \'it\\\'s\' /* x * y */ z /**/ @"ver ""q"" " $"i{1}" """raw""" <# bl #> @"\nhere\n"@\n',
+    'x = "unterminated\n/* open comment\n\'\'\' open\n`tick\n',
+    "=begin\nsystem('x')\n=end\nputs `ls` # done\n",
+]
+
+
+@pytest.mark.parametrize("language", sorted(INERT))
+def test_lexer_fast_path_equals_a_plain_scan(language: str) -> None:
+    compiled = lexical._compiled(language)
+    assert compiled is not None
+    lexer, first, slow_if = compiled
+    examples = "\n".join(p + n for (lang, _), (p, n) in EXAMPLES.items() if lang == language)
+    texts = [*LEXER_SAMPLES, INERT[language], examples]
+    for text in texts:
+        if slow_if and slow_if in text:
+            continue  # such texts take the plain scan anyway
+        assert [m.span() for m in lexical._jump(text, lexer, first)] == [m.span() for m in lexer.finditer(text)]
+
+
+@pytest.mark.parametrize(
+    ("language", "code", "inside", "outside"),
+    [
+        ("python", 'x = "a # b"  # c\n', ["a # b", "# c"], ["x ="]),
+        ("node", "let s = `t ${x}`; /* c */ f()\n", ["t ${x}", "c */"], ["f()"]),
+        ("csharp", 'var v = @"a ""q"" b"; g();\n', ['a ""q'], ["g();"]),
+        ("powershell", "<# block #>\n$s = 'it''s'; Get-Item\n", ["block", "t''s"], ["Get-Item"]),
+        ("ruby", "=begin\nnote\n=end\nputs 1\n", ["note"], ["puts 1"]),
+    ],
+)
+def test_mask_hides_comment_and_string_bodies(language: str, code: str, inside: list[str], outside: list[str]) -> None:
+    mask = lexical.CodeMask(code, language)
+    for text in inside:
+        assert mask.hidden(code.index(text)), text
+    for text in outside:
+        assert not mask.hidden(code.index(text)), text
