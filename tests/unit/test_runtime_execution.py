@@ -1,0 +1,60 @@
+"""Exec requests are validated before anything runs; output capture is bounded."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from runtime.config import RuntimeConfig
+from runtime.errors import InvalidIdentifier, InvalidPath, SandboxError
+from runtime.execution import KILLER_SCRIPT, Capture, ExecRequest
+
+CONFIG = RuntimeConfig.load(env={"THEAPPAPP_INSTALLATION_ID": "x"}, max_output_bytes=8, default_timeout=5)
+
+
+def test_capture_keeps_the_cap_and_counts_the_rest() -> None:
+    capture = Capture(8)
+    for piece in (b"abc", b"defgh", b"ijk", b"\xff"):
+        capture.add(piece)
+    assert bytes(capture.kept) == b"abcdefgh" and capture.total == 12 and capture.truncated
+    assert Capture(8).truncated is False
+    partial = Capture(3)
+    partial.add("é€".encode())  # cut inside a character: decoded with a replacement, never an error
+    assert partial.text() == "é\ufffd"
+
+
+def test_shell_request_defaults_and_conversions() -> None:
+    request = ExecRequest.shell(CONFIG, "echo hi", stdin="é", env={"A": 1}, workdir="sub")  # type: ignore[dict-item]
+    assert request.argv == ("/bin/bash", "-c", "echo hi") and request.timeout == 5 and request.max_output_bytes == 8
+    assert request.stdin == "é".encode() and request.env == {"A": "1"} and request.workdir == "/workspace/sub"
+    assert request.user == "1000:1000"
+    assert ExecRequest.shell(CONFIG, "true").workdir == "/workspace"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"env": {"A B": "x"}}, InvalidIdentifier),
+        ({"env": {"1A": "x"}}, InvalidIdentifier),
+        ({"env": {"A": "x\0y"}}, InvalidIdentifier),
+        ({"workdir": "/etc"}, InvalidPath),
+        ({"workdir": "../x"}, InvalidPath),
+        ({"timeout": 0}, SandboxError),
+    ],
+)
+def test_bad_requests_are_refused(kwargs: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        ExecRequest.shell(CONFIG, "true", **kwargs)  # type: ignore[arg-type]
+
+
+def test_commands_with_nul_are_refused() -> None:
+    with pytest.raises(SandboxError):
+        ExecRequest.shell(CONFIG, "echo \0")
+
+
+def test_killer_uses_builtins_only_so_it_runs_when_no_pid_is_left() -> None:
+    # No command substitution or external programs: each would need a fork ($(( )) is arithmetic).
+    assert not re.search(r"\$\((?!\()|`", KILLER_SCRIPT)
+    for external in ("ps ", "grep", "awk", "seq", "xargs", "pkill"):
+        assert external not in KILLER_SCRIPT

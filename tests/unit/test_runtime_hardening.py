@@ -1,0 +1,47 @@
+"""The container settings: every hardened default present, each one switchable by config."""
+
+from __future__ import annotations
+
+from runtime.config import RuntimeConfig
+from runtime.hardening import KEEPER_COMMAND, ContainerSpec
+from runtime.registry import Resources
+
+RES = Resources(memory="512m", cpus=1.5, pids=128, tmp_size="64m", home_size="32m")
+
+
+def _spec(**config: object) -> ContainerSpec:
+    return ContainerSpec(
+        image="theappapp-python:latest", name="theappapp-p-t", labels={"k": "v"}, volume="theappapp-project-p",
+        network="theappapp-sandbox", resources=RES,
+        config=RuntimeConfig.load(env={"THEAPPAPP_INSTALLATION_ID": "x"}, **config),
+    )
+
+
+def test_every_hardened_default_is_in_the_host_config() -> None:
+    host = _spec().host_config()
+    assert host["cap_drop"] == ["ALL"] and host["security_opt"] == ["no-new-privileges:true"]
+    assert host["read_only"] is True and host["privileged"] is False and host["init"] is True
+    assert host["pids_limit"] == 128 and host["mem_limit"] == host["memswap_limit"] == "512m"
+    assert host["nano_cpus"] == 1_500_000_000 and host["ipc_mode"] == "private"
+    assert host["network_mode"] == "theappapp-sandbox"
+    assert host["binds"] == {"theappapp-project-p": {"bind": "/workspace", "mode": "rw"}}
+    assert host["tmpfs"]["/tmp"].endswith("size=64m,mode=1777")
+    assert "size=32m,uid=1000,gid=1000" in host["tmpfs"]["/home/sandbox"]
+    assert host["log_config"] == {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
+    assert "runtime" not in host
+    assert not {"devices", "pid_mode", "userns_mode", "volumes_from", "cap_add"} & set(host)
+    assert not any("docker.sock" in bind for bind in host["binds"])
+
+
+def test_each_default_can_be_switched_off_by_config() -> None:
+    host = _spec(cap_drop_all=False, no_new_privileges=False, read_only_root=False, init=False, runtime="runsc")
+    kwargs = host.host_config()
+    assert kwargs["cap_drop"] is None and kwargs["security_opt"] is None
+    assert kwargs["read_only"] is False and kwargs["init"] is False and kwargs["runtime"] == "runsc"
+
+
+def test_container_runs_the_keeper_as_the_sandbox_user_in_the_workspace() -> None:
+    kwargs = _spec().create_kwargs({"hc": 1})
+    assert kwargs["command"] == list(KEEPER_COMMAND) and kwargs["user"] == "1000:1000"
+    assert kwargs["working_dir"] == "/workspace" and kwargs["host_config"] == {"hc": 1}
+    assert kwargs["labels"] == {"k": "v"} and kwargs["tty"] is False and kwargs["stdin_open"] is False

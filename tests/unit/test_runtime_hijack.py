@@ -1,0 +1,81 @@
+"""The raw exec stream against a fake engine on a unix socket: framing, no lost bytes, stdin EOF, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import EngineUnavailable, SandboxError, TaskNotFound
+from runtime.hijack import STDERR, STDOUT, start_exec
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    return bytes([stream, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+
+
+async def _serve(tmp_path: Path, handler: Handler) -> tuple[asyncio.AbstractServer, str]:
+    path = str(tmp_path / "engine.sock")
+    return await asyncio.start_unix_server(handler, path), path
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    line = next(x for x in head.split(b"\r\n") if x.lower().startswith(b"content-length"))
+    length = int(line.split(b":")[1])
+    return head + await reader.readexactly(length)
+
+
+async def test_output_sent_with_the_headers_is_not_lost_and_stdin_gets_eof(tmp_path: Path) -> None:
+    got_stdin = asyncio.get_running_loop().create_future()
+
+    async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await _read_request(reader)
+        assert request.startswith(b"POST /v1.41/exec/EXEC1/start HTTP/1.1") and b"Upgrade: tcp" in request
+        # Headers and the first frames in one write: a buffered HTTP client would swallow them.
+        head = b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\n\r\n"
+        writer.write(head + frame(STDOUT, b"early ") + frame(STDERR, b"E"))
+        got_stdin.set_result(await reader.read())  # until our half-close
+        writer.write(frame(STDOUT, b"x" * 200_000) + frame(STDOUT, b"\xff\x00end"))
+        await writer.drain()
+        writer.close()
+
+    server, path = await _serve(tmp_path, engine)
+    async with server:
+        conn = await start_exec(("unix", path), "1.41", "EXEC1")
+        await conn.send_stdin(b"input bytes")
+        chunks = []
+        while (item := await conn.next_chunk()) is not None:
+            chunks.append(item)
+        await conn.close()
+    assert await got_stdin == b"input bytes"
+    out = b"".join(d for s, d in chunks if s == STDOUT)
+    assert out == b"early " + b"x" * 200_000 + b"\xff\x00end"
+    assert [d for s, d in chunks if s == STDERR] == [b"E"]
+    assert max(len(d) for _, d in chunks) <= 64 * 1024  # read in bounded pieces
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(404, TaskNotFound), (409, SandboxError), (500, EngineUnavailable)]
+)
+async def test_engine_refusals_become_sandbox_errors(tmp_path: Path, status: int, error: type[Exception]) -> None:
+    async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        body = b'{"message":"nope"}'
+        writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        writer.close()
+
+    server, path = await _serve(tmp_path, engine)
+    async with server:
+        with pytest.raises(error, match="nope"):
+            await start_exec(("unix", path), "1.41", "EXEC1")
+
+
+async def test_no_engine_is_engine_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(EngineUnavailable):
+        await start_exec(("unix", str(tmp_path / "absent.sock")), "1.41", "EXEC1")
