@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,12 +35,7 @@ class LineIndex:
 
     def position(self, offset: int) -> tuple[int, int]:
         if self._starts is None:
-            starts = [0]
-            find = self._text.find
-            i = find("\n")
-            while i != -1:
-                starts.append(i + 1)
-                i = find("\n", i + 1)
-            self._starts = starts
+            # offsets where each line starts (one past the end too, which bisect never returns)
+            self._starts = [0, *itertools.accumulate(len(line) + 1 for line in self._text.split("\n"))]
         line = bisect.bisect_right(self._starts, offset)
         return line, offset - self._starts[line - 1] + 1

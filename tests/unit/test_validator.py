@@ -87,3 +87,12 @@ def test_findings_per_rule_are_bounded(validator: CodeValidator) -> None:
 
 def test_str_of_a_finding_is_one_line() -> None:
     assert str(Finding("pattern.python.eval-exec", "warning", 3, 9, "m")) == "3:9 warning [pattern.python.eval-exec] m"
+
+
+def test_line_index_maps_offsets_to_lines_and_columns() -> None:
+    from runtime.validation.findings import LineIndex
+
+    text = "ab\ncd\n\nef"
+    index = LineIndex(text)
+    assert [index.position(text.index(c)) for c in "abcdef"] == [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2)]
+    assert index.position(6) == (3, 1)  # the empty line
