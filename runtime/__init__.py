@@ -3,6 +3,7 @@
     from runtime import get_container_manager
 """
 
+from runtime.cleanup import CleanupReport, CleanupScheduler
 from runtime.config import RuntimeConfig
 from runtime.errors import (
     EngineUnavailable,
@@ -22,9 +23,12 @@ from runtime.manager import ContainerInfo, ContainerManager, Sandbox, get_contai
 from runtime.monitor import SandboxMonitor
 from runtime.pool import WarmPool
 from runtime.registry import Language, Registry, get_registry, load_registry
+from runtime.runcode import RunResult
 from runtime.validation import CodeValidator, Finding
 
 __all__ = [
+    "CleanupReport",
+    "CleanupScheduler",
     "CodeValidator",
     "ContainerInfo",
     "ContainerManager",
@@ -40,6 +44,7 @@ __all__ = [
     "OutputChunk",
     "Registry",
     "RegistryError",
+    "RunResult",
     "RuntimeConfig",
     "Sandbox",
     "SandboxError",

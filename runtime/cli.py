@@ -45,6 +45,12 @@ class Progress:
         if not self.quiet:
             print(f"[sandbox {time.monotonic() - self.t0:5.1f}s] {message}", file=self.stream, flush=True)
 
+    async def heartbeat(self, message: str, every: float = 10.0) -> None:
+        """`message` every `every` seconds until cancelled (a compile can take a while)."""
+        while True:
+            await asyncio.sleep(every)
+            self.say(message)
+
 
 # -- run -------------------------------------------------------------------------------------
 
@@ -99,9 +105,13 @@ async def _run(args: argparse.Namespace, code: str, filename: str | None, progre
         await manager.create_container(task_id, project_id, lang.name)
         try:
             progress.say(f"running {filename or 'the snippet'}")
-            result = await manager.run_code(
-                task_id, code, filename, strict=args.strict, timeout=args.timeout,
-            )
+            ticker = asyncio.create_task(progress.heartbeat("still running"))
+            try:
+                result = await manager.run_code(
+                    task_id, code, filename, strict=args.strict, timeout=args.timeout,
+                )
+            finally:
+                ticker.cancel()
             _print_result(result, args.verbose)
         finally:
             progress.say("removing the sandbox")
