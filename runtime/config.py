@@ -29,6 +29,7 @@ class RuntimeConfig:
     # Engine and images.
     docker_host: str | None = None  # None: DOCKER_HOST, else the local socket
     image_tag: str = "latest"
+    required_languages: tuple[str, ...] = ()  # startup() fails with ImageMissing unless these images exist
     registry_path: str | None = None  # None: THEAPPAPP_REGISTRY, else the project's languages.yaml
     installation_id: str = ""  # "" means: resolved by `load()` (env, then a persistent file)
     # Network: "sandbox" (the dedicated bridge, no host/metadata/peer access) or "none".

@@ -8,6 +8,7 @@ the deadline; the socket timeout eventually frees the thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import threading
@@ -84,21 +85,50 @@ class Engine:
     def api_version(self) -> str:
         return str(self.client.api.api_version)
 
-    async def call(self, fn: Callable[..., T], *args: Any, deadline: float | None = None, **kwargs: Any) -> T:
-        """`fn(*args, **kwargs)` in the pool, or `EngineUnavailable` past the deadline or on transport failure."""
-        return await self._run(functools.partial(fn, *args, **kwargs), deadline or self.api_timeout)
+    async def call(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        deadline: float | None = None,
+        on_abandon: Callable[[T], object] | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """`fn(*args, **kwargs)` in the pool, or `EngineUnavailable` past the deadline or on transport failure.
 
-    async def _run(self, job: Callable[[], T], deadline: float) -> T:
-        loop = asyncio.get_running_loop()
+        `on_abandon(result)` runs if the caller stops waiting (deadline, cancellation) and the call
+        succeeds anyway — e.g. to remove a container whose creation nobody is waiting for any more.
+        """
+        return await self._run(functools.partial(fn, *args, **kwargs), deadline or self.api_timeout, on_abandon)
+
+    async def _run(
+        self, job: Callable[[], T], deadline: float, on_abandon: Callable[[T], object] | None = None
+    ) -> T:
+        future = self._executor.submit(job)
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._executor, job), deadline)
+            return await asyncio.wait_for(asyncio.wrap_future(future), deadline)
         except TimeoutError as err:
+            self._abandon(future, on_abandon)
             name = getattr(job, "func", job)
             raise EngineUnavailable(
                 f"Docker engine did not answer {getattr(name, '__name__', 'a call')} within {deadline:.0f}s"
             ) from err
+        except asyncio.CancelledError:
+            self._abandon(future, on_abandon)
+            raise
         except _TRANSPORT_ERRORS as err:
             raise EngineUnavailable(f"lost the Docker engine at {self.where}: {err}") from err
+
+    @staticmethod
+    def _abandon(future: Future[T], on_abandon: Callable[[T], object] | None) -> None:
+        if on_abandon is None:
+            return
+
+        def finished(done: Future[T]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                with contextlib.suppress(Exception):
+                    on_abandon(done.result())
+
+        future.add_done_callback(finished)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         """Run `fn` in the pool without waiting for it (background removal); the future says when it is done."""

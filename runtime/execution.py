@@ -265,13 +265,16 @@ class Executor:
         except docker.errors.APIError as err:
             if err.status_code == 409:
                 raise SandboxError(f"the sandbox container {container_id[:12]} is not running: {err}") from err
-            raise
+            raise SandboxError(f"the Docker engine refused an exec: {err.explanation or err}") from err
         return str(info["Id"])
 
     async def _exit_code(self, exec_id: str, *, wait: bool) -> int | None:
         # The stream can close a moment before the engine records the exit code.
         for attempt in range(40 if wait else 1):
-            info = await self.engine.call(self.engine.client.api.exec_inspect, exec_id)
+            try:
+                info = await self.engine.call(self.engine.client.api.exec_inspect, exec_id)
+            except docker.errors.APIError:
+                return None  # the container went away under the exec (destroyed meanwhile)
             if not info.get("Running") and info.get("ExitCode") is not None:
                 return int(info["ExitCode"])
             if attempt:

@@ -18,10 +18,10 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import docker.errors
 
@@ -84,6 +84,24 @@ def build_command(language: Language, filename: str) -> str:
     return language.command_for(filename)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _engine_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Any engine refusal not handled inside becomes a `SandboxError` (one tree for callers to catch)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except docker.errors.DockerException as err:
+            detail = getattr(err, "explanation", None) or str(err)
+            raise SandboxError(f"the Docker engine refused {fn.__name__}: {detail}") from err
+
+    return wrapper
+
+
 class ContainerManager:
     """Creates, drives and destroys task sandboxes on one Docker engine."""
 
@@ -123,6 +141,7 @@ class ContainerManager:
 
     # -- lifecycle of the manager ------------------------------------------------------------
 
+    @_engine_errors
     async def startup(self) -> None:
         """Engine reachable, OCI runtime known, images listed, network ready — or a clear error."""
         if self._engine.closed:
@@ -145,6 +164,14 @@ class ContainerManager:
         self.images = {
             name: f"{lang.image}:{self.config.image_tag}" in tags for name, lang in self.registry.languages.items()
         }
+        missing = sorted({self.registry.resolve(r).name for r in self.config.required_languages} - {
+            name for name, present in self.images.items() if present
+        })
+        if missing:
+            raise ImageMissing(
+                f"images not on this engine for: {', '.join(missing)}; build them with: "
+                + "; ".join(f"nox -s build -- {name}" for name in missing)
+            )
         if self.config.network == "sandbox":
             await self._ensure_network(client)
         self._started = True
@@ -184,6 +211,7 @@ class ContainerManager:
 
     # -- containers ------------------------------------------------------------------------
 
+    @_engine_errors
     async def create_container(
         self, task_id: str, project_id: str, language: str, *, network: str | None = None
     ) -> ContainerInfo:
@@ -253,6 +281,7 @@ class ContainerManager:
             self._volumes.add(name)
         return name
 
+    @_engine_errors
     async def delete_project_volume(self, project_id: str) -> bool:
         """Remove the project's volume and its files — only ever on request. False if there was none.
 
@@ -274,7 +303,12 @@ class ContainerManager:
         api = self._engine.client.api
         host_config = api.create_host_config(**spec.host_config())
         try:
-            created = await self._engine.call(api.create_container, **spec.create_kwargs(host_config))
+            created = await self._engine.call(
+                api.create_container,
+                **spec.create_kwargs(host_config),
+                # Created after all, but nobody waits for it any more (deadline, cancel): remove it.
+                on_abandon=lambda made: api.remove_container(made["Id"], force=True),
+            )
         except docker.errors.ImageNotFound as err:
             lang = spec.labels[labels.LANGUAGE]
             raise ImageMissing(
@@ -313,6 +347,7 @@ class ContainerManager:
         cgroup = ContainerCgroup.locate(info.container_id, *layout)
         self._tasks[info.task_id] = _Task(info, ExecTarget(info.container_id, cgroup, self._host_kill))
 
+    @_engine_errors
     async def destroy_container(self, task_id: str) -> bool:
         """Remove the task's container (the volume stays). True if there was one; idempotent."""
         pending = self._pending.get(task_id)
@@ -502,6 +537,7 @@ class ContainerManager:
 
     # -- files -----------------------------------------------------------------------------
 
+    @_engine_errors
     async def write_files(self, task_id: str, files: Mapping[str, str | bytes]) -> list[str]:
         """Write files under /workspace (parents created), owned by the sandbox user. Returns their paths."""
         task = self._task(task_id)
@@ -515,6 +551,7 @@ class ContainerManager:
         )
         return paths
 
+    @_engine_errors
     async def read_file(self, task_id: str, path: str) -> bytes:
         """The bytes of one regular file under /workspace."""
         task = self._task(task_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import docker
@@ -208,6 +209,37 @@ async def test_missing_image_names_the_build_command(
         assert mgr.tasks == {}
     finally:
         await mgr.shutdown()
+
+
+async def test_required_language_without_image_fails_startup_with_the_build_command(
+    runtime_config: RuntimeConfig, python_image: Language, unique: str
+) -> None:
+    mgr = ContainerManager(RuntimeConfig.load(
+        network_name=runtime_config.network_name, image_tag=f"absent-{unique}", required_languages=("py",)
+    ))
+    try:
+        with pytest.raises(ImageMissing, match=r"nox -s build -- python"):
+            await mgr.startup()
+    finally:
+        await mgr.shutdown()
+
+
+async def test_cancelled_creates_leave_no_container_behind(
+    manager: ContainerManager, docker_client: docker.DockerClient, unique: str, installation_id: str
+) -> None:
+    delays = (0.0, 0.01, 0.03, 0.06, 0.1, 0.15, 0.25, 0.4)
+    for i, delay in enumerate(delays):
+        creating = asyncio.create_task(manager.create_container(f"x{i}{unique}", f"p{unique}", "python"))
+        await asyncio.sleep(delay)
+        creating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await creating
+        await manager.destroy_container(f"x{i}{unique}")  # in case the create won the race
+    await asyncio.sleep(2)  # creations the engine finishes after the cancel are removed when they land
+    await manager.settle()
+    for i in range(len(delays)):
+        assert _ours(docker_client, installation_id, **{labels.TASK: f"x{i}{unique}"}) == []
+    assert manager.tasks == {}
 
 
 async def test_dead_engine_is_a_clear_engine_unavailable(tmp_path: Any) -> None:
