@@ -40,6 +40,7 @@ TYPESCRIPT_EXTENSIONS = (".ts", ".mts", ".cts")
 INSTALL_HINT = "pip install 'theappapp-sandbox[validate]'"
 
 _SNIPPET = 24
+_PYTHON_LOCK = threading.Lock()
 
 
 def grammar_for(language: str, requested: str, filename: str | None = None) -> str | None:
@@ -54,7 +55,9 @@ def grammar_for(language: str, requested: str, filename: str | None = None) -> s
 def check_python(code: str) -> list[Finding]:
     """CPython's own verdict: compile (never run) the code; SyntaxWarnings become warnings."""
     findings: list[Finding] = []
-    with warnings.catch_warnings(record=True) as caught:
+    # catch_warnings swaps process-wide state: two threads interleaving it could leave warnings
+    # captured into a dead list for good. compile() holds the GIL anyway, so the lock costs nothing.
+    with _PYTHON_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             compile(code, "<code>", "exec", dont_inherit=True)

@@ -114,3 +114,25 @@ def test_multi_line_error_region_says_where_it_ends(validator: CodeValidator) ->
     need_grammar("ruby")
     (error, *_) = syntax_errors(validator.validate("def f(x)\n  x = 1 +* 2\nend\n", "ruby"))
     assert error.line == 1 and "runs to line 3" in error.message
+
+
+def test_concurrent_python_checks_keep_their_own_warnings(validator: CodeValidator) -> None:
+    import threading
+    import warnings
+
+    results: list[list[str]] = []
+
+    def work() -> None:
+        for _ in range(50):
+            results.append([f.rule_id for f in validator.validate("x = 1\nif x is 1:\n    pass\n", "python")])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [["syntax.warning"]] * 200
+    with warnings.catch_warnings(record=True) as caught:  # the process's own warnings still work afterwards
+        warnings.simplefilter("always")
+        warnings.warn("still delivered", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["still delivered"]
