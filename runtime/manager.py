@@ -274,11 +274,12 @@ class ContainerManager:
 
     async def _ensure_volume(self, project_id: str) -> str:
         name = volume_name(project_id)
-        if name not in self._volumes:
-            api = self._engine.client.api
-            # Creating an existing volume returns it: idempotent across managers.
-            await self._engine.call(api.create_volume, name, labels=self.owner.volume_labels(project_id))
-            self._volumes.add(name)
+        # Every time (~2 ms), not once per manager: the volume may have been deleted on request by
+        # another process since, and the engine would silently re-create it unlabelled on mount.
+        # Creating an existing volume returns it: idempotent across managers.
+        api = self._engine.client.api
+        await self._engine.call(api.create_volume, name, labels=self.owner.volume_labels(project_id))
+        self._volumes.add(name)
         return name
 
     @_engine_errors
@@ -291,6 +292,8 @@ class ContainerManager:
 
         name = volume_name(project_id)
         client = await self._engine.connect()
+        if self.pool is not None:
+            await self.pool.drop(project_id)  # the project's idle spares mount the volume
         await self.settle()  # containers still being removed in the background hold the volume
         removed = await self._engine.call(
             remove_project_volume, client.api, self.config.installation_id, project_id

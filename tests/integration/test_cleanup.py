@@ -6,6 +6,7 @@ the test itself created (the engine is shared with other test runs).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -162,7 +163,7 @@ async def test_project_volume_goes_only_on_explicit_request(
 ) -> None:
     project = f"proj-{uuid.uuid4().hex[:8]}"
     volume = f"theappapp-project-{project}"
-    # No warm pool: its spares for the project would hold the volume (see the report's gaps).
+    # No warm pool here: a live manager's idle spare would hold the volume against the CLI (as it should).
     manager = ContainerManager(RuntimeConfig.load(installation_id=installation, network="none", pool_enabled=False))
     await manager.startup()
     try:
@@ -180,11 +181,10 @@ async def test_project_volume_goes_only_on_explicit_request(
         with pytest.raises(docker.errors.NotFound):
             docker_client.volumes.get(volume)
 
-        # Through the manager as well, refused while in use. A fresh manager: this one remembers
-        # the volume it made and would not re-create it (see the report's gaps).
-        await manager.shutdown()
-        manager = ContainerManager(RuntimeConfig.load(installation_id=installation, network="none", pool_enabled=False))
+        # The same manager uses the project again: the volume it made earlier was deleted by another
+        # process, and must come back with our labels (an engine-made one would have none).
         await manager.create_container("t2", project, "python")
+        assert docker_client.volumes.get(volume).attrs["Labels"][labels.INSTALLATION] == installation
         from runtime.errors import SandboxError
 
         with pytest.raises(SandboxError, match="in use"):
@@ -192,6 +192,27 @@ async def test_project_volume_goes_only_on_explicit_request(
         await manager.destroy_container("t2")
         assert await manager.delete_project_volume(project) is True
         assert await manager.delete_project_volume(project) is False  # already gone
+    finally:
+        await manager.shutdown()
+
+
+async def test_delete_project_volume_drops_the_pools_spares_for_it(
+    docker_client: docker.DockerClient, python_image: Language, installation: str
+) -> None:
+    project = f"proj-{uuid.uuid4().hex[:8]}"
+    manager = ContainerManager(RuntimeConfig.load(installation_id=installation, network="none", pool_enabled=True))
+    await manager.startup()
+    try:
+        assert manager.pool is not None
+        async with manager.task("t1", project, "python"):
+            pass
+        deadline = time.monotonic() + 60
+        while manager.pool.ready(project, "python") < 1:  # the refill after the task ended
+            assert time.monotonic() < deadline, "the pool never made a spare"
+            await asyncio.sleep(0.1)
+        assert await manager.delete_project_volume(project) is True
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.volumes.get(f"theappapp-project-{project}")
     finally:
         await manager.shutdown()
 
