@@ -13,7 +13,7 @@ SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem in the code. `line` and `column` are 1-based; 0 means the whole file."""
+    """One problem in the code. `line` and `column` are 1-based; 0 means not known (line 0: the whole file)."""
 
     rule_id: str
     severity: Severity

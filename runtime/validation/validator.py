@@ -53,13 +53,15 @@ class CodeValidator:
         lang = self.registry.resolve(language)
         findings: list[Finding] = []
         text = code
-        size = len(code.encode("utf-8", "surrogatepass"))
-        oversized = size > self.max_bytes
+        # More characters than allowed bytes is over for sure: no need to encode a huge string.
+        size = None if len(code) > self.max_bytes else len(code.encode("utf-8", "surrogatepass"))
+        oversized = size is None or size > self.max_bytes
         if oversized:
+            amount = f"{size} bytes" if size is not None else f"{len(code)} characters"
             findings.append(
                 Finding(
                     "size.limit", "error", 0, 0,
-                    f"code is {size} bytes, over the {self.max_bytes}-byte limit; only the first "
+                    f"code is {amount}, over the {self.max_bytes}-byte limit; only the first "
                     f"{self.max_bytes} characters were scanned and the syntax was not checked",
                 )
             )
