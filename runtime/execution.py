@@ -28,12 +28,16 @@ import docker.errors
 from runtime.cgroups import OOM_PROBE, ContainerCgroup, parse_oom_kills
 from runtime.config import RuntimeConfig
 from runtime.engine import Engine
-from runtime.errors import InvalidIdentifier, SandboxError, TaskNotFound
+from runtime.errors import EngineUnavailable, InvalidIdentifier, SandboxError, TaskNotFound
 from runtime.hijack import STDERR, ExecConnection, start_exec
 from runtime.paths import under_workspace
 
 log = logging.getLogger(__name__)
-KILL_GRACE = 1.5  # seconds the killer and the stream teardown may take after a timeout
+# After a timeout: the killers get KILL_GRACE + HOST_KILL_GRACE, closing the stream and reading the exit code
+# CLOSE_GRACE each — together under the 2 s the caller is promised.
+KILL_GRACE = 1.0
+CLOSE_GRACE = 0.3
+HOST_KILL_GRACE = 0.4  # the fallback killer, when the in-container one could not run
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Kills every process but PID 1, the keeper and itself, in rounds until none is left
@@ -204,9 +208,29 @@ class Executor:
         t0 = time.monotonic()
         deadline = t0 + request.timeout
         oom_before = target.cgroup.oom_kills() if target.cgroup else None
-        conn = await self._start(target, request)
-        stdin_task = asyncio.create_task(conn.send_stdin(request.stdin)) if request.stdin is not None else None
         out, err = Capture(request.max_output_bytes), Capture(request.max_output_bytes)
+
+        def result(exit_code: int | None, timed_out: bool, oom: bool) -> ExecResult:
+            return ExecResult(
+                exit_code=exit_code,
+                stdout=out.text(),
+                stderr=err.text(),
+                duration=time.monotonic() - t0,
+                timed_out=timed_out,
+                oom_killed=oom,
+                truncated=out.truncated or err.truncated,
+                stdout_bytes=out.total,
+                stderr_bytes=err.total,
+            )
+
+        try:
+            # Even starting is bounded: an engine (gVisor) can hang an exec before it runs.
+            conn = await asyncio.wait_for(self._start(target, request), request.timeout)
+        except TimeoutError:
+            await self.kill_all(target)
+            finish(result(None, True, False))
+            return
+        stdin_task = asyncio.create_task(conn.send_stdin(request.stdin)) if request.stdin is not None else None
         timed_out, finished = False, False
         try:
             while True:
@@ -231,22 +255,11 @@ class Executor:
                 await self.kill_all(target)
             if stdin_task is not None:
                 stdin_task.cancel()
-            await conn.close()
+            await conn.close(CLOSE_GRACE if timed_out else 1.0)
+        # After a timeout every step below is bounded, so the call returns within timeout + 2 s.
         exit_code = await self._exit_code(conn.exec_id, wait=not timed_out)
-        oom = await self._oom(target, oom_before, exit_code)
-        finish(
-            ExecResult(
-                exit_code=exit_code,
-                stdout=out.text(),
-                stderr=err.text(),
-                duration=time.monotonic() - t0,
-                timed_out=timed_out,
-                oom_killed=oom,
-                truncated=out.truncated or err.truncated,
-                stdout_bytes=out.total,
-                stderr_bytes=err.total,
-            )
-        )
+        oom = await self._oom(target, oom_before, exit_code, probe_inside=not timed_out)
+        finish(result(exit_code, timed_out, oom))
 
     async def _start(self, target: ExecTarget, request: ExecRequest) -> ExecConnection:
         exec_id = await self.create(target.container_id, list(request.argv), request, stdin=request.stdin is not None)
@@ -272,20 +285,28 @@ class Executor:
         # The stream can close a moment before the engine records the exit code.
         for attempt in range(40 if wait else 1):
             try:
-                info = await self.engine.call(self.engine.client.api.exec_inspect, exec_id)
+                info = await self.engine.call(
+                    self.engine.client.api.exec_inspect, exec_id, deadline=None if wait else CLOSE_GRACE
+                )
             except docker.errors.APIError:
                 return None  # the container went away under the exec (destroyed meanwhile)
+            except EngineUnavailable:
+                if wait:
+                    raise
+                return None
             if not info.get("Running") and info.get("ExitCode") is not None:
                 return int(info["ExitCode"])
             if attempt:
                 await asyncio.sleep(0.005)
         return None
 
-    async def _oom(self, target: ExecTarget, before: int | None, exit_code: int | None) -> bool:
+    async def _oom(
+        self, target: ExecTarget, before: int | None, exit_code: int | None, *, probe_inside: bool
+    ) -> bool:
         if target.cgroup is not None and before is not None:
             after = target.cgroup.oom_kills()
             return after is not None and after > before
-        if exit_code not in (137, None):
+        if not probe_inside or exit_code not in (137, None):
             return False  # not SIGKILLed: the OOM killer did not end the shell
         # The counter is only readable from inside: one more (cheap) exec.
         with contextlib.suppress(SandboxError, docker.errors.APIError):
@@ -323,7 +344,10 @@ class Executor:
         except (TimeoutError, SandboxError, docker.errors.APIError, OSError) as err:
             log.debug("in-container killer failed: %r", err)
         if target.host_kill and target.cgroup is not None and target.cgroup.memory is not None:
-            await asyncio.get_running_loop().run_in_executor(None, host_kill, target.cgroup)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.get_running_loop().run_in_executor(None, host_kill, target.cgroup), HOST_KILL_GRACE
+                )
 
 
 def host_kill(cgroup: ContainerCgroup, rounds: int = 3) -> None:

@@ -60,10 +60,10 @@ class ExecConnection:
         except (ConnectionError, OSError):
             pass  # the command exited without reading everything: not an error
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 1.0) -> None:
         self._writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+            await asyncio.wait_for(self._writer.wait_closed(), grace)
 
 
 async def start_exec(endpoint: tuple[str, str | int], api_version: str, exec_id: str) -> ExecConnection:
