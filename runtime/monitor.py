@@ -7,7 +7,7 @@ when prometheus-client is installed. Queries first wait for what is already queu
 caller reads its own writes.
 
     monitor = SandboxMonitor()            # $THEAPPAPP_MONITOR_DB or ~/.local/share/theappapp-sandbox/
-    manager = get_container_manager(observers=[monitor])   # (wiring is the manager's)
+    get_container_manager().add_observer(monitor)
     monitor.error_rates(); monitor.duration_stats(); monitor.error_patterns()
 """
 
