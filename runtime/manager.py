@@ -264,8 +264,6 @@ class ContainerManager:
             del self._pending[task_id]
             done.set()
         self._emit_lifecycle("create", task_id, project_id, lang.name, started_at, t0)
-        if self.pool is not None:
-            self.pool.refill(project_id, lang.name)
         return info
 
     def _network_name(self, network: str | None) -> str:
@@ -479,6 +477,9 @@ class ContainerManager:
 
         def done(result: ExecResult) -> None:
             self._emit_exec(task.info, command, started_at, result)
+            if self.pool is not None:
+                # The task has started: refill its key now, after (not during) its first command.
+                self.pool.refill(task.info.project_id, task.info.language)
 
         return ExecStream(self._executor, task.target, request, done)
 

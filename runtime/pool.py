@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -99,6 +99,7 @@ class WarmPool:
         self.counts: Counter[str] = Counter()  # hit, miss, stale, failed, made, expired, no_memory
         self._spares: dict[Key, list[Spare]] = {}
         self._making: Counter[Key] = Counter()
+        self._waiters: dict[Key, deque[asyncio.Future[Spare | None]]] = {}  # creates waiting for a spare in the making
         self._jobs: set[asyncio.Task[Any]] = set()
         self._removals: set[Future[Any]] = set()
         self._reaper: asyncio.Task[None] | None = None
@@ -120,39 +121,86 @@ class WarmPool:
 
     async def take(self, project_id: str, language: str, *, image: str, network: str, name: str) -> str | None:
         """The id of a fresh spare, now named `name`; None means: create the task's container cold."""
-        spare = self._pop((project_id, language), network)
+        key = (project_id, language)
+        spare = self._pop(key, network) or await self._wait_for_spare(key, network)
         if spare is None:
             self.counts["miss"] += 1
             return None
         engine = self._engine()
         api = engine.client.api
         try:
-            current, state = await asyncio.gather(
-                engine.call(api.inspect_image, image), engine.call(api.inspect_container, spare.container_id)
+            # Checks and rename in one round trip: the hot path pays the slowest of three calls, not their sum.
+            results: tuple[Any, ...] = await asyncio.gather(
+                engine.call(api.inspect_image, image),
+                engine.call(api.inspect_container, spare.container_id),
+                engine.call(api.rename, spare.container_id, name),
+                return_exceptions=True,
             )
-            if current["Id"] != spare.image_id:
-                # The tag was rebuilt since the spare was made: never hand out the old image.
-                self.counts["stale"] += 1
-                self._discard(spare)
-                self._drop_stale(language, str(current["Id"]))
-                return None
-            if not state["State"]["Running"]:
-                raise RuntimeError(f"spare {spare.name} is not running ({state['State']['Status']})")
-            await engine.call(api.rename, spare.container_id, name)
         except asyncio.CancelledError:
             self._discard(spare)
             raise
-        except docker.errors.APIError as err:
-            if err.status_code == 409:  # the task's name is taken: the cold path reports why; keep the spare
-                self._spares.setdefault(spare.key, []).insert(0, spare)
-            else:
-                self._failed(spare, err)
+        current, state, renamed = results
+        problem: BaseException | str | None = next(
+            (r for r in (current, state, renamed) if isinstance(r, BaseException)), None
+        )
+        if problem is None and current["Id"] != spare.image_id:
+            # The tag was rebuilt since the spare was made: never hand out the old image.
+            self.counts["stale"] += 1
+            self._drop_stale(language, str(current["Id"]))
+            problem = "its image is older than the one tagged " + image
+        elif problem is None and not state["State"]["Running"]:
+            self.counts["failed"] += 1
+            problem = f"it is not running ({state['State']['Status']})"
+        elif isinstance(problem, BaseException):
+            if isinstance(renamed, docker.errors.APIError) and renamed.status_code == 409 and problem is renamed:
+                # The task's name is taken: the cold path reports why. The spare is untouched: keep it.
+                self._spares.setdefault(key, []).insert(0, spare)
+                return None
+            self.counts["failed"] += 1
+        if problem is None:
+            self.counts["hit"] += 1
+            return spare.container_id
+        log.warning("spare %s not handed over, creating cold instead: %s", spare.name, problem)
+        if isinstance(renamed, BaseException):
+            self._discard(spare)
+        else:
+            # It carries the task's name now: gone before the cold create claims that name.
+            with contextlib.suppress(Exception):
+                await engine.call(remove_container_sync, engine, spare.container_id)
+        return None
+
+    async def _wait_for_spare(self, key: Key, network: str) -> Spare | None:
+        """No spare ready, but one is being made that no other create waits for: it beats a cold create."""
+        waiters = self._waiters.setdefault(key, deque())
+        if network != self.network or self._making[key] <= sum(not w.done() for w in waiters):
             return None
-        except Exception as err:  # any pool failure means a cold create, never a failed task
-            self._failed(spare, err)
+        waiter: asyncio.Future[Spare | None] = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+        try:
+            await asyncio.wait({waiter}, timeout=self.config.api_timeout)
+        except asyncio.CancelledError:
+            got = waiter.result() if waiter.done() else None
+            if got is not None:
+                self._discard(got)
+            waiter.cancel()
+            raise
+        if not waiter.done():
+            waiter.cancel()
             return None
-        self.counts["hit"] += 1
-        return spare.container_id
+        spare = waiter.result()
+        if spare is not None:
+            self.counts["waited"] += 1
+        return spare
+
+    def _hand(self, key: Key, spare: Spare | None) -> bool:
+        """Give a spare just made (or None: it failed) to the first create still waiting for the key."""
+        waiters = self._waiters.get(key)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(spare)
+                return True
+        return False
 
     def _pop(self, key: Key, network: str) -> Spare | None:
         queue = self._spares.get(key)
@@ -165,11 +213,6 @@ class WarmPool:
             if spare.network == network:
                 return queue.pop(i)
         return None
-
-    def _failed(self, spare: Spare, err: BaseException) -> None:
-        self.counts["failed"] += 1
-        log.warning("spare %s could not be handed over (creating cold instead): %s", spare.name, err)
-        self._discard(spare)
 
     def _drop_stale(self, language: str, image_id: str) -> None:
         for (_, lang), queue in self._spares.items():
@@ -185,7 +228,10 @@ class WarmPool:
         key = (project_id, language)
         n = self._reserve(key, self.config.pool_spares_per_key)
         if n:
-            self._spawn(self._fill(key, n))
+            try:
+                self._spawn(self._fill(key, n))
+            except RuntimeError:  # no running event loop: nothing to refill in
+                self._making[key] -= n
 
     async def prewarm(self, project_id: str, language: str, count: int) -> int:
         """Make spares until the key has `count` (capped); returns how many are ready now."""
@@ -212,22 +258,27 @@ class WarmPool:
         try:
             if not self._memory_ok():
                 self.counts["no_memory"] += 1
+                self._hand(key, None)
                 return
             spare = await self._create(key)
         except asyncio.CancelledError:
+            self._hand(key, None)
             raise
         except Exception as err:  # a spare that cannot be made is a cold start later, nothing more
             self.counts["failed"] += 1
             log.warning("could not make a spare for project %s, %s: %s", key[0], key[1], err)
+            self._hand(key, None)
             return
         finally:
             self._making[key] -= 1
         if self._closed:
             self._discard(spare)
+            self._hand(key, None)
             return
         self.counts["made"] += 1
-        self._spares.setdefault(key, []).append(spare)
-        self._ensure_reaper()
+        if not self._hand(key, spare):
+            self._spares.setdefault(key, []).append(spare)
+            self._ensure_reaper()
 
     def _memory_ok(self) -> bool:
         available = mem_available()
@@ -334,6 +385,9 @@ class WarmPool:
         for spare in self.spares():
             self._discard(spare)
         self._spares.clear()
+        for key in list(self._waiters):
+            while self._hand(key, None):
+                pass
         await self.settle()
         await self._sweep()
 
