@@ -34,7 +34,9 @@ def _f(outcome: Outcome, error_type: str | None) -> Failure:
 
 
 # --- Python -------------------------------------------------------------------------------
-_PY_LAST = re.compile(r"^([A-Za-z_][\w.]*)(?::\s.*)?$")
+# An exception line: "Name: message" or a bare class-like name ("KeyboardInterrupt", "pkg.Error").
+_PY_LAST = re.compile(r"^((?:[A-Za-z_]\w*\.)*[A-Z_]\w*)(?::\s.*)?$|^((?:[A-Za-z_]\w*\.)*\w+): .*$")
+_PY_GROUP = re.compile(r"^\s*\| ((?:Base)?ExceptionGroup): ", re.M)
 _PY_SYNTAX = {"SyntaxError", "IndentationError", "TabError"}
 _PY_MISSING = re.compile(r"^(ModuleNotFoundError|ImportError): (?:No module named|cannot import name)", re.M)
 
@@ -43,6 +45,9 @@ def _python(tail: str) -> Failure | None:
     missing = _PY_MISSING.search(tail)
     if missing:
         return _f("missing_module", missing.group(1))
+    group = _PY_GROUP.search(tail)
+    if group:
+        return _f("runtime_error", group.group(1))
     if "Traceback (most recent call last):" not in tail and not re.search(r"^\w*Error\b", tail, re.M):
         return None
     # The exception is the last unindented "Name: message" line (after the frames, which are indented).
@@ -50,9 +55,12 @@ def _python(tail: str) -> Failure | None:
         if not line or line[0].isspace():
             continue
         m = _PY_LAST.match(line)
-        if m is None or m.group(1) in {"Traceback", "During", "The"}:
+        if m is None:
             continue
-        name = m.group(1).rsplit(".", 1)[-1] if m.group(1).startswith("__main__.") else m.group(1)
+        name = m.group(1) or m.group(2)
+        if name in {"Traceback", "During", "The"}:
+            continue
+        name = name.removeprefix("__main__.")
         if name in _PY_SYNTAX:
             return _f("syntax_error", name)
         if name == "MemoryError":
@@ -67,7 +75,10 @@ _NODE_MISSING = re.compile(
     r"code: '(MODULE_NOT_FOUND|ERR_MODULE_NOT_FOUND)'|^Error \[(ERR_MODULE_NOT_FOUND)\]|^Error: (Cannot find module)",
     re.M,
 )
-_NODE_ERROR = re.compile(r"^(?:Uncaught )?([A-Z][\w$]*(?:Error|Exception)|Error)(?: \[(\w+)\])?(?::|$)", re.M)
+_NODE_ERROR = re.compile(
+    r"^(?:Uncaught )?([A-Z][\w$]*(?:Error|Exception)|Error|UnhandledPromiseRejection)(?: \[(\w+)\])?(?::|$)", re.M
+)
+_NODE_THROWN_VALUE = "(Use `node --trace-uncaught ...` to show where the exception was thrown)"
 _TSC = re.compile(r"^\S+\(\d+,\d+\): error (TS\d+):", re.M)
 
 
@@ -80,6 +91,8 @@ def _node(tail: str) -> Failure | None:
     tsc = _TSC.search(tail)
     if tsc:
         return _f("syntax_error", tsc.group(1))
+    if _NODE_THROWN_VALUE in tail:  # `throw "text"`: not an Error object, so no name
+        return _f("runtime_error", "thrown value")
     err = _NODE_ERROR.search(tail)
     if err:
         name = err.group(1)
