@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +32,7 @@ from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.errors import EngineUnavailable, SandboxError
 from runtime.naming import volume_name
-from runtime.owner import process_start_ticks
+from runtime.owner import host_identity, process_start_ticks
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ def default_probe(pid: int) -> str | None:
 
 
 def owner_gone(values: Mapping[str, str], *, host: str, probe: ProcessProbe) -> bool:
-    """True only when we can tell: the owner ran on this host and that process no longer exists."""
+    """True only when we can tell: the owner ran here (same host and pid namespace) and that process is gone."""
     if values.get(labels.OWNER_HOST) != host:
         return False
     pid = _int_label(values, labels.OWNER_PID)
@@ -156,7 +155,7 @@ def find_orphans(
     if not installation_id:
         raise SandboxError("cleanup needs an installation id; refusing to guess whose containers to remove")
     now = time.time() if now is None else now
-    host = socket.gethostname() if host is None else host
+    host = host_identity() if host is None else host
     probe = probe or default_probe
     orphans: list[Orphan] = []
     kept = 0

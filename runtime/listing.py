@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import docker
 
 from runtime import labels
 from runtime.cleanup import default_probe, owner_gone, task_of
+from runtime.owner import host_identity
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,14 @@ def container_rows(
 ) -> list[ContainerRow]:
     """Managed containers of one installation (None: every installation), oldest first."""
     now = time.time() if now is None else now
-    host = socket.gethostname()
+    host = host_identity()
     rows: list[tuple[int, ContainerRow]] = []
     for entry in api.containers(all=True, filters=_filters(installation_id)):
         values: Mapping[str, str] = entry.get("Labels") or {}
         name = str((entry.get("Names") or ["?"])[0]).lstrip("/")
         created = _int(values, labels.CREATED_AT) or int(entry.get("Created") or now)
         expires = _int(values, labels.EXPIRES_AT)
-        owner = f"{values.get(labels.OWNER_PID, '?')}@{values.get(labels.OWNER_HOST, '?')}"
+        owner = f"{values.get(labels.OWNER_PID, '?')}@{values.get(labels.OWNER_HOST, '?').split('/')[0]}"
         if owner_gone(values, host=host, probe=default_probe):
             owner += " (gone)"
         rows.append((created, ContainerRow(

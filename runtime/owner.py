@@ -27,13 +27,27 @@ def process_start_ticks(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def host_identity() -> str:
+    """Where an owner pid means something: the hostname plus the pid namespace, when Linux says.
+
+    Two processes with one hostname but separate pid namespaces (a manager in a container
+    sharing the host's UTS namespace) must not judge each other's pids: cleanup compares
+    this whole string before it looks at a pid.
+    """
+    host = socket.gethostname()
+    try:
+        return f"{host}/pidns:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return host
+
+
 @dataclass(frozen=True)
 class Owner:
     """One manager instance in one process on one host."""
 
     installation: str
     manager_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=host_identity)
     pid: int = field(default_factory=os.getpid)
     started: str = field(default_factory=lambda: process_start_ticks(os.getpid()) or "")
 

@@ -25,6 +25,7 @@ from runtime import labels
 from runtime.cleanup import task_of
 from runtime.config import RuntimeConfig
 from runtime.manager import ContainerManager
+from runtime.owner import host_identity
 from runtime.registry import Language
 
 pytestmark = pytest.mark.integration
@@ -109,7 +110,7 @@ def foreign(docker_client: docker.DockerClient, python_image: Language) -> Itera
         name=f"theappapp-foreign-{uuid.uuid4().hex[:8]}",
         labels={
             labels.MANAGED: "true", labels.INSTALLATION: other, labels.EXPIRES_AT: "1",
-            labels.OWNER_HOST: os.uname().nodename, labels.OWNER_PID: "999999999", labels.OWNER_STARTED: "1",
+            labels.OWNER_HOST: host_identity(), labels.OWNER_PID: "999999999", labels.OWNER_STARTED: "1",
         },
     )
     yield container

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
+import socket
 from typing import Any
 
 import docker.errors
@@ -14,6 +16,7 @@ from runtime import cleanup, labels
 from runtime.cleanup import CleanupReport, CleanupScheduler, classify, owner_gone
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
+from runtime.owner import host_identity
 
 OURS = "inst-ours"
 HOST = "host-a"
@@ -80,6 +83,19 @@ def test_reused_owner_pid_with_another_start_time_is_an_orphan() -> None:
 def test_owner_on_another_host_is_not_judged_by_local_pids() -> None:
     assert why(entry(host="host-b", pid=4242)) is None
     assert why(entry(host="host-b", pid=4242, expires=NOW - 1)) == "expired"
+
+
+def test_same_hostname_in_another_pid_namespace_is_not_judged_by_local_pids() -> None:
+    container = entry(host="vm/pidns:111", pid=4242)
+    assert classify(container, OURS, now=NOW, host="vm/pidns:222", probe=probe) is None
+    assert classify(container, OURS, now=NOW, host="vm/pidns:111", probe=probe) == "owner gone"
+
+
+def test_host_identity_names_the_pid_namespace_on_linux() -> None:
+    identity = host_identity()
+    assert identity.startswith(socket.gethostname())
+    if os.path.exists("/proc/self/ns/pid"):
+        assert identity == f"{socket.gethostname()}/pidns:{os.stat('/proc/self/ns/pid').st_ino}"
 
 
 def test_missing_or_garbled_owner_labels_do_not_make_an_orphan() -> None:
@@ -238,7 +254,7 @@ def test_command_line_prints_what_it_would_remove(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(cleanup, "engine_client", lambda config: Client())
     monkeypatch.setattr(cleanup, "default_probe", probe)
-    monkeypatch.setattr(cleanup.socket, "gethostname", lambda: HOST)
+    monkeypatch.setattr(cleanup, "host_identity", lambda: HOST)
     out = io.StringIO()
     args = argparse.Namespace(dry_run=True, volumes=False, project=[], installation=OURS)
     assert cleanup.run(args, out) == 0
