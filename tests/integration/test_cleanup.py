@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import docker
 import pytest
 
 from runtime import labels
-from runtime.cleanup import task_of
+from runtime.cleanup import CleanupScheduler, task_of
 from runtime.config import RuntimeConfig
 from runtime.manager import ContainerManager
 from runtime.owner import host_identity
@@ -235,3 +236,74 @@ async def test_manager_refuses_to_delete_another_installations_volume(
         await manager.shutdown()
     finally:
         volume.remove(force=True)  # ours: this test made it
+
+
+async def test_cleanup_from_another_pid_namespace_leaves_a_live_managers_sandboxes(
+    docker_client: docker.DockerClient, python_image: Language, installation: str
+) -> None:
+    """Same hostname, own pid namespace: the live owner's pid does not exist there. The attack:
+    a cleanup that trusted the hostname alone would call the owner dead and remove its sandbox."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs unshare(1) and root to make a pid namespace")
+    project = f"proj-{uuid.uuid4().hex[:8]}"
+    live = ContainerManager(RuntimeConfig.load(installation_id=installation, network="none", pool_enabled=False))
+    await live.startup()
+    try:
+        await live.create_container("task-live", project, "python")
+        isolated = [unshare, "--pid", "--fork", "--mount-proc", sys.executable]
+        probe = subprocess.run(
+            [*isolated, "-c", f"import os; print(os.path.exists('/proc/{os.getpid()}'))"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )
+        assert probe.stdout.strip() == "False"  # control: in there, the owner's pid is indeed gone
+        # Control: judged as if the namespaces were one host, the live sandbox would be an orphan.
+        naive = (
+            "import docker, sys; from runtime.cleanup import find_orphans; "
+            "orphans, _ = find_orphans(docker.from_env().api, sys.argv[1], host=sys.argv[2]); "
+            "print([o.reason for o in orphans])"
+        )
+        judged = subprocess.run(
+            [*isolated, "-c", naive, installation, live.owner.host], cwd=ROOT, env=_env(installation),
+            capture_output=True, text=True, timeout=60, check=True,
+        )
+        assert judged.stdout.strip() == "['owner gone']"
+        done = subprocess.run(
+            [*isolated, "-m", "runtime.cleanup"], env=_env(installation), cwd=ROOT,
+            capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "0 orphan(s)" in done.stdout and "1 container(s) kept" in done.stdout
+        assert _tasks(docker_client, installation) == {"task-live"}
+        assert (await live.exec_command("task-live", "echo alive")).stdout == "alive\n"
+    finally:
+        await live.shutdown()
+
+
+async def test_scheduler_removes_exited_and_expired_containers_in_process(
+    docker_client: docker.DockerClient, python_image: Language, installation: str
+) -> None:
+    """The in-process job against real container states; a live, unexpired one of ours stays."""
+    ours = {labels.MANAGED: "true", labels.INSTALLATION: installation,
+            labels.OWNER_HOST: host_identity(), labels.OWNER_PID: str(os.getpid())}
+    image = f"{python_image.image}:latest"
+    far, past = str(int(time.time()) + 3600), str(int(time.time()) - 5)
+    exited = docker_client.containers.run(image, ["true"], detach=True, network_mode="none",
+                                          labels={**ours, labels.EXPIRES_AT: far, labels.TASK: "exited"})
+    exited.wait(timeout=60)
+    docker_client.containers.run(image, ["sleep", "600"], detach=True, network_mode="none",
+                                 labels={**ours, labels.EXPIRES_AT: past, labels.TASK: "expired"})
+    docker_client.containers.run(image, ["sleep", "600"], detach=True, network_mode="none",
+                                 labels={**ours, labels.EXPIRES_AT: far, labels.TASK: "live"})
+    scheduler = CleanupScheduler(RuntimeConfig.load(installation_id=installation), interval=3600)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 60
+        while scheduler.rounds < 1:
+            assert time.monotonic() < deadline, "the first round never finished"
+            await asyncio.sleep(0.05)
+    finally:
+        await scheduler.stop()
+    assert scheduler.last_report is not None
+    assert sorted(o.reason for o in scheduler.last_report.removed) == ["exited", "expired"]
+    assert _tasks(docker_client, installation) == {"live"}
