@@ -111,10 +111,18 @@ def _network(client: docker.DockerClient, config: RuntimeConfig) -> Check:
         return Check("WARN", "network policy", f"network {name!r} does not exist yet (the manager creates it "
                      "on startup), so its isolation could not be checked",
                      "run once: theappapp-sandbox run python -c 'print(1)', then doctor again")
-    from runtime.network import ensure_sandbox_network
+    from runtime.network import BRIDGE_NAME_OPTION, ICC_OPTION, bridge_interface_name, ensure_sandbox_network
 
+    network = next(n for n in client.networks.list(names=[name]) if n.name == name)
+    options = network.attrs.get("Options") or {}
+    if (network.attrs.get("Labels") or {}).get(labels.MANAGED) != "true":
+        return Check("FAIL", "network policy", f"network {name!r} exists but was not made by the sandbox",
+                     "remove it, or set THEAPPAPP_NETWORK_NAME to another name")
+    if options.get(ICC_OPTION) != "false" or options.get(BRIDGE_NAME_OPTION) != bridge_interface_name(name):
+        return Check("FAIL", "network policy", f"network {name!r} does not have the sandbox options "
+                     "(icc off, fixed bridge name)", "destroy its containers; the manager recreates it at startup")
     try:
-        # The network exists, so this only inspects it and checks (never installs) the rules.
+        # The network exists with the right options, so this only checks (never installs) the rules.
         status = ensure_sandbox_network(client, name, install_firewall=False)
     except SandboxError as err:
         return Check("FAIL", "network policy", str(err), f"remove or rename the network {name!r}")
