@@ -7,6 +7,7 @@ session's network, so everything they make is removed by the session teardown to
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,26 @@ def test_stats_shows_runs_recorded_by_the_cli(python_image: Language, tmp_path: 
     done = cli("stats", tmp=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "KeyError" in done.stdout and "python" in done.stdout
+
+
+def test_ctrl_c_removes_the_sandbox_and_exits_130(
+    docker_client: docker.DockerClient, python_image: Language, tmp_path: Path
+) -> None:
+    env = dict(os.environ, THEAPPAPP_INSTALLATION_ID=INSTALLATION, THEAPPAPP_NETWORK_NAME=NETWORK,
+               THEAPPAPP_MONITOR_DB=str(tmp_path / "m.sqlite3"), PYTHONPATH=str(ROOT))
+    before = _volumes(docker_client)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "run", "python", "-c", "import time; time.sleep(120)"],
+        env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until the program is running
+        if "running the snippet" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted; the sandbox was removed" in proc.stderr.read()
+    left = docker_client.containers.list(all=True, filters={"label": [f"{labels.INSTALLATION}={INSTALLATION}"]})
+    assert not [c for c in left if c.name.startswith("theappapp-cli-")]
+    assert _volumes(docker_client) == before
