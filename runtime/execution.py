@@ -29,7 +29,7 @@ from runtime.cgroups import OOM_PROBE, ContainerCgroup, parse_oom_kills
 from runtime.config import RuntimeConfig
 from runtime.engine import Engine
 from runtime.errors import EngineUnavailable, InvalidIdentifier, SandboxError, TaskNotFound
-from runtime.hijack import STDERR, ExecConnection, start_exec
+from runtime.hijack import STDERR, ExecConnection, api_call, start_exec
 from runtime.paths import under_workspace
 
 log = logging.getLogger(__name__)
@@ -265,35 +265,46 @@ class Executor:
         exec_id = await self.create(target.container_id, list(request.argv), request, stdin=request.stdin is not None)
         return await start_exec(self.engine.endpoint(), self.engine.api_version, exec_id)
 
+    async def _api(self, method: str, path: str, payload: Any = None, deadline: float | None = None) -> tuple[int, Any]:
+        try:
+            return await asyncio.wait_for(
+                api_call(self.engine.endpoint(), method, f"/v{self.engine.api_version}{path}", payload),
+                deadline or self.engine.api_timeout,
+            )
+        except TimeoutError as err:
+            raise EngineUnavailable(f"Docker engine did not answer {method} {path} in time") from err
+
     async def create(
         self, container_id: str, argv: list[str], request: ExecRequest | None = None, *, stdin: bool = False
     ) -> str:
-        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "stdin": stdin, "user": self.config.user}
+        payload: dict[str, Any] = {
+            "AttachStdin": stdin, "AttachStdout": True, "AttachStderr": True, "Tty": False,
+            "Cmd": argv, "User": self.config.user,
+        }
         if request is not None:
-            kwargs.update(environment=dict(request.env) or None, workdir=request.workdir, user=request.user)
-        try:
-            info = await self.engine.call(self.engine.client.api.exec_create, container_id, argv, **kwargs)
-        except docker.errors.NotFound as err:
-            raise TaskNotFound(f"the sandbox container {container_id[:12]} is gone") from err
-        except docker.errors.APIError as err:
-            if err.status_code == 409:
-                raise SandboxError(f"the sandbox container {container_id[:12]} is not running: {err}") from err
-            raise SandboxError(f"the Docker engine refused an exec: {err.explanation or err}") from err
-        return str(info["Id"])
+            payload.update(
+                Env=[f"{k}={v}" for k, v in request.env.items()] or None, WorkingDir=request.workdir, User=request.user
+            )
+        status, body = await self._api("POST", f"/containers/{container_id}/exec", payload)
+        if status == 404:
+            raise TaskNotFound(f"the sandbox container {container_id[:12]} is gone: {body}")
+        if status == 409:
+            raise SandboxError(f"the sandbox container {container_id[:12]} is not running: {body}")
+        if status != 201 or not isinstance(body, dict) or "Id" not in body:
+            raise SandboxError(f"the Docker engine refused an exec (HTTP {status}): {body}")
+        return str(body["Id"])
 
     async def _exit_code(self, exec_id: str, *, wait: bool) -> int | None:
         # The stream can close a moment before the engine records the exit code.
         for attempt in range(40 if wait else 1):
             try:
-                info = await self.engine.call(
-                    self.engine.client.api.exec_inspect, exec_id, deadline=None if wait else CLOSE_GRACE
-                )
-            except docker.errors.APIError:
-                return None  # the container went away under the exec (destroyed meanwhile)
+                status, info = await self._api("GET", f"/exec/{exec_id}/json", deadline=None if wait else CLOSE_GRACE)
             except EngineUnavailable:
                 if wait:
                     raise
                 return None
+            if status != 200 or not isinstance(info, dict):
+                return None  # the container went away under the exec (destroyed meanwhile)
             if not info.get("Running") and info.get("ExitCode") is not None:
                 return int(info["ExitCode"])
             if attempt:
