@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import EngineUnavailable, SandboxError, TaskNotFound
-from runtime.hijack import STDERR, STDOUT, start_exec
+from runtime.hijack import STDERR, STDOUT, api_call, start_exec
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -79,3 +79,39 @@ async def test_engine_refusals_become_sandbox_errors(tmp_path: Path, status: int
 async def test_no_engine_is_engine_unavailable(tmp_path: Path) -> None:
     with pytest.raises(EngineUnavailable):
         await start_exec(("unix", str(tmp_path / "absent.sock")), "1.41", "EXEC1")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_api_call_decodes_json_with_either_framing(tmp_path: Path, chunked: bool) -> None:
+    seen: list[bytes] = []
+
+    async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await _read_request(reader))
+        body = b'{"Id": "abc", "Running": false}'
+        if chunked:
+            writer.write(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n")
+            rest = f"{len(body) - 5:x}\r\n".encode() + body[5:]
+            writer.write(b"5\r\n" + body[:5] + b"\r\n" + rest + b"\r\n0\r\n\r\n")
+        else:
+            writer.write(f"HTTP/1.1 201 Created\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        writer.close()
+
+    server, path = await _serve(tmp_path, engine)
+    async with server:
+        status, body = await api_call(("unix", path), "POST", "/v1.41/containers/c1/exec", {"Cmd": ["true"]})
+    assert (status, body) == (201, {"Id": "abc", "Running": False})
+    assert seen[0].startswith(b"POST /v1.41/containers/c1/exec HTTP/1.1") and seen[0].endswith(b'{"Cmd": ["true"]}')
+
+
+async def test_api_call_returns_the_engines_message_on_refusal(tmp_path: Path) -> None:
+    async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b'{"message":"No such container: c1"}'
+        writer.write(f"HTTP/1.1 404 Not Found\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        writer.close()
+
+    server, path = await _serve(tmp_path, engine)
+    async with server:
+        assert await api_call(("unix", path), "GET", "/v1.41/exec/e/json") == (404, "No such container: c1")
