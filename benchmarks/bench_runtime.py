@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import time
 import uuid
 
@@ -81,18 +82,31 @@ async def main(runs: int, language: str) -> None:
         await mgr.destroy_container(task)
         return time.perf_counter() - t0
 
+    async def quiet(mgr: ContainerManager) -> None:
+        """Wait for background removals and for the pool to be refilled, as between an orchestrator's tasks."""
+        await mgr.settle()
+        for _ in range(200):
+            if mgr.pool is None or mgr.pool.ready(project, lang.name) >= mgr.config.pool_spares_per_key:
+                break
+            await asyncio.sleep(0.025)
+        await mgr.settle()
+
     raw: list[float] = []
     mgr: list[float] = []
     dflt: list[float] = []
     await manager_cycle(manager, "mgr-warmup")  # warm caches (volume, images) on every side
     await manager_cycle(shipped, "dflt-warmup")
+    await quiet(shipped)
     await loop.run_in_executor(None, raw_cycle, -1)
     for i in range(runs):
-        mgr.append(await manager_cycle(manager, f"mgr{i}"))
-        raw.append(await loop.run_in_executor(None, raw_cycle, i))
-        await shipped.settle()  # let the pool refill, as between an orchestrator's tasks
-        await asyncio.sleep(0.3)
-        dflt.append(await manager_cycle(shipped, f"dflt{i}"))
+        for side in random.sample(("mgr", "raw", "dflt"), 3):  # no side always goes first
+            if side == "mgr":
+                mgr.append(await manager_cycle(manager, f"mgr{i}"))
+            elif side == "raw":
+                raw.append(await loop.run_in_executor(None, raw_cycle, i))
+            else:
+                dflt.append(await manager_cycle(shipped, f"dflt{i}"))
+                await quiet(shipped)  # its background refill and removal must not overlap the next measurement
 
     await manager.create_container("execbench", project, language)
     cid = manager.tasks["execbench"].container_id
@@ -109,11 +123,14 @@ async def main(runs: int, language: str) -> None:
     ex_raw_inspect: list[float] = []
     ex_mgr: list[float] = []
     for _ in range(runs * 2):
-        t0 = time.perf_counter()
-        await manager.exec_command("execbench", "true")
-        ex_mgr.append(time.perf_counter() - t0)
-        ex_raw.append(await loop.run_in_executor(None, raw_exec, False))
-        ex_raw_inspect.append(await loop.run_in_executor(None, raw_exec, True))
+        for side in random.sample(("mgr", "raw", "inspect"), 3):
+            if side == "mgr":
+                t0 = time.perf_counter()
+                await manager.exec_command("execbench", "true")
+                ex_mgr.append(time.perf_counter() - t0)
+            else:
+                target = ex_raw if side == "raw" else ex_raw_inspect
+                target.append(await loop.run_in_executor(None, raw_exec, side == "inspect"))
     await manager.shutdown()
     await shipped.shutdown()
 
