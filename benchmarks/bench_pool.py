@@ -31,6 +31,7 @@ import docker
 
 from runtime import labels
 from runtime.config import RuntimeConfig
+from runtime.errors import NetworkPolicyError
 from runtime.hardening import ContainerSpec
 from runtime.manager import ContainerManager
 from runtime.naming import container_name, volume_name
@@ -321,7 +322,14 @@ async def main(runs: int, seconds: float, levels: list[int], spares: int) -> Non
             raw.api.remove_container(c["Id"], force=True)
         for v in raw.api.volumes(filters=mine).get("Volumes") or []:
             raw.api.remove_volume(v["Name"], force=True)
-        remove_sandbox_network(raw.client, network)
+        for attempt in range(10):  # the engine releases endpoints a moment after the last removal
+            try:
+                remove_sandbox_network(raw.client, network)
+                break
+            except NetworkPolicyError:
+                if attempt == 9:
+                    raise
+                time.sleep(0.5)
         raw.client.close()
 
 

@@ -45,7 +45,7 @@ from runtime.hardening import ContainerSpec
 from runtime.naming import container_name, validate_id, volume_name
 from runtime.owner import Owner
 from runtime.paths import relative_parts
-from runtime.pool import WarmPool, remove_container_sync
+from runtime.pool import GATE, WarmPool, remove_container_sync
 from runtime.registry import Language, Registry, get_registry
 
 if TYPE_CHECKING:
@@ -321,7 +321,7 @@ class ContainerManager:
             raise
         container_id = str(created["Id"])
         try:
-            await self._engine.call(api.start, container_id)
+            await self._engine.call(GATE.shared_call, api.start, container_id)  # GATE: see runtime/pool.py
         except BaseException:
             self._remove_soon(container_id)
             raise
@@ -430,12 +430,12 @@ class ContainerManager:
 
     async def _remove(self, container_id: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):
-            await self._engine.call(self._engine.client.api.remove_container, container_id, force=True, v=False)
+            await self._engine.call(remove_container_sync, self._engine, container_id)
 
     def _remove_soon(self, container_id: str) -> None:
         """Fire-and-forget removal (also safe from a cancelled task)."""
         with contextlib.suppress(RuntimeError):
-            self._engine.submit(self._engine.client.api.remove_container, container_id, force=True)
+            self._engine.submit(remove_container_sync, self._engine, container_id)
 
     @contextlib.asynccontextmanager
     async def task(
