@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import docker
@@ -256,3 +257,22 @@ async def test_network_none_per_task_has_no_interfaces_but_loopback(manager: Con
         result = await sandbox.exec("ls /sys/class/net")
         assert result.stdout.split() == ["lo"]
         assert sandbox.info.network == "none"
+
+
+async def test_startup_says_plainly_when_the_firewall_is_not_installed(
+    docker_client: docker.DockerClient, python_image: Language, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from runtime.network import remove_sandbox_network
+
+    name = f"theappapp-nofw-{unique}"
+    mgr = ContainerManager(RuntimeConfig.load(network_name=name, install_firewall=False))
+    try:
+        with caplog.at_level(logging.WARNING, logger="runtime.manager"):
+            await mgr.startup()
+        status = mgr.network_status
+        assert status is not None and status.network_name == name and status.icc_disabled
+        assert not status.host_blocked and status.problems
+        assert any("NOT fully isolated" in r.getMessage() for r in caplog.records)
+    finally:
+        await mgr.shutdown()
+        remove_sandbox_network(docker_client, name)
