@@ -256,6 +256,8 @@ class Executor:
             if stdin_task is not None:
                 stdin_task.cancel()
             await conn.close(CLOSE_GRACE if timed_out else 1.0)
+            if not finished:
+                finish(result(None, False, False))  # abandoned or failed: still on the record
         # After a timeout every step below is bounded, so the call returns within timeout + 2 s.
         exit_code = await self._exit_code(conn.exec_id, wait=not timed_out)
         oom = await self._oom(target, oom_before, exit_code, probe_inside=not timed_out)

@@ -133,6 +133,7 @@ async def test_stream_abandoned_by_the_caller_kills_the_command(sandbox: Sandbox
         break
     await stream.__aiter__().aclose()  # type: ignore[attr-defined]
     assert await _processes(sandbox) == ["/sbin/docker-init -- sleep infinity", "sleep infinity"]
+    assert stream.result is not None and stream.result.exit_code is None and stream.result.stdout == "first\n"
 
 
 async def test_oom_kill_is_reported_for_the_command_and_for_a_child(manager: ContainerManager, unique: str) -> None:
