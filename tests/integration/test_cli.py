@@ -107,6 +107,9 @@ async def test_ls_shows_a_live_task_with_its_project_and_the_volume(
     assert "running" in line and f"proj-{unique}" in line and "python" in line and "(gone)" not in line
     assert f"theappapp-project-proj-{unique}" in done.stdout
     assert done.stdout.startswith(f"containers (installation {INSTALLATION})")
+    every = cli("ls", "--all", tmp=tmp_path)
+    line = next(ln for ln in every.stdout.splitlines() if f"task-{unique}" in ln)
+    assert every.stdout.startswith("containers (all installations)") and line.rstrip().endswith(INSTALLATION)
 
 
 def test_cleanup_dry_run_through_the_cli(python_image: Language, tmp_path: Path) -> None:
