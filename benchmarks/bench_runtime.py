@@ -42,9 +42,9 @@ def show(name: str, values: list[float]) -> tuple[float, float]:
 
 async def main(runs: int, language: str) -> None:
     run_id = uuid.uuid4().hex[:8]
-    os.environ.setdefault("THEAPPAPP_INSTALLATION_ID", f"bench-{run_id}")
+    os.environ.setdefault("THEAPPAPP_INSTALLATION_ID", f"bench-runtime-{run_id}")
     config = RuntimeConfig.load(
-        network_name=f"theappapp-bench-{run_id}", pool_enabled=False, destroy_in_background=False
+        network_name=f"theappapp-bench-runtime-{run_id}", pool_enabled=False, destroy_in_background=False
     )
     manager = ContainerManager(config)
     await manager.startup()
