@@ -58,97 +58,101 @@ async def main(runs: int, language: str) -> None:
     api.create_volume(
         volume_name(project), labels={labels.MANAGED: "true", labels.INSTALLATION: config.installation_id}
     )
-    loop = asyncio.get_running_loop()
+    try:
+        loop = asyncio.get_running_loop()
 
-    def raw_cycle(i: int) -> float:
-        spec = ContainerSpec(
-            image=f"{lang.image}:{config.image_tag}", name=container_name(project, f"raw{i}"),
-            labels=manager.owner.labels(task_id=f"raw{i}", project_id=project, language=lang.name, ttl=600),
-            volume=volume_name(project), network=config.network_name, resources=resources, config=config,
-        )
-        t0 = time.perf_counter()
-        cid = api.create_container(**spec.create_kwargs(api.create_host_config(**spec.host_config())))["Id"]
-        api.start(cid)
-        ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.user, workdir=config.workspace)
-        api.exec_start(ex["Id"])
-        api.exec_inspect(ex["Id"])
-        api.remove_container(cid, force=True)
-        return time.perf_counter() - t0
-
-    async def manager_cycle(mgr: ContainerManager, task: str) -> float:
-        t0 = time.perf_counter()
-        await mgr.create_container(task, project, language)
-        await mgr.exec_command(task, "true")
-        await mgr.destroy_container(task)
-        return time.perf_counter() - t0
-
-    async def quiet(mgr: ContainerManager) -> None:
-        """Wait for background removals and for the pool to be refilled, as between an orchestrator's tasks."""
-        await mgr.settle()
-        for _ in range(200):
-            if mgr.pool is None or mgr.pool.ready(project, lang.name) >= mgr.config.pool_spares_per_key:
-                break
-            await asyncio.sleep(0.025)
-        await mgr.settle()
-
-    raw: list[float] = []
-    mgr: list[float] = []
-    dflt: list[float] = []
-    await manager_cycle(manager, "mgr-warmup")  # warm caches (volume, images) on every side
-    await manager_cycle(shipped, "dflt-warmup")
-    await quiet(shipped)
-    await loop.run_in_executor(None, raw_cycle, -1)
-    for i in range(runs):
-        for side in random.sample(("mgr", "raw", "dflt"), 3):  # no side always goes first
-            if side == "mgr":
-                mgr.append(await manager_cycle(manager, f"mgr{i}"))
-            elif side == "raw":
-                raw.append(await loop.run_in_executor(None, raw_cycle, i))
-            else:
-                dflt.append(await manager_cycle(shipped, f"dflt{i}"))
-                await quiet(shipped)  # its background refill and removal must not overlap the next measurement
-
-    await manager.create_container("execbench", project, language)
-    cid = manager.tasks["execbench"].container_id
-
-    def raw_exec(inspect: bool) -> float:
-        t0 = time.perf_counter()
-        ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.user, workdir=config.workspace)
-        api.exec_start(ex["Id"])
-        if inspect:
+        def raw_cycle(i: int) -> float:
+            spec = ContainerSpec(
+                image=f"{lang.image}:{config.image_tag}", name=container_name(project, f"raw{i}"),
+                labels=manager.owner.labels(task_id=f"raw{i}", project_id=project, language=lang.name, ttl=600),
+                volume=volume_name(project), network=config.network_name, resources=resources, config=config,
+            )
+            t0 = time.perf_counter()
+            cid = api.create_container(**spec.create_kwargs(api.create_host_config(**spec.host_config())))["Id"]
+            api.start(cid)
+            ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.user, workdir=config.workspace)
+            api.exec_start(ex["Id"])
             api.exec_inspect(ex["Id"])
-        return time.perf_counter() - t0
+            api.remove_container(cid, force=True)
+            return time.perf_counter() - t0
 
-    ex_raw: list[float] = []
-    ex_raw_inspect: list[float] = []
-    ex_mgr: list[float] = []
-    for _ in range(runs * 2):
-        for side in random.sample(("mgr", "raw", "inspect"), 3):
-            if side == "mgr":
-                t0 = time.perf_counter()
-                await manager.exec_command("execbench", "true")
-                ex_mgr.append(time.perf_counter() - t0)
-            else:
-                target = ex_raw if side == "raw" else ex_raw_inspect
-                target.append(await loop.run_in_executor(None, raw_exec, side == "inspect"))
-    await manager.shutdown()
-    await shipped.shutdown()
+        async def manager_cycle(mgr: ContainerManager, task: str) -> float:
+            t0 = time.perf_counter()
+            await mgr.create_container(task, project, language)
+            await mgr.exec_command(task, "true")
+            await mgr.destroy_container(task)
+            return time.perf_counter() - t0
 
-    print(f"runtime benchmark: {language}, {runs} cycles, {runs * 2} execs, engine {client.version()['Version']}")
-    print("full cycle (create -> first exec -> destroy)")
-    m50, _ = show("manager (same engine work as raw)", mgr)
-    r50, _ = show("raw docker-py", raw)
-    d50, _ = show("manager, defaults (pool, bg removal)", dflt)
-    print(f"  ratio p50 manager/raw = {m50 / r50:.3f}  (goal <= 1.15); defaults/raw = {d50 / r50:.3f}")
-    print("exec round trip (`true`)")
-    e50, _ = show("manager exec_command", ex_mgr)
-    x50, _ = show("raw exec_create+exec_start", ex_raw)
-    i50, _ = show("raw + exec_inspect (exit code)", ex_raw_inspect)
-    print(f"  manager - raw = {e50 - x50:+.1f} ms p50 (goal <= +5 ms); vs raw+inspect {e50 - i50:+.1f} ms")
+        async def quiet(mgr: ContainerManager) -> None:
+            """Wait for background removals and for the pool to be refilled, as between an orchestrator's tasks."""
+            await mgr.settle()
+            for _ in range(200):
+                if mgr.pool is None or mgr.pool.ready(project, lang.name) >= mgr.config.pool_spares_per_key:
+                    break
+                await asyncio.sleep(0.025)
+            await mgr.settle()
 
-    api.remove_volume(volume_name(project), force=True)
-    remove_sandbox_network(client, config.network_name)
-    client.close()
+        raw: list[float] = []
+        mgr: list[float] = []
+        dflt: list[float] = []
+        await manager_cycle(manager, "mgr-warmup")  # warm caches (volume, images) on every side
+        await manager_cycle(shipped, "dflt-warmup")
+        await quiet(shipped)
+        await loop.run_in_executor(None, raw_cycle, -1)
+        for i in range(runs):
+            for side in random.sample(("mgr", "raw", "dflt"), 3):  # no side always goes first
+                if side == "mgr":
+                    mgr.append(await manager_cycle(manager, f"mgr{i}"))
+                elif side == "raw":
+                    raw.append(await loop.run_in_executor(None, raw_cycle, i))
+                else:
+                    dflt.append(await manager_cycle(shipped, f"dflt{i}"))
+                    await quiet(shipped)  # its background refill and removal must not overlap the next measurement
+
+        await manager.create_container("execbench", project, language)
+        cid = manager.tasks["execbench"].container_id
+
+        def raw_exec(inspect: bool) -> float:
+            t0 = time.perf_counter()
+            ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.user, workdir=config.workspace)
+            api.exec_start(ex["Id"])
+            if inspect:
+                api.exec_inspect(ex["Id"])
+            return time.perf_counter() - t0
+
+        ex_raw: list[float] = []
+        ex_raw_inspect: list[float] = []
+        ex_mgr: list[float] = []
+        for _ in range(runs * 2):
+            for side in random.sample(("mgr", "raw", "inspect"), 3):
+                if side == "mgr":
+                    t0 = time.perf_counter()
+                    await manager.exec_command("execbench", "true")
+                    ex_mgr.append(time.perf_counter() - t0)
+                else:
+                    target = ex_raw if side == "raw" else ex_raw_inspect
+                    target.append(await loop.run_in_executor(None, raw_exec, side == "inspect"))
+
+        print(f"runtime benchmark: {language}, {runs} cycles, {runs * 2} execs, engine {client.version()['Version']}")
+        print("full cycle (create -> first exec -> destroy)")
+        m50, _ = show("manager (same engine work as raw)", mgr)
+        r50, _ = show("raw docker-py", raw)
+        d50, _ = show("manager, defaults (pool, bg removal)", dflt)
+        print(f"  ratio p50 manager/raw = {m50 / r50:.3f}  (goal <= 1.15); defaults/raw = {d50 / r50:.3f}")
+        print("exec round trip (`true`)")
+        e50, _ = show("manager exec_command", ex_mgr)
+        x50, _ = show("raw exec_create+exec_start", ex_raw)
+        i50, _ = show("raw + exec_inspect (exit code)", ex_raw_inspect)
+        print(f"  manager - raw = {e50 - x50:+.1f} ms p50 (goal <= +5 ms); vs raw+inspect {e50 - i50:+.1f} ms")
+    finally:
+        await manager.shutdown()
+        await shipped.shutdown()
+        # Raw-side containers of an interrupted run: this run's project only (its id is fresh).
+        for container in api.containers(all=True, filters={"label": f"{labels.PROJECT}={project}"}):
+            api.remove_container(container["Id"], force=True)
+        api.remove_volume(volume_name(project), force=True)
+        remove_sandbox_network(client, config.network_name)
+        client.close()
 
 
 if __name__ == "__main__":
