@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,7 @@ from runtime.typed_load import LoadError, json_schema, load
 
 REGISTRY_ENV = "THEAPPAPP_REGISTRY"
 DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "languages.yaml"
+INSTALLED_REGISTRY_PATH = Path(sys.prefix) / "share" / "theappapp-sandbox" / "languages.yaml"
 IMAGE_PREFIX = "theappapp-"
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -276,10 +278,13 @@ class Registry:
 
 
 def registry_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """Explicit path, else $THEAPPAPP_REGISTRY, else the project's languages.yaml."""
+    """Explicit path, else $THEAPPAPP_REGISTRY, else the project's languages.yaml (a checkout),
+    else the copy a wheel installs under <prefix>/share/theappapp-sandbox."""
     if path is not None:
         return Path(path)
-    return Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY_PATH)
+    if os.environ.get(REGISTRY_ENV):
+        return Path(os.environ[REGISTRY_ENV])
+    return DEFAULT_REGISTRY_PATH if DEFAULT_REGISTRY_PATH.is_file() else INSTALLED_REGISTRY_PATH
 
 
 def parse_registry(data: Any, source: str = "languages.yaml") -> Registry:
