@@ -291,7 +291,7 @@ async def idle_cost(manager: ContainerManager, raw: Raw, spares: int, tag: str) 
     print(f"  pool counters over the run: {dict(pool.counts)}")
 
 
-async def main(runs: int, seconds: float, levels: list[int], spares: int) -> None:
+async def main(runs: int, seconds: float, levels: list[int], spares: int, only: list[str]) -> None:
     tag = uuid.uuid4().hex[:6]
     os.environ.setdefault("THEAPPAPP_INSTALLATION_ID", f"bench-{tag}")
     network = f"theappapp-bench-{tag}"
@@ -306,14 +306,15 @@ async def main(runs: int, seconds: float, levels: list[int], spares: int) -> Non
         f"pool benchmark: python, engine {raw.client.version()['Version']}, {os.cpu_count()} cores, "
         f"{runs} latency runs per side, {seconds:.0f} s per throughput level"
     )
-    sections: list[Callable[[], Awaitable[None]]] = [
-        lambda: latency(manager, cold, raw, runs, tag),
-        lambda: throughput(manager, raw, levels, seconds, tag),
-        lambda: idle_cost(manager, raw, spares, tag),
-    ]
+    sections: dict[str, Callable[[], Awaitable[None]]] = {
+        "latency": lambda: latency(manager, cold, raw, runs, tag),
+        "throughput": lambda: throughput(manager, raw, levels, seconds, tag),
+        "idle": lambda: idle_cost(manager, raw, spares, tag),
+    }
     try:
-        for section in sections:
-            await section()
+        for name, section in sections.items():
+            if name in only:
+                await section()
     finally:
         await manager.shutdown()
         await cold.shutdown()
@@ -339,5 +340,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--spares", type=int, default=8)
+    parser.add_argument("--only", nargs="+", default=["latency", "throughput", "idle"])
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.seconds, args.levels, args.spares))
+    asyncio.run(main(args.runs, args.seconds, args.levels, args.spares, args.only))

@@ -1,0 +1,270 @@
+"""WarmPool logic without Docker: caps, memory, freshness, hand-over races, TTL, shutdown, the rename gate."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import docker.errors
+import pytest
+
+from runtime import labels
+from runtime.config import RuntimeConfig
+from runtime.errors import SandboxError
+from runtime.owner import Owner
+from runtime.pool import SPARE, SPARE_PREFIX, EndpointGate, WarmPool, mem_available
+from runtime.registry import get_registry
+
+
+class FakeAPI:
+    """Just enough of docker-py's APIClient, with the engine's name uniqueness."""
+
+    def __init__(self) -> None:
+        self.image_id = "sha256:first"
+        self.made: dict[str, dict[str, Any]] = {}
+        self.fail_create = False
+        self.create_delay = 0.0
+
+    def create_host_config(self, **kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
+    def create_container(self, **kwargs: Any) -> dict[str, str]:
+        if self.fail_create:
+            raise docker.errors.APIError("injected create failure")
+        time.sleep(self.create_delay)
+        if any(c["name"] == kwargs["name"] for c in self.made.values()):
+            raise docker.errors.APIError("conflict", response=SimpleNamespace(status_code=409))  # type: ignore[arg-type]
+        cid = uuid.uuid4().hex
+        self.made[cid] = {"name": kwargs["name"], "labels": kwargs["labels"], "image": self.image_id, "running": False}
+        return {"Id": cid}
+
+    def start(self, cid: str) -> None:
+        self.made[cid]["running"] = True
+
+    def inspect_container(self, cid: str) -> dict[str, Any]:
+        if cid not in self.made:
+            raise docker.errors.NotFound("no such container")
+        c = self.made[cid]
+        return {"Image": c["image"], "Name": "/" + c["name"],
+                "State": {"Running": c["running"], "Status": "running" if c["running"] else "exited"}}
+
+    def inspect_image(self, ref: str) -> dict[str, str]:
+        return {"Id": self.image_id}
+
+    def rename(self, cid: str, name: str) -> None:
+        if cid not in self.made:
+            raise docker.errors.NotFound("no such container")
+        if any(c["name"] == name for c in self.made.values()):
+            raise docker.errors.APIError("conflict", response=SimpleNamespace(status_code=409))  # type: ignore[arg-type]
+        self.made[cid]["name"] = name
+
+    def remove_container(self, cid: str, force: bool = False, v: bool = False) -> None:
+        if self.made.pop(cid, None) is None:
+            raise docker.errors.NotFound("no such container")
+
+    def containers(self, **kwargs: Any) -> list[dict[str, Any]]:  # docker-py's own `all=` keyword
+        wanted = [f.split("=", 1) for f in (kwargs.get("filters") or {}).get("label", [])]
+        return [
+            {"Id": cid, "Names": ["/" + c["name"]]}
+            for cid, c in self.made.items()
+            if (kwargs.get("all") or c["running"]) and all(c["labels"].get(k) == v for k, v in wanted)
+        ]
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.api = FakeAPI()
+        self.client = SimpleNamespace(api=self.api)
+
+    async def call(self, fn: Any, *args: Any, deadline: float | None = None, on_abandon: Any = None, **kw: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kw)
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as err:
+            future.set_exception(err)
+        return future
+
+
+def make_pool(engine: FakeEngine, **settings: Any) -> WarmPool:
+    config = RuntimeConfig(installation_id="unit", **settings)
+    registry = get_registry()
+
+    async def ensure_volume(project_id: str) -> str:
+        return f"theappapp-project-{project_id}"
+
+    return WarmPool(lambda: engine, config, Owner(installation="unit"), registry, ensure_volume, "net")  # type: ignore[arg-type, return-value]
+
+
+IMAGE = "theappapp-python:latest"
+
+
+async def take(pool: WarmPool, project: str, task: str) -> str | None:
+    return await pool.take(project, "python", image=IMAGE, network="net", name=f"theappapp-{project}-{task}")
+
+
+def test_mem_available_reads_meminfo_and_is_none_when_unreadable(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:    2048 kB\n")
+    assert mem_available(meminfo) == 2048 * 1024
+    assert mem_available(tmp_path / "absent") is None
+
+
+def test_spare_labels_carry_what_is_known_and_no_task() -> None:
+    pool = make_pool(FakeEngine(), pool_idle_ttl=100.0, container_ttl=1000.0)
+    got = pool.spare_labels("proj", "python", now=5000.0)
+    assert labels.TASK not in got
+    assert got[labels.POOL] == SPARE and got[labels.PROJECT] == "proj" and got[labels.LANGUAGE] == "python"
+    assert got[labels.MANAGED] == "true" and got[labels.INSTALLATION] == "unit"
+    assert int(got[labels.EXPIRES_AT]) == 5000 + 100 + 1000  # idle wait plus a task's life
+
+
+async def test_prewarm_respects_the_per_key_and_global_caps() -> None:
+    engine = FakeEngine()
+    pool = make_pool(engine, pool_max_per_key=2, pool_max_spares=3)
+    assert await pool.prewarm("a", "python", 5) == 2
+    assert await pool.prewarm("b", "python", 5) == 1  # the global cap leaves room for one
+    assert await pool.prewarm("c", "python", 5) == 0
+    assert len(engine.api.made) == 3
+    assert all(c["name"].startswith(SPARE_PREFIX) for c in engine.api.made.values())
+
+
+async def test_no_spare_is_made_when_the_host_is_short_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = FakeEngine()
+    pool = make_pool(engine, pool_min_available_memory=1 << 30)
+    monkeypatch.setattr("runtime.pool.mem_available", lambda: 100 << 20)
+    assert await pool.prewarm("a", "python", 1) == 0
+    assert pool.counts["no_memory"] == 1 and engine.api.made == {}
+
+
+async def test_one_spare_goes_to_exactly_one_of_many_concurrent_takes() -> None:
+    engine = FakeEngine()
+    pool = make_pool(engine)
+    await pool.prewarm("a", "python", 1)
+    (spare,) = pool.spares()
+    got = await asyncio.gather(*(take(pool, "a", f"t{i}") for i in range(8)))
+    assert got.count(spare.container_id) == 1 and got.count(None) == 7
+    assert engine.api.made[spare.container_id]["name"] == f"theappapp-a-t{got.index(spare.container_id)}"
+
+
+async def test_a_spare_of_one_project_is_never_taken_for_another() -> None:
+    pool = make_pool(FakeEngine())
+    await pool.prewarm("a", "python", 1)
+    assert await take(pool, "b", "t") is None
+    assert pool.ready("a", "python") == 1
+
+
+async def test_a_spare_of_an_older_image_is_dropped_with_its_siblings() -> None:
+    engine = FakeEngine()
+    pool = make_pool(engine)
+    await pool.prewarm("a", "python", 2)
+    await pool.prewarm("b", "python", 1)
+    engine.api.image_id = "sha256:rebuilt"
+    assert await take(pool, "a", "t") is None
+    assert pool.counts["stale"] == 1 and pool.size == 0
+    assert engine.api.made == {}  # every old spare removed, none renamed to the task's name left behind
+
+
+async def test_a_taken_name_keeps_the_spare_and_a_vanished_spare_means_cold() -> None:
+    engine = FakeEngine()
+    pool = make_pool(engine)
+    await pool.prewarm("a", "python", 1)
+    (spare,) = pool.spares()
+    engine.api.made["holder"] = {"name": "theappapp-a-t", "labels": {}, "image": "x", "running": True}
+    assert await take(pool, "a", "t") is None  # the cold path will report the conflict
+    assert pool.ready("a", "python") == 1
+    del engine.api.made[spare.container_id]  # removed behind the pool's back
+    assert await take(pool, "a", "u") is None
+    assert pool.counts["failed"] == 1 and pool.size == 0
+
+
+async def test_a_create_waits_for_a_spare_in_the_making_instead_of_duplicating_it() -> None:
+    engine = FakeEngine()
+    engine.api.create_delay = 0.05
+    pool = make_pool(engine, pool_spares_per_key=1)
+    pool.refill("a", "python")  # in the background
+    await asyncio.sleep(0)
+    got = await asyncio.gather(take(pool, "a", "t1"), take(pool, "a", "t2"))
+    assert got[0] is not None and got[1] is None  # one in the making: one waiter, the other goes cold
+    assert pool.counts["waited"] == 1
+
+
+async def test_a_failed_spare_creation_releases_its_waiter_and_counts() -> None:
+    engine = FakeEngine()
+    engine.api.create_delay = 0.02
+    pool = make_pool(engine, pool_spares_per_key=1)
+    engine.api.fail_create = True
+    pool.refill("a", "python")
+    await asyncio.sleep(0)
+    assert await take(pool, "a", "t") is None
+    assert pool.counts["failed"] == 1
+
+
+async def test_idle_spares_expire() -> None:
+    engine = FakeEngine()
+    pool = make_pool(engine, pool_idle_ttl=0.1)
+    await pool.prewarm("a", "python", 2)
+    await asyncio.sleep(0.3)  # the reaper wakes at the oldest spare's deadline
+    assert pool.size == 0 and pool.counts["expired"] == 2 and engine.api.made == {}
+
+
+async def test_shutdown_removes_spares_and_sweeps_leaked_ones_but_not_renamed_ones() -> None:
+    engine = FakeEngine()
+    pool = make_pool(engine)
+    await pool.prewarm("a", "python", 2)
+    served = await take(pool, "a", "t")
+    assert served is not None
+    leaked = {"name": SPARE_PREFIX + "leaked", "labels": pool.spare_labels("a", "python", time.time()),
+              "image": "x", "running": True}
+    engine.api.made["leaked"] = leaked  # a creation cut off before the pool recorded it
+    await pool.shutdown()
+    assert list(engine.api.made) == [served]  # a task's container is the manager's to destroy
+    assert await pool.prewarm("a", "python", 1) == 0  # closed
+
+
+def test_the_gate_keeps_a_rename_apart_from_starts_and_removals() -> None:
+    gate = EndpointGate()
+    events: list[str] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_start() -> None:
+        events.append("start begins")
+        started.set()
+        release.wait(2)
+        events.append("start ends")
+
+    t1 = threading.Thread(target=gate.shared_call, args=(slow_start,))
+    t1.start()
+    started.wait(2)
+    t2 = threading.Thread(target=gate.exclusive_call, args=(lambda: events.append("rename"),))
+    t2.start()
+    time.sleep(0.05)
+    t3 = threading.Thread(target=gate.shared_call, args=(lambda: events.append("later start"),))
+    t3.start()
+    time.sleep(0.05)
+    assert events == ["start begins"]  # the rename waits for the start, the later start for the rename
+    release.set()
+    for t in (t1, t2, t3):
+        t.join(2)
+    assert events == ["start begins", "start ends", "rename", "later start"]
+
+
+def test_pool_settings_come_from_the_environment_and_are_checked() -> None:
+    env = {"THEAPPAPP_POOL_ENABLED": "false", "THEAPPAPP_POOL_SPARES_PER_KEY": "2",
+           "THEAPPAPP_POOL_IDLE_TTL": "30", "THEAPPAPP_INSTALLATION_ID": "unit"}
+    config = RuntimeConfig.load(env)
+    assert (config.pool_enabled, config.pool_spares_per_key, config.pool_idle_ttl) == (False, 2, 30.0)
+    assert RuntimeConfig(installation_id="unit").pool_enabled is True
+    with pytest.raises(SandboxError):
+        RuntimeConfig(installation_id="unit", pool_max_spares=-1)
+    with pytest.raises(SandboxError):
+        RuntimeConfig(installation_id="unit", pool_idle_ttl=0)
