@@ -7,6 +7,7 @@ from runtime.cleanup import CleanupReport, CleanupScheduler
 from runtime.config import RuntimeConfig
 from runtime.errors import (
     EngineUnavailable,
+    FileMissing,
     ImageMissing,
     InvalidIdentifier,
     InvalidPath,
@@ -35,6 +36,7 @@ __all__ = [
     "EngineUnavailable",
     "ExecResult",
     "ExecStream",
+    "FileMissing",
     "Finding",
     "ImageMissing",
     "InvalidIdentifier",

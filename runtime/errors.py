@@ -44,6 +44,10 @@ class InvalidPath(SandboxError):
     """A file path that would leave /workspace or is otherwise unsafe."""
 
 
+class FileMissing(SandboxError, FileNotFoundError):
+    """`read_file` of a path that does not exist under /workspace (also a FileNotFoundError)."""
+
+
 class NetworkPolicyError(SandboxError):
     """The sandbox network or its firewall rules could not be set up."""
 

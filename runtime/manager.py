@@ -30,6 +30,7 @@ from runtime.cgroups import ContainerCgroup
 from runtime.config import RuntimeConfig
 from runtime.engine import Engine
 from runtime.errors import (
+    FileMissing,
     ImageMissing,
     InvalidIdentifier,
     InvalidPath,
@@ -567,7 +568,7 @@ class ContainerManager:
             try:
                 chunks, stat = self._engine.client.api.get_archive(task.info.container_id, full)
             except docker.errors.NotFound as err:
-                raise FileNotFoundError(f"{rel!r} does not exist in the workspace") from err
+                raise FileMissing(f"{rel!r} does not exist in the workspace") from err
             if int(stat.get("size", 0)) > limit:
                 raise _TooBig(f"{rel!r} is {stat.get('size')} bytes, over the {limit}-byte limit")
             data = bytearray()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime.config import RuntimeConfig
-from runtime.errors import InvalidPath
+from runtime.errors import FileMissing, InvalidPath
 from runtime.manager import ContainerManager, Sandbox
 from runtime.registry import Language
 
@@ -74,7 +74,7 @@ async def test_oversize_and_odd_targets(
                 await sandbox.read_file("big.bin")
             with pytest.raises(InvalidPath, match="directory"):
                 await sandbox.read_file("adir")
-            with pytest.raises(FileNotFoundError):
+            with pytest.raises(FileMissing):
                 await sandbox.read_file("missing.txt")
             with pytest.raises(InvalidPath, match="twice"):
                 await sandbox.write_files({"a.txt": "1", "./a.txt": "2"})
