@@ -35,7 +35,7 @@ from runtime.errors import NetworkPolicyError
 from runtime.hardening import ContainerSpec
 from runtime.manager import ContainerManager
 from runtime.naming import container_name, volume_name
-from runtime.network import remove_sandbox_network
+from runtime.network import ensure_sandbox_network, remove_sandbox_network
 from runtime.pool import WarmPool
 
 
@@ -53,7 +53,8 @@ def show(name: str, values: list[float]) -> tuple[float, float]:
 class Raw:
     """The same container, made and driven with plain docker-py calls."""
 
-    def __init__(self, manager: ContainerManager, language: str) -> None:
+    def __init__(self, manager: ContainerManager, language: str, network: str) -> None:
+        self.network = network
         self.config = manager.config
         self.owner = manager.owner
         self.lang = manager.registry.resolve(language)
@@ -65,7 +66,7 @@ class Raw:
         return ContainerSpec(
             image=f"{self.lang.image}:{self.config.image_tag}", name=container_name(project, task),
             labels=self.owner.labels(task_id=task, project_id=project, language=self.lang.name, ttl=600),
-            volume=volume_name(project), network=self.config.network_name, resources=self.resources,
+            volume=volume_name(project), network=self.network, resources=self.resources,
             config=self.config,
         )
 
@@ -300,7 +301,11 @@ async def main(runs: int, seconds: float, levels: list[int], spares: int, only: 
     cold = ContainerManager(RuntimeConfig.load(network_name=network, pool_enabled=False))
     await manager.startup()
     await cold.startup()
-    raw = Raw(manager, "python")
+    # Raw containers get a twin network (same policy), so neither side's endpoint churn lands on the
+    # other's network (Docker 20.10 can lose a network's endpoint count under concurrent churn).
+    raw_network = f"theappapp-bench-raw-{tag}"
+    raw = Raw(manager, "python", raw_network)
+    ensure_sandbox_network(raw.client, raw_network, install_firewall=config.install_firewall)
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     print(
         f"pool benchmark: python, engine {raw.client.version()['Version']}, {os.cpu_count()} cores, "
@@ -323,14 +328,15 @@ async def main(runs: int, seconds: float, levels: list[int], spares: int, only: 
             raw.api.remove_container(c["Id"], force=True)
         for v in raw.api.volumes(filters=mine).get("Volumes") or []:
             raw.api.remove_volume(v["Name"], force=True)
-        for attempt in range(10):  # the engine releases endpoints a moment after the last removal
-            try:
-                remove_sandbox_network(raw.client, network)
-                break
-            except NetworkPolicyError:
-                if attempt == 9:
-                    raise
-                time.sleep(0.5)
+        for net in (network, raw_network):
+            for attempt in range(10):  # the engine releases endpoints a moment after the last removal
+                try:
+                    remove_sandbox_network(raw.client, net)
+                    break
+                except NetworkPolicyError:
+                    if attempt == 9:
+                        raise
+                    time.sleep(0.5)
         raw.client.close()
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -35,7 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import docker.errors
 
@@ -52,53 +51,6 @@ SPARE_PREFIX = "theappapp_spare-"
 SPARE = "spare"  # value of labels.POOL
 MEMINFO = Path("/proc/meminfo")
 Key = tuple[str, str]  # (project_id, language name)
-T = TypeVar("T")
-
-
-class EndpointGate:
-    """Keeps renames apart from container starts and removals (a readers-writer lock, writers first).
-
-    Docker 20.10's libnetwork rewrites a network's endpoint count from a stale snapshot
-    when a container on it is renamed while another container on it starts or is removed
-    (`endpointCnt.updateStore` after `endpoint.rename`). The count drifts and the network
-    can no longer be removed ("has active endpoints"). Starts and removals share the gate;
-    a rename (~3 ms) takes it alone. This covers the containers of this process only.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._shared = 0
-        self._writers = 0  # renames waiting or running: new starts and removals wait behind them
-        self._writing = False
-
-    def shared_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._cond:
-            while self._writers:
-                self._cond.wait()
-            self._shared += 1
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            with self._cond:
-                self._shared -= 1
-                self._cond.notify_all()
-
-    def exclusive_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._cond:
-            self._writers += 1
-            while self._shared or self._writing:
-                self._cond.wait()
-            self._writing = True
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            with self._cond:
-                self._writing = False
-                self._writers -= 1
-                self._cond.notify_all()
-
-
-GATE = EndpointGate()  # process-wide: managers in one process share networks
 
 
 @dataclass(frozen=True)
@@ -181,7 +133,7 @@ class WarmPool:
             results: tuple[Any, ...] = await asyncio.gather(
                 engine.call(api.inspect_image, image),
                 engine.call(api.inspect_container, spare.container_id),
-                engine.call(GATE.exclusive_call, api.rename, spare.container_id, name),
+                engine.call(api.rename, spare.container_id, name),
                 return_exceptions=True,
             )
         except asyncio.CancelledError:
@@ -365,7 +317,7 @@ class WarmPool:
         )
         container_id = str(created["Id"])
         try:
-            await engine.call(GATE.shared_call, api.start, container_id)
+            await engine.call(api.start, container_id)
             attrs = await engine.call(api.inspect_container, container_id)
         except BaseException:
             self._remove_soon(container_id)
@@ -463,7 +415,7 @@ class WarmPool:
 def remove_container_sync(engine: Engine, container_id: str) -> None:
     """Force-remove a container (volumes kept); gone already or being removed is fine."""
     try:
-        GATE.shared_call(engine.client.api.remove_container, container_id, force=True, v=False)
+        engine.client.api.remove_container(container_id, force=True, v=False)
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as err:

@@ -1,9 +1,8 @@
-"""WarmPool logic without Docker: caps, memory, freshness, hand-over races, TTL, shutdown, the rename gate."""
+"""WarmPool logic without Docker: caps, memory, freshness, hand-over races, waiters, TTL, shutdown, settings."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from concurrent.futures import Future
@@ -18,7 +17,7 @@ from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
 from runtime.owner import Owner
-from runtime.pool import SPARE, SPARE_PREFIX, EndpointGate, WarmPool, mem_available
+from runtime.pool import SPARE, SPARE_PREFIX, WarmPool, mem_available
 from runtime.registry import get_registry
 
 
@@ -228,34 +227,6 @@ async def test_shutdown_removes_spares_and_sweeps_leaked_ones_but_not_renamed_on
     await pool.shutdown()
     assert list(engine.api.made) == [served]  # a task's container is the manager's to destroy
     assert await pool.prewarm("a", "python", 1) == 0  # closed
-
-
-def test_the_gate_keeps_a_rename_apart_from_starts_and_removals() -> None:
-    gate = EndpointGate()
-    events: list[str] = []
-    started = threading.Event()
-    release = threading.Event()
-
-    def slow_start() -> None:
-        events.append("start begins")
-        started.set()
-        release.wait(2)
-        events.append("start ends")
-
-    t1 = threading.Thread(target=gate.shared_call, args=(slow_start,))
-    t1.start()
-    started.wait(2)
-    t2 = threading.Thread(target=gate.exclusive_call, args=(lambda: events.append("rename"),))
-    t2.start()
-    time.sleep(0.05)
-    t3 = threading.Thread(target=gate.shared_call, args=(lambda: events.append("later start"),))
-    t3.start()
-    time.sleep(0.05)
-    assert events == ["start begins"]  # the rename waits for the start, the later start for the rename
-    release.set()
-    for t in (t1, t2, t3):
-        t.join(2)
-    assert events == ["start begins", "start ends", "rename", "later start"]
 
 
 def test_pool_settings_come_from_the_environment_and_are_checked() -> None:
