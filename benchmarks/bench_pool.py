@@ -292,10 +292,11 @@ async def idle_cost(manager: ContainerManager, raw: Raw, spares: int, tag: str) 
     print(f"  pool counters over the run: {dict(pool.counts)}")
 
 
-async def main(runs: int, seconds: float, levels: list[int], spares: int, only: list[str]) -> None:
+async def main(args: argparse.Namespace) -> None:
+    runs, seconds, levels, spares, only = args.runs, args.seconds, args.levels, args.spares, args.only
     tag = uuid.uuid4().hex[:6]
     os.environ.setdefault("THEAPPAPP_INSTALLATION_ID", f"bench-{tag}")
-    network = f"theappapp-bench-{tag}"
+    network = args.network or f"theappapp-bench-{tag}"
     config = RuntimeConfig.load(network_name=network, pool_max_spares=max(32, spares, *levels))
     manager = ContainerManager(config)
     cold = ContainerManager(RuntimeConfig.load(network_name=network, pool_enabled=False))
@@ -303,7 +304,7 @@ async def main(runs: int, seconds: float, levels: list[int], spares: int, only: 
     await cold.startup()
     # Raw containers get a twin network (same policy), so neither side's endpoint churn lands on the
     # other's network (Docker 20.10 can lose a network's endpoint count under concurrent churn).
-    raw_network = f"theappapp-bench-raw-{tag}"
+    raw_network = args.raw_network or f"theappapp-bench-raw-{tag}"
     raw = Raw(manager, "python", raw_network)
     ensure_sandbox_network(raw.client, raw_network, install_firewall=config.install_firewall)
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
@@ -329,13 +330,16 @@ async def main(runs: int, seconds: float, levels: list[int], spares: int, only: 
         for v in raw.api.volumes(filters=mine).get("Volumes") or []:
             raw.api.remove_volume(v["Name"], force=True)
         for net in (network, raw_network):
-            for attempt in range(10):  # the engine releases endpoints a moment after the last removal
+            if net in (args.network, args.raw_network):
+                continue  # given by the caller: kept
+            for attempt in range(6):  # the engine releases endpoints a moment after the last removal
                 try:
                     remove_sandbox_network(raw.client, net)
                     break
-                except NetworkPolicyError:
-                    if attempt == 9:
-                        raise
+                except NetworkPolicyError as err:
+                    if attempt == 5:
+                        print(f"note: {err} (Docker 20.10 can lose a network's endpoint count under "
+                              "concurrent churn; a daemon restart reconciles it)")
                     time.sleep(0.5)
         raw.client.close()
 
@@ -347,5 +351,6 @@ if __name__ == "__main__":
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--spares", type=int, default=8)
     parser.add_argument("--only", nargs="+", default=["latency", "throughput", "idle"])
-    args = parser.parse_args()
-    asyncio.run(main(args.runs, args.seconds, args.levels, args.spares, args.only))
+    parser.add_argument("--network", help="an existing sandbox network to use and keep (default: a new one)")
+    parser.add_argument("--raw-network", help="the same for the raw side")
+    asyncio.run(main(parser.parse_args()))
