@@ -62,6 +62,7 @@ class RuntimeConfig:
     pool_spares_per_key: int = 1  # refilled to this in the background after a task starts or ends on a key
     pool_max_per_key: int = 4  # cap per key, prewarm included
     pool_max_spares: int = 16  # cap over all keys
+    pool_max_making: int = 4  # spares being created at once: under load, spares must not crowd out task starts
     pool_idle_ttl: float = 300.0  # seconds a spare may wait before it is removed
     pool_min_available_memory: int = 1024 * MiB  # host MemAvailable under which no spare is made
     # destroy_container returns once the task is detached; removal finishes in the background.

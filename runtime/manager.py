@@ -46,7 +46,7 @@ from runtime.hardening import ContainerSpec
 from runtime.naming import container_name, validate_id, volume_name
 from runtime.owner import Owner
 from runtime.paths import relative_parts
-from runtime.pool import WarmPool, remove_container_sync
+from runtime.pool import GATE, WarmPool, remove_container_sync
 from runtime.registry import Language, Registry, get_registry
 
 if TYPE_CHECKING:
@@ -322,7 +322,7 @@ class ContainerManager:
             raise
         container_id = str(created["Id"])
         try:
-            await self._engine.call(api.start, container_id)
+            await self._engine.call(GATE.shared_call, api.start, container_id)  # GATE: see runtime/pool.py
         except BaseException:
             self._remove_soon(container_id)
             raise

@@ -1,8 +1,9 @@
-"""WarmPool logic without Docker: caps, memory, freshness, hand-over races, waiters, TTL, shutdown, settings."""
+"""WarmPool logic without Docker: caps, memory, freshness, hand-over races, TTL, shutdown, the rename gate."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from concurrent.futures import Future
@@ -17,7 +18,7 @@ from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
 from runtime.owner import Owner
-from runtime.pool import SPARE, SPARE_PREFIX, WarmPool, mem_available
+from runtime.pool import SPARE, SPARE_PREFIX, EndpointGate, WarmPool, mem_available
 from runtime.registry import get_registry
 
 
@@ -136,6 +137,18 @@ async def test_prewarm_respects_the_per_key_and_global_caps() -> None:
     assert all(c["name"].startswith(SPARE_PREFIX) for c in engine.api.made.values())
 
 
+async def test_background_refills_are_capped_but_an_explicit_prewarm_is_not() -> None:
+    engine = FakeEngine()
+    engine.api.create_delay = 0.02
+    pool = make_pool(engine, pool_max_making=2, pool_spares_per_key=1)
+    for project in "abcdef":
+        pool.refill(project, "python")
+    assert sum(pool._making.values()) == 2  # under load, spares must not crowd out task starts
+    assert await pool.prewarm("g", "python", 3) == 3
+    await asyncio.sleep(0.1)
+    assert pool.size == 5
+
+
 async def test_no_spare_is_made_when_the_host_is_short_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = FakeEngine()
     pool = make_pool(engine, pool_min_available_memory=1 << 30)
@@ -227,6 +240,34 @@ async def test_shutdown_removes_spares_and_sweeps_leaked_ones_but_not_renamed_on
     await pool.shutdown()
     assert list(engine.api.made) == [served]  # a task's container is the manager's to destroy
     assert await pool.prewarm("a", "python", 1) == 0  # closed
+
+
+def test_the_gate_keeps_a_rename_apart_from_starts_and_removals() -> None:
+    gate = EndpointGate()
+    events: list[str] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_start() -> None:
+        events.append("start begins")
+        started.set()
+        release.wait(2)
+        events.append("start ends")
+
+    t1 = threading.Thread(target=gate.shared_call, args=(slow_start,))
+    t1.start()
+    started.wait(2)
+    t2 = threading.Thread(target=gate.exclusive_call, args=(lambda: events.append("rename"),))
+    t2.start()
+    time.sleep(0.05)
+    t3 = threading.Thread(target=gate.shared_call, args=(lambda: events.append("later start"),))
+    t3.start()
+    time.sleep(0.05)
+    assert events == ["start begins"]  # the rename waits for the start, the later start for the rename
+    release.set()
+    for t in (t1, t2, t3):
+        t.join(2)
+    assert events == ["start begins", "start ends", "rename", "later start"]
 
 
 def test_pool_settings_come_from_the_environment_and_are_checked() -> None:
