@@ -17,9 +17,15 @@ serves a task. (The '_' keeps the two name forms apart: no pair of ids makes `th
 Freshness. A spare is handed out only if the image it was created from is still the
 image its tag names: after a rebuild the tag moves and older spares are dropped.
 
-Bounds: a global cap, a per-key cap, an idle TTL, and the host's MemAvailable. Every
-pool failure is logged and answered with `None`, i.e. a cold create: the pool never
-fails a task. `shutdown()` removes every spare, including ones still being made.
+Refill. The manager refills a key after a task's command finishes and when a task ends,
+not at create time: a spare being made competes for the CPU with the first command.
+A create that finds no spare ready but one in the making waits for it (it was started
+earlier, so it beats a cold create, and the engine does the work once).
+
+Bounds: a global cap, a per-key cap, a cap on background creations at once, an idle
+TTL, and the host's MemAvailable. Every pool failure is logged and answered with
+`None`, i.e. a cold create: the pool never fails a task. `shutdown()` removes every
+spare, including ones still being made.
 """
 
 from __future__ import annotations
