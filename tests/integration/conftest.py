@@ -6,8 +6,10 @@ session's installation id (labels) or a unique name, and teardown removes only t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 
 import docker
@@ -16,7 +18,9 @@ from docker.errors import DockerException
 
 from runtime import labels
 from runtime.config import RuntimeConfig
+from runtime.errors import SandboxError
 from runtime.manager import ContainerManager
+from runtime.network import remove_sandbox_network
 from runtime.registry import Language, get_registry
 
 SESSION = uuid.uuid4().hex[:10]
@@ -36,21 +40,39 @@ def engine_or_skip() -> docker.DockerClient:
     return client
 
 
+def _remove_test_network(client: docker.DockerClient, name: str) -> None:
+    """Remove a test session's network. Docker 20.10 can lose count of a network's endpoints
+    under concurrent starts and removals and then refuse to remove it, empty, until dockerd
+    restarts: that engine fault is reported as a warning; a network with containers still
+    attached (our leak) fails the run."""
+    try:
+        network = client.networks.get(name)
+    except DockerException:
+        return
+    try:
+        remove_sandbox_network(client, name)
+    except (SandboxError, DockerException) as err:
+        network.reload()
+        if network.attrs.get("Containers"):
+            raise
+        warnings.warn(f"engine refused to remove empty network {name} (phantom endpoints): {err}", stacklevel=1)
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     client = engine_or_skip()
+    # Earlier sessions' networks that the engine refused to remove then (see above).
+    for network in client.networks.list(filters={"label": [f"{labels.MANAGED}=true"]}):
+        if network.name.startswith("theappapp-test-") and network.name != NETWORK:
+            with contextlib.suppress(SandboxError, DockerException):
+                remove_sandbox_network(client, network.name)
     yield client
     ours = {"label": [f"{labels.INSTALLATION}={INSTALLATION}"]}
     for container in client.containers.list(all=True, filters=ours):
         container.remove(force=True)
     for volume in client.volumes.list(filters=ours):
         volume.remove(force=True)
-    try:
-        from runtime.network import remove_sandbox_network
-
-        remove_sandbox_network(client, NETWORK)
-    except (ImportError, DockerException):
-        pass
+    _remove_test_network(client, NETWORK)
     client.close()
 
 
