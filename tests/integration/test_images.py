@@ -85,11 +85,11 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[tuple[Language, Sandbox]
     )
     # Full mount options (owner, mode): with_tmpfs_mount only takes a size.
     container.tmpfs.update({"/tmp": "rw,exec,size=512m,mode=1777", base.home: f"rw,exec,size=256m,{owner}"})
-    container.start()
     try:
+        container.start()
         yield lang, Sandbox(container)
     finally:
-        container.stop()
+        container.stop()  # removes the container, if it was created
         volume.remove(force=True)
 
 
