@@ -226,7 +226,7 @@ async def level(manager: ContainerManager, raw: Raw, n: int, seconds: float, tag
 
     # Manager: n coroutines; the clock stops when every background removal has finished too.
     await quiet(manager)
-    hits_before = pool_of(manager).counts["hit"]
+    before = dict(pool_of(manager).counts)
     count = [0] * n
     stop = time.perf_counter() + seconds
 
@@ -244,10 +244,15 @@ async def level(manager: ContainerManager, raw: Raw, n: int, seconds: float, tag
     await asyncio.gather(*(task_loop(w) for w in range(n)))
     await manager.settle()
     mgr_rate = sum(count) / (time.perf_counter() - t0)
-    hits = pool_of(manager).counts["hit"] - hits_before
+    got = {k: v - before.get(k, 0) for k, v in pool_of(manager).counts.items()}
     print(
         f"  concurrency {n:>2}: manager {mgr_rate:6.2f}/s   raw {raw_rate:6.2f}/s   "
-        f"ratio {mgr_rate / raw_rate:.2f} (goal >= 1.0)   spares used {hits}/{sum(count)}"
+        f"ratio {mgr_rate / raw_rate:.2f} (goal >= 1.0)   spares used {got.get('hit', 0)}/{sum(count)}"
+    )
+    # Engine work the raw side does not do: spares made but not handed over are pure waste under load.
+    print(
+        f"      spares made {got.get('made', 0)}, handed over {got.get('hit', 0)} "
+        f"(after waiting {got.get('waited', 0)}), refills skipped while the engine was busy {got.get('busy', 0)}"
     )
     for p in projects:
         await pool_of(manager).drop(p)

@@ -63,6 +63,9 @@ class RuntimeConfig:
     pool_max_per_key: int = 4  # cap per key, prewarm included
     pool_max_spares: int = 16  # cap over all keys
     pool_max_making: int = 4  # spares being created at once: under load, spares must not crowd out task starts
+    # Background refills start only while this process has at most this many container creates, starts
+    # and removals in flight (spares being made included): spares use the engine's spare capacity only.
+    pool_fill_max_load: int = 1
     pool_idle_ttl: float = 300.0  # seconds a spare may wait before it is removed
     pool_min_available_memory: int = 1024 * MiB  # host MemAvailable under which no spare is made
     # destroy_container returns once the task is detached; removal finishes in the background.

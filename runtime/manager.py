@@ -46,7 +46,7 @@ from runtime.hardening import ContainerSpec
 from runtime.naming import container_name, validate_id, volume_name
 from runtime.owner import Owner
 from runtime.paths import relative_parts
-from runtime.pool import GATE, WarmPool, remove_container_sync
+from runtime.pool import GATE, LOAD, WarmPool, remove_container_sync
 from runtime.registry import Language, Registry, get_registry
 
 if TYPE_CHECKING:
@@ -306,6 +306,7 @@ class ContainerManager:
         host_config = api.create_host_config(**spec.host_config())
         try:
             created = await self._engine.call(
+                LOAD.call,  # engine load: the pool makes spares only with spare capacity
                 api.create_container,
                 **spec.create_kwargs(host_config),
                 # Created after all, but nobody waits for it any more (deadline, cancel): remove it.

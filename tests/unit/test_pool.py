@@ -18,7 +18,7 @@ from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
 from runtime.owner import Owner
-from runtime.pool import SPARE, SPARE_PREFIX, EndpointGate, WarmPool, mem_available
+from runtime.pool import GATE, LOAD, SPARE, SPARE_PREFIX, EndpointGate, WarmPool, mem_available
 from runtime.registry import get_registry
 
 
@@ -147,6 +147,45 @@ async def test_background_refills_are_capped_but_an_explicit_prewarm_is_not() ->
     assert await pool.prewarm("g", "python", 3) == 3
     await asyncio.sleep(0.1)
     assert pool.size == 5
+
+
+async def test_refills_wait_for_spare_engine_capacity_but_an_explicit_prewarm_does_not() -> None:
+    engine = FakeEngine()
+    pool = make_pool(engine, pool_fill_max_load=1)
+    release = threading.Event()
+    busy = [threading.Thread(target=GATE.shared_call, args=(release.wait, 5)) for _ in range(2)]
+    for t in busy:  # two task starts or removals in flight: the engine is busy with task work
+        t.start()
+    try:
+        while LOAD.busy < 2:
+            await asyncio.sleep(0.001)
+        pool.refill("a", "python")
+        assert sum(pool._making.values()) == 0 and pool.counts["busy"] == 1
+        assert await take(pool, "a", "t1") is None  # nothing in the making to wait for: cold, once
+        assert engine.api.made == {}  # no engine work beyond what the task itself does
+        assert await pool.prewarm("b", "python", 1) == 1  # the orchestrator's explicit call is not deferred
+    finally:
+        release.set()
+        for t in busy:
+            t.join(5)
+    assert LOAD.busy == 0
+    pool.refill("a", "python")  # the engine is idle again: spare capacity
+    assert sum(pool._making.values()) == 1
+    await asyncio.sleep(0.05)
+    assert pool.ready("a", "python") == 1
+
+
+def test_the_engine_load_counts_calls_in_flight_and_releases_them_on_failure() -> None:
+    seen: list[int] = []
+
+    def boom() -> None:
+        seen.append(LOAD.busy)
+        raise RuntimeError("injected")
+
+    before = LOAD.busy
+    with pytest.raises(RuntimeError):
+        GATE.shared_call(boom)
+    assert seen == [before + 1] and LOAD.busy == before
 
 
 async def test_no_spare_is_made_when_the_host_is_short_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
