@@ -80,7 +80,8 @@ class RuntimeConfig:
             raise SandboxError("byte limits must be positive")
         if not self.shell:
             raise SandboxError("shell must name a program")
-        if min(self.pool_spares_per_key, self.pool_max_per_key, self.pool_max_spares) < 0 or self.pool_idle_ttl <= 0:
+        caps = (self.pool_spares_per_key, self.pool_max_per_key, self.pool_max_spares, self.pool_fill_max_load)
+        if min(caps) < 0 or self.pool_idle_ttl <= 0:
             raise SandboxError("pool caps must be >= 0 and pool_idle_ttl positive")
 
     @classmethod

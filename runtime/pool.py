@@ -26,18 +26,20 @@ Fill only with spare capacity. A refill starts only while this process has at mo
 `pool_fill_max_load` container creates, starts and removals in flight (`LOAD`; spares
 being made count too); otherwise it is skipped (counted as `busy`) and the key's next
 task start or end asks again. `prewarm` is the orchestrator's explicit call and is not
-skipped. Why: a spare saves a task nothing when the engine is saturated — it costs the
-same create + start, plus an exclusive rename that drains the gate below — and each key's
-last spare is never handed over. Measured with 16 concurrent tasks on 2 cores: renames
-waited 2.4 s on average for the gate, and spares made with every refill brought
-throughput to 0.92-0.95x raw docker-py; skipping refills under load makes no spare there
-and the pool does exactly the engine work raw docker-py does, while at one task at a time
-(an idle engine between tasks) spares are still made and handed over.
+skipped. Why: on a saturated engine a spare saves a task nothing — it costs the same
+create + start, plus an exclusive rename that drains the gate below — and a key's last
+spare waits for a task that may never come. Measured on 2 cores (create -> exec -> destroy
+loops against raw docker-py, same run): with a refill after every task, renames waited
+0.16 s (4 tasks at once) to 2.4 s (16) for the gate while starts and removals queued
+behind them, and throughput was 0.85-0.94x raw at 4, 8 and 16 concurrent tasks even
+where nearly every spare was handed over; skipping refills under load makes no spare
+there (0.98-1.11x raw, the manager's own overhead and noise), while one task at a time
+still gets a spare for every start (1.14-1.17x raw).
 
 Bounds: a global cap, a per-key cap, a cap on background creations at once, the fill
-load limit above, an idle TTL, and the host's MemAvailable. Every pool failure is logged and answered with
-`None`, i.e. a cold create: the pool never fails a task. `shutdown()` removes every
-spare, including ones still being made.
+load limit above, an idle TTL, and the host's MemAvailable. Every pool failure is logged
+and answered with `None`, i.e. a cold create: the pool never fails a task. `shutdown()`
+removes every spare, including ones still being made.
 """
 
 from __future__ import annotations
