@@ -321,4 +321,5 @@ def test_pool_settings_come_from_the_environment_and_are_checked() -> None:
         RuntimeConfig(installation_id="unit", pool_idle_ttl=0)
     with pytest.raises(SandboxError):
         RuntimeConfig(installation_id="unit", pool_fill_max_load=-1)
-    assert RuntimeConfig.load({"THEAPPAPP_POOL_FILL_MAX_LOAD": "3", "THEAPPAPP_INSTALLATION_ID": "unit"}).pool_fill_max_load == 3
+    loaded = RuntimeConfig.load({"THEAPPAPP_POOL_FILL_MAX_LOAD": "3", "THEAPPAPP_INSTALLATION_ID": "unit"})
+    assert loaded.pool_fill_max_load == 3
