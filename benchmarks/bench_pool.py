@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
+from benchlib import show
 
 from runtime import labels
 from runtime.config import RuntimeConfig
@@ -37,17 +38,6 @@ from runtime.manager import ContainerManager
 from runtime.naming import container_name, volume_name
 from runtime.network import ensure_sandbox_network, remove_sandbox_network
 from runtime.pool import WarmPool
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def show(name: str, values: list[float]) -> tuple[float, float]:
-    p50, p90 = pct(values, 0.5) * 1000, pct(values, 0.9) * 1000
-    print(f"  {name:<44} p50 {p50:7.1f} ms   p90 {p90:7.1f} ms   (n={len(values)})")
-    return p50, p90
 
 
 class Raw:

@@ -20,6 +20,7 @@ import time
 import uuid
 
 import docker
+from benchlib import show
 
 from runtime import labels
 from runtime.config import RuntimeConfig
@@ -27,17 +28,6 @@ from runtime.hardening import ContainerSpec
 from runtime.manager import ContainerManager
 from runtime.naming import container_name, volume_name
 from runtime.network import remove_sandbox_network
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def show(name: str, values: list[float]) -> tuple[float, float]:
-    p50, p90 = pct(values, 0.5) * 1000, pct(values, 0.9) * 1000
-    print(f"  {name:<34} p50 {p50:7.1f} ms   p90 {p90:7.1f} ms   (n={len(values)})")
-    return p50, p90
 
 
 async def main(runs: int, language: str) -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import docker
 import pytest
-from docker.errors import DockerException, ImageNotFound
+from docker.errors import ImageNotFound
 
 from runtime import labels
 from runtime.registry import Language, load_registry
+from tests.integration.conftest import engine_or_skip
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled here
 from testcontainers.core.container import DockerContainer
@@ -25,15 +26,6 @@ from testcontainers.core.container import DockerContainer
 REGISTRY = load_registry()
 # Languages whose sources are unreachable on machines without Microsoft's download servers.
 UNREACHABLE_HERE = {"csharp": "the .NET SDK download", "powershell": "the PowerShell download"}
-
-
-def _client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except DockerException:
-        pytest.skip("no Docker engine: start one with `bash scripts/start-docker-engine.sh`")
-    return client
 
 
 def _image_or_skip(client: docker.DockerClient, lang: Language) -> str:
@@ -66,7 +58,7 @@ class Sandbox:
 @pytest.fixture(params=sorted(REGISTRY.languages), scope="module")
 def sandbox(request: pytest.FixtureRequest) -> Iterator[tuple[Language, Sandbox]]:
     lang = REGISTRY.languages[request.param]
-    client = _client()
+    client = engine_or_skip()
     image = _image_or_skip(client, lang)
     volume = client.volumes.create(f"theappapp-test-images-{uuid.uuid4().hex[:8]}", labels={labels.MANAGED: "true"})
     base = REGISTRY.base
