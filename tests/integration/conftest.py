@@ -11,6 +11,7 @@ import os
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import docker
 import pytest
@@ -61,9 +62,12 @@ def _remove_test_network(client: docker.DockerClient, name: str) -> None:
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     client = engine_or_skip()
-    # Earlier sessions' networks that the engine refused to remove then (see above).
+    # Earlier sessions' networks that the engine refused to remove then (see above); a day
+    # old at least, so a test session running beside this one keeps its network.
+    day_ago = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
     for network in client.networks.list(filters={"label": [f"{labels.MANAGED}=true"]}):
-        if network.name.startswith("theappapp-test-") and network.name != NETWORK:
+        created = str(network.attrs.get("Created", ""))[:19]  # ISO 8601, UTC: compares as text
+        if network.name.startswith("theappapp-test-") and network.name != NETWORK and created < day_ago:
             with contextlib.suppress(SandboxError, DockerException):
                 remove_sandbox_network(client, network.name)
     yield client
