@@ -1,4 +1,6 @@
 # javac compiles, java runs the class, Maven answers.
+# Pipes end in `grep >/dev/null`, not `grep -q`: under pipefail an early-exiting grep
+# makes the writer die of SIGPIPE (mvn did) and fails the step.
 mkdir -p src out
 cat > src/Main.java <<'JAVA'
 public class Main {
@@ -8,5 +10,5 @@ public class Main {
 }
 JAVA
 javac -d out src/Main.java
-java -cp out Main | grep -qx 42
-mvn -v | grep -q "Apache Maven 3"
+java -cp out Main | grep -x 42 >/dev/null
+mvn -v | grep "Apache Maven 3" >/dev/null

@@ -4,7 +4,7 @@ const greet = (name: string): string => `hi ${name}`;
 console.log(greet("ts"));
 TS
 tsc --strict greet.ts
-node greet.js | grep -qx 'hi ts'
+node greet.js | grep -x 'hi ts' >/dev/null
 cat > sum.js <<'JS'
 module.exports = (a, b) => a + b;
 JS

@@ -10,8 +10,8 @@ from calc import add
 def test_add() -> None:
     assert add(2, 3) == 5
 PY
-python3 -m pytest -q -p no:cacheprovider test_calc.py | grep -q "1 passed"
+python3 -m pytest -q -p no:cacheprovider test_calc.py | grep "1 passed" >/dev/null
 mypy --strict calc.py test_calc.py
 echo 'x: int = "no"' > bad.py
 ! mypy bad.py
-python3 -c "import numpy, pandas; print(pandas.DataFrame({'a': numpy.arange(3)}).a.sum())" | grep -qx 3
+python3 -c "import numpy, pandas; print(pandas.DataFrame({'a': numpy.arange(3)}).a.sum())" | grep -x 3 >/dev/null

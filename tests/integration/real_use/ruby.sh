@@ -7,4 +7,4 @@ end
 RB
 rspec > rspec.out 2>&1 || { cat rspec.out; exit 1; }
 grep -q "1 example, 0 failures" rspec.out
-rails -v | grep -q "Rails 7"
+rails -v | grep "Rails 7" >/dev/null
