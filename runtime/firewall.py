@@ -206,6 +206,11 @@ def _has_tag(words: list[str]) -> bool:
     return any(a == "--comment" and b == TAG for a, b in itertools.pairwise(words))
 
 
+def rule_interfaces(specs: list[list[str]]) -> set[str]:
+    """The input interfaces (`-i X`) that these rules match."""
+    return {b for spec in specs for a, b in itertools.pairwise(spec) if a == "-i"}
+
+
 def _matches_interface(spec: list[str], interface: str) -> bool:
     return any(a == "-i" and b == interface for a, b in itertools.pairwise(spec))
 

@@ -44,6 +44,9 @@ class NetworkPolicyStatus:
     problems: tuple[str, ...]  # plain sentences: what could not be done and what to do
 
 
+BRIDGE_PREFIX = "tapp-"  # our bridges' interface names; rule pruning touches no other
+
+
 def bridge_interface_name(network_name: str) -> str:
     """A stable, valid interface name for the network's bridge: `tapp-` + 10 hex digits.
 
@@ -51,7 +54,7 @@ def bridge_interface_name(network_name: str) -> str:
     bridge under the same name) and so a second network of the same name cannot be created.
     """
     digest = hashlib.sha256(network_name.encode()).hexdigest()
-    return ("tapp-" + digest)[:_IFNAMSIZ]
+    return (BRIDGE_PREFIX + digest)[:_IFNAMSIZ]
 
 
 def sandbox_rules(interface: str) -> tuple[Rule, ...]:
@@ -79,6 +82,8 @@ def ensure_sandbox_network(
             "containers attached, so it was not recreated; destroy those containers and start again."
         )
     host_blocked, metadata_blocked, fw_problems = _apply_firewall(name, interface, ipv6=ipv6, install=install_firewall)
+    if install_firewall and host_blocked:
+        prune_stale_rules(client)
     problems.extend(fw_problems)
     if host_blocked and _engine_is_local(client):
         problems.extend(
@@ -115,6 +120,32 @@ def remove_sandbox_network(client: docker.DockerClient, name: str = DEFAULT_NETW
             ) from exc
     for interface in sorted(interfaces):
         _remove_rules(interface)
+
+
+def prune_stale_rules(client: docker.DockerClient) -> list[str]:
+    """Remove our tagged rules for bridges that no network uses any more; return those interfaces.
+
+    A network removed without `remove_sandbox_network` (e.g. `docker network rm`) leaves its
+    rules behind. Rules are read before networks are listed, so a network another process is
+    creating right now (network first, rules second) is always seen as alive.
+    """
+    interfaces: set[str] = set()
+    for program in ("iptables", "ip6tables"):
+        binary = firewall.locate(program)
+        if binary is None:
+            continue
+        fw = Firewall(binary)
+        try:
+            for chain in ("INPUT", firewall.DOCKER_USER):
+                interfaces.update(firewall.rule_interfaces(fw.tagged_rules(chain)))
+        except FirewallError as exc:
+            log.warning("could not list firewall rules to prune: %s", exc)
+            return []
+    live = {_interface(network) for network in client.networks.list()}
+    stale = sorted(i for i in interfaces if i.startswith(BRIDGE_PREFIX) and i not in live)
+    for interface in stale:
+        _remove_rules(interface)
+    return stale
 
 
 def host_local_nameservers(paths: Iterable[str] = RESOLV_CONF_FILES) -> list[str]:

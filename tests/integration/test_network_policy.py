@@ -506,6 +506,25 @@ def test_ensure_is_idempotent_and_remove_deletes_every_tagged_rule(
     assert not Path(f"/sys/class/net/{interface}").exists()
 
 
+def test_rules_of_a_network_removed_behind_our_back_are_pruned_by_the_next_ensure(
+    docker_client: docker.DockerClient, root_with_tools: None
+) -> None:
+    gone, kept = f"theappapp-nettest-{RUN}-gone", f"theappapp-nettest-{RUN}-kept"
+    gone_if, kept_if = bridge_interface_name(gone), bridge_interface_name(kept)
+    try:
+        ensure_sandbox_network(docker_client, gone)
+        ensure_sandbox_network(docker_client, kept)
+        docker_client.networks.get(gone).remove()  # plain `docker network rm`: its rules stay
+        assert len(_tagged_rules("iptables", gone_if)) == 3
+        status = ensure_sandbox_network(docker_client, kept)
+        assert status.host_blocked
+        assert _tagged_rules("iptables", gone_if) == [] and _tagged_rules("ip6tables", gone_if) == []
+        assert len(_tagged_rules("iptables", kept_if)) == 3, "a live network's rules must survive pruning"
+    finally:
+        remove_sandbox_network(docker_client, gone)
+        remove_sandbox_network(docker_client, kept)
+
+
 def test_concurrent_ensures_make_one_network_and_one_set_of_rules(
     docker_client: docker.DockerClient, root_with_tools: None
 ) -> None:

@@ -88,7 +88,9 @@ class FakeNetworks:
         self.items.append(network)
         return network
 
-    def list(self, names: list[str]) -> list[FakeNetwork]:
+    def list(self, names: list[str] | None = None) -> list[FakeNetwork]:
+        if names is None:
+            return list(self.items)
         return [n for n in self.items if any(wanted in n.name for wanted in names)]  # substring, like the engine
 
     def create(self, name: str, **kwargs: Any) -> FakeNetwork:

@@ -206,3 +206,15 @@ def test_a_host_local_dns_server_is_reported_for_a_local_engine(monkeypatch: pyt
     status = ensure_sandbox_network(client, NAME)  # type: ignore[arg-type]
     assert status.host_blocked
     assert len(status.problems) == 1 and "DNS server 192.0.2.53" in status.problems[0]
+
+
+def test_ensure_prunes_rules_of_bridges_no_network_uses_and_keeps_foreign_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    host = Host(monkeypatch)
+    tag = ["-m", "comment", "--comment", firewall.TAG, "-j", "DROP"]
+    host.v4.chains["INPUT"] += [["-i", "tapp-deadbeef00", *tag], ["-i", "br-notours", *tag]]
+    client = FakeClient()
+    ensure_sandbox_network(client, NAME)  # type: ignore[arg-type]
+    interfaces = {spec[spec.index("-i") + 1] for _chain, spec in host.v4.tagged()}
+    assert "tapp-deadbeef00" not in interfaces, "a removed network's rules must go"
+    assert IFACE in interfaces, "the live network's rules must stay"
+    assert "br-notours" in interfaces, "only our bridges' rules are pruned"
