@@ -34,7 +34,7 @@ def ensure_debian_image(
     client: docker.DockerClient,
     image: str,
     suite: str,
-    mirror: str,
+    mirror: str | None,
     log_file: Path,
     say: Callable[[str], None],
 ) -> str:
@@ -48,12 +48,12 @@ def ensure_debian_image(
         client.images.pull(image)
         return "pulled"
     except APIError:
-        say(f"{image} cannot be pulled; bootstrapping it from {mirror} with mmdebstrap")
+        say(f"{image} cannot be pulled; bootstrapping it from {mirror or 'the default Debian mirror'} with mmdebstrap")
     _bootstrap(client, image, suite, mirror, log_file)
     return "bootstrapped"
 
 
-def _bootstrap(client: docker.DockerClient, image: str, suite: str, mirror: str, log_file: Path) -> None:
+def _bootstrap(client: docker.DockerClient, image: str, suite: str, mirror: str | None, log_file: Path) -> None:
     if shutil.which("mmdebstrap") is None:
         raise BootstrapError(
             f"{image} is missing, cannot be pulled, and mmdebstrap is not installed: apt-get install mmdebstrap"
@@ -61,7 +61,7 @@ def _bootstrap(client: docker.DockerClient, image: str, suite: str, mirror: str,
     with tempfile.TemporaryDirectory(prefix="theappapp-bootstrap-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
         command = ["mmdebstrap", "--variant=minbase", *(f"--dpkgopt={o}" for o in SLIM_DPKG_OPTIONS)]
-        command += [suite, str(rootfs), mirror]
+        command += [suite, str(rootfs), *([mirror] if mirror else [])]  # none: mmdebstrap's default
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("w") as log:
             done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)

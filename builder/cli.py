@@ -18,7 +18,7 @@ from builder.bootstrap import BootstrapError, ensure_debian_image
 from builder.build import BuildOptions, BuildOutcome, build_image, hash_reference
 from builder.engine import connect
 from builder.plan import BuildInputError, ImagePlan, plan_images, select_languages
-from builder.render import DEFAULT_APT_MIRROR, PROJECT_ROOT, render, stale_files, write
+from builder.render import PROJECT_ROOT, render, stale_files, write
 from runtime.errors import SandboxError
 from runtime.registry import load_registry
 
@@ -48,7 +48,10 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: $THEAPPAPP_EXTRA_CA_CERT, else {HOST_CA_BUNDLE} if present)",
     )
     ca.add_argument("--no-ca-cert", action="store_true", help="bake no extra CA certificate")
-    build.add_argument("--apt-mirror", default=os.environ.get("APT_MIRROR", DEFAULT_APT_MIRROR))
+    build.add_argument(
+        "--apt-mirror", default=os.environ.get("APT_MIRROR"),
+        help="Debian mirror URL (default: the one the Debian image uses; mmdebstrap's own when bootstrapping)",
+    )
     build.add_argument("--pip-index", default=os.environ.get("PIP_INDEX_URL"), help="PyPI mirror (simple index)")
     build.add_argument("--npm-registry", default=os.environ.get("NPM_REGISTRY"), help="npm registry mirror")
     build.add_argument("--log-dir", type=Path, default=PROJECT_ROOT / "logs" / "build")
@@ -92,11 +95,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     client = connect()
     say(f"building {len(plans)} image(s) with {args.jobs} job(s); extra CA: {ca or 'none'}")
 
-    build_args = {"APT_MIRROR": args.apt_mirror}
+    build_args = {}
+    if args.apt_mirror:
+        build_args["APT_MIRROR"] = args.apt_mirror
     if args.pip_index:
         build_args["PIP_INDEX_URL"] = args.pip_index
     if args.npm_registry:
-        build_args["NPM_REGISTRY"] = args.npm_registry
+        build_args["NPM_CONFIG_REGISTRY"] = args.npm_registry  # npm reads npm_config_* from the environment
     options = BuildOptions(force=args.force, no_cache=args.no_cache, build_args=build_args)
     by_key = {plan.key: plan for plan in plans}
     outcomes: dict[str, BuildOutcome] = {}

@@ -17,11 +17,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = PROJECT_ROOT / "templates"
 GENERATED = PROJECT_ROOT / "generated"
 
-DEFAULT_APT_MIRROR = "http://deb.debian.org/debian"
-DEFAULT_PIP_INDEX = "https://pypi.org/simple"
-DEFAULT_NPM_REGISTRY = "https://registry.npmjs.org/"
-DEFAULT_GEM_SOURCE = "https://rubygems.org/"
-
 HEADER = "# DO NOT EDIT: generated from languages.yaml and templates/ by `nox -s render`."
 
 
@@ -58,10 +53,6 @@ def _common(registry: Registry) -> dict[str, Any]:
         "header": HEADER,
         "base": registry.base,
         "labels": labels,
-        "default_apt_mirror": DEFAULT_APT_MIRROR,
-        "default_pip_index": DEFAULT_PIP_INDEX,
-        "default_npm_registry": DEFAULT_NPM_REGISTRY,
-        "default_gem_source": DEFAULT_GEM_SOURCE,
     }
 
 

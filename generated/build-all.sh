@@ -6,11 +6,12 @@
 # image's checks, and tags only images that pass them.
 #
 # Usage: generated/build-all.sh [LANGUAGE ...]
-# Environment: EXTRA_CA_CERT (a PEM file baked into the bases), APT_MIRROR, PIP_INDEX_URL, NPM_REGISTRY.
+# Environment: EXTRA_CA_CERT (a PEM file baked into the bases), and mirrors:
+# APT_MIRROR, PIP_INDEX_URL, NPM_CONFIG_REGISTRY, GEM_SOURCE (unset: each tool's default).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 args=()
-for var in APT_MIRROR PIP_INDEX_URL NPM_REGISTRY GEM_SOURCE; do
+for var in APT_MIRROR PIP_INDEX_URL NPM_CONFIG_REGISTRY GEM_SOURCE; do
   [ -n "${!var:-}" ] && args+=(--build-arg "$var=${!var}")
 done
 wanted=" ${*:-python node java go ruby php csharp powershell} "

@@ -3,16 +3,21 @@
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
-ARG APT_MIRROR=http://deb.debian.org/debian
+# Empty: keep the mirror the FROM image already uses.
+ARG APT_MIRROR=
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-
-# One sources file we own, so the APT_MIRROR build argument applies to every suite.
+# One sources file we own, so the mirror (APT_MIRROR, else the one the image came with)
+# serves every suite, extra suites included.
 # man1 must exist (even in a slim image) for the JDK's update-alternatives.
-RUN rm -f /etc/apt/sources.list.d/* \
+RUN found=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null || true; } \
+            | grep -oE 'https?://[^ ]+' | head -n 1 || true) \
+ && mirror="${APT_MIRROR:-$found}" \
+ && : "${mirror:?no apt mirror found in the image: pass --apt-mirror}" \
+ && rm -f /etc/apt/sources.list.d/* \
  && printf 'deb %s %s main\n' \
-      "${APT_MIRROR}" bookworm \
-      "${APT_MIRROR}" bookworm-backports \
+      "${mirror}" bookworm \
+      "${mirror}" bookworm-backports \
       > /etc/apt/sources.list \
  && mkdir -p /usr/share/man/man1 \
  && apt-get update \

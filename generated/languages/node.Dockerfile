@@ -3,8 +3,7 @@
 ARG BASE_IMAGE=theappapp-base:trixie
 FROM ${BASE_IMAGE}
 
-ARG APT_MIRROR=http://deb.debian.org/debian
-ARG NPM_REGISTRY=https://registry.npmjs.org/
+ARG NPM_CONFIG_REGISTRY
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 USER 0:0
 
@@ -20,7 +19,7 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     npm_config_cache="/tmp/.npm" \
     npm_config_update_notifier="false"
 
-RUN npm install --global --no-fund --no-audit --registry "${NPM_REGISTRY}" \
+RUN npm install --global --no-fund --no-audit \
       "typescript@5.9.3" \
       "jest@30.5.2" \
       "eslint@10.15.0" \

@@ -3,7 +3,6 @@
 ARG BASE_IMAGE=theappapp-base:bookworm
 FROM ${BASE_IMAGE}
 
-ARG APT_MIRROR=http://deb.debian.org/debian
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 USER 0:0
 

@@ -3,8 +3,8 @@
 ARG BASE_IMAGE=theappapp-base:bookworm
 FROM ${BASE_IMAGE}
 
-ARG APT_MIRROR=http://deb.debian.org/debian
-ARG PIP_INDEX_URL=https://pypi.org/simple
+# Mirrors: pip and npm read these from the environment; unset means their own defaults.
+ARG PIP_INDEX_URL
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 USER 0:0
 
@@ -24,7 +24,7 @@ ENV PATH="/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
     MPLCONFIGDIR="/tmp/.matplotlib"
 
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --index-url "${PIP_INDEX_URL}" \
+ && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
       "numpy==2.4.6" \
       "pandas==3.1.1" \
       "pytest==9.2.0" \

@@ -43,13 +43,13 @@ def test_every_generated_file_says_do_not_edit() -> None:
 def test_a_missing_template_value_fails_the_render(monkeypatch: pytest.MonkeyPatch) -> None:
     original = render_module._common
 
-    def without_mirror(registry: Any) -> dict[str, Any]:
+    def without_header(registry: Any) -> dict[str, Any]:
         values = original(registry)
-        del values["default_apt_mirror"]
+        del values["header"]
         return values
 
-    monkeypatch.setattr(render_module, "_common", without_mirror)
-    with pytest.raises(jinja2.UndefinedError, match="default_apt_mirror"):
+    monkeypatch.setattr(render_module, "_common", without_header)
+    with pytest.raises(jinja2.UndefinedError, match="header"):
         render(load_registry())
 
 
