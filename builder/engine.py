@@ -5,9 +5,7 @@ from __future__ import annotations
 import docker
 from docker.errors import DockerException
 
-from runtime.errors import EngineUnavailable
-
-START_HINT = "start one with `bash scripts/start-docker-engine.sh` (or set DOCKER_HOST)"
+from runtime.errors import ENGINE_START_HINT, EngineUnavailable
 
 
 def connect(timeout: int = 600) -> docker.DockerClient:
@@ -16,5 +14,5 @@ def connect(timeout: int = 600) -> docker.DockerClient:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except DockerException as err:
-        raise EngineUnavailable(f"Docker engine is not reachable: {START_HINT}") from err
+        raise EngineUnavailable(f"Docker engine is not reachable: {ENGINE_START_HINT}") from err
     return client

@@ -21,7 +21,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from runtime.errors import EngineUnavailable
+from runtime.errors import ENGINE_START_HINT, EngineUnavailable
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ class Engine:
                 environment=environment, timeout=int(self.api_timeout) + 1, max_pool_size=64
             )
         except docker.errors.DockerException as err:
-            raise EngineUnavailable(f"Docker engine unreachable at {self.where}: {err}") from err
+            raise EngineUnavailable(f"Docker engine unreachable at {self.where}: {err}; {ENGINE_START_HINT}") from err
 
     @property
     def where(self) -> str:

@@ -24,6 +24,10 @@ class ImageMissing(SandboxError):
     """The language's image is not on this engine; the message says how to build it."""
 
 
+# What to do when the engine is down; every message that reports it ends with this.
+ENGINE_START_HINT = "start one with `bash scripts/start-docker-engine.sh` (or set DOCKER_HOST)"
+
+
 class EngineUnavailable(SandboxError):
     """The Docker engine cannot be reached."""
 
