@@ -2,10 +2,17 @@
 
     python benchmarks/bench_validator.py [--repeat N]
 
-Targets (issue 4): 1 KB < 5 ms, 1 MB < 200 ms. Prints the median and the worst run of the
-whole validation, and the median of the scan alone (patterns + secrets, no syntax check).
+Targets (issue 4): 1 KB < 5 ms, 1 MB < 200 ms. Columns, all medians unless said:
+  median ms, max ms  the whole validation with defaults (1 MB: syntax in the child process),
+                     1 MB runs 0.1 s apart, as run_code's are (each is followed by a run)
+  b2b ms             the same, back to back: throughput, with the child's cleanup in the way
+  here ms            everything in this process (child_process_from=None), 0.1 s apart
+  stall ms           longest wait of another thread of this process during validations
+                     (defaults, then `here stall` for everything in this process): GIL hold
+  scan ms            the pattern and secret scan alone, no syntax check
 The Python 1 MB input is real code (the interpreter's own standard library, concatenated);
-the others repeat a realistic chunk. The first call per language (grammar load) is excluded.
+the others repeat a realistic chunk. The first call per language (grammar load, child
+process start) is excluded.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sysconfig
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -166,14 +174,47 @@ def corpus(language: str, size: int) -> str:
     return "".join(parts) + tail
 
 
-def median_ms(action: Callable[[], object], repeat: int) -> tuple[float, float]:
-    action()  # warm: grammar load, pattern compile
+class StallMeter:
+    """The longest a thread that wants to run every millisecond had to wait: GIL hold time."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+
+    def _tick(self) -> None:
+        last = time.perf_counter()
+        while not self._stop.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            self.longest = max(self.longest, now - last)
+            last = now
+
+    def __enter__(self) -> StallMeter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def timed_ms(action: Callable[[], object], repeat: int, pause: float = 0.0) -> tuple[float, float, float]:
+    """Median and worst run in ms, and the longest stall of another thread meanwhile.
+
+    `pause` seconds between runs: run_code follows each validation with an execution, so a
+    validation rarely starts while the previous one's leftovers (a freed syntax tree) are being
+    cleaned up; back-to-back runs (pause 0) measure throughput instead.
+    """
+    action()  # warm: grammar load, pattern compile, syntax process start
     runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs) * 1000, max(runs) * 1000
+    with StallMeter() as stalls:
+        for _ in range(repeat):
+            time.sleep(pause)
+            start = time.perf_counter()
+            action()
+            runs.append(time.perf_counter() - start)
+    return statistics.median(runs) * 1000, max(runs) * 1000, stalls.longest * 1000
 
 
 def scan_only(validator: CodeValidator, code: str, language: str) -> None:
@@ -189,8 +230,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
     validator = CodeValidator(get_registry())
+    in_process = CodeValidator(get_registry(), child_process_from=None)
     checker = TreeSitterChecker()
-    print(f"{'language':<11} {'bytes':>8} {'median ms':>9} {'max ms':>8} {'scan ms':>8}  syntax")
+    print(
+        f"{'language':<11} {'bytes':>8} {'median ms':>9} {'max ms':>7} {'b2b ms':>7} {'here ms':>7} "
+        f"{'stall ms':>8} {'here stall':>10} {'scan ms':>7}  syntax"
+    )
     for language in get_registry().languages:
         grammar = LANGUAGE_GRAMMARS.get(language)
         syntax = "compile()" if language == "python" else (
@@ -198,11 +243,21 @@ def main() -> None:
         )
         for size, repeat in ((KB, args.repeat * 10), (MB, args.repeat)):
             code = corpus(language, size)
-            median, worst = median_ms(lambda: validator.validate(code, language), repeat)  # noqa: B023
-            scan, _ = median_ms(lambda: scan_only(validator, code, language), repeat)  # noqa: B023
+            def run(v: CodeValidator = validator) -> object:
+                return v.validate(code, language)  # noqa: B023
+            pause = 0.1 if size == MB else 0.0
+            median, worst, stall = timed_ms(run, repeat, pause)
+            back_to_back, _, _ = timed_ms(run, repeat)
+            here, _, here_stall = timed_ms(lambda: run(in_process), repeat, pause)
+            scan, _, _ = timed_ms(lambda: scan_only(validator, code, language), repeat)  # noqa: B023
             target = 5 if size == KB else 200
             flag = "" if median < target else f"  over {target} ms"
-            print(f"{language:<11} {len(code.encode()):>8} {median:>9.2f} {worst:>8.2f} {scan:>8.2f}  {syntax}{flag}")
+            print(
+                f"{language:<11} {len(code.encode()):>8} {median:>9.2f} {worst:>7.2f} {back_to_back:>7.2f} "
+                f"{here:>7.2f} {stall:>8.1f} {here_stall:>10.1f} {scan:>7.2f}  {syntax}{flag}"
+            )
+    validator.close()
+
 
 if __name__ == "__main__":
     main()

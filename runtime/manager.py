@@ -200,6 +200,8 @@ class ContainerManager:
         await asyncio.gather(*(self.destroy_container(t) for t in list(self._tasks)), return_exceptions=True)
         await self.settle()
         self.pool = self._new_pool() if pool is not None else None  # a later startup() starts empty
+        if self.validator is not None:
+            self.validator.close()  # its syntax-check process, if a large file started one
         self._engine.close()
         self._started = False
 
@@ -529,7 +531,8 @@ class ContainerManager:
         if self.validator is None:
             self.validator = CodeValidator(self.registry)
         validate = functools.partial(self.validator.validate, code, lang.name, filename=name)
-        # A 1 KB snippet validates in well under a millisecond; only big files go to a thread.
+        # A 1 KB snippet validates in well under a millisecond; only big files go to a thread
+        # (their syntax check runs in the validator's child process, outside the GIL).
         findings = await asyncio.to_thread(validate) if len(code) > 64 * 1024 else validate()
         if strict and blocking(findings):
             errors = blocking(findings)

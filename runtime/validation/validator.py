@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from concurrent.futures import Future
 
 from runtime.errors import ValidationFailed
 from runtime.registry import Language, Registry, get_registry
@@ -11,9 +13,15 @@ from runtime.validation.lexical import CodeMask
 from runtime.validation.patterns import CompiledPattern, scan_patterns
 from runtime.validation.secrets import scan_secrets
 from runtime.validation.syntax import INSTALL_HINT, TreeSitterChecker, check_python, grammar_for
+from runtime.validation.syntax_process import DEFAULT_TIMEOUT, PYTHON, SyntaxProcess
 
 MAX_CODE_BYTES = 1024 * 1024  # 1 MiB
 PER_RULE_LIMIT = 50  # findings of one rule in one file: enough to act on, bounded on huge files
+# From this size the syntax check runs in a child process (see syntax_process): below it the
+# parse takes under about 10 ms, less than handing the code over would save.
+CHILD_PROCESS_FROM = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 _ORDER = {"error": 0, "warning": 1, "info": 2}
 
@@ -32,11 +40,19 @@ class CodeValidator:
         strict: bool = False,
         max_bytes: int = MAX_CODE_BYTES,
         syntax: TreeSitterChecker | None = None,
+        child_process_from: int | None = CHILD_PROCESS_FROM,
+        syntax_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        """`child_process_from`: code of at least this many characters has its syntax checked in a
+        child process, beside the scan and outside this process's GIL, within `syntax_timeout`
+        seconds (then a `syntax.timeout` warning); None checks everything in this process."""
         self.registry = registry if registry is not None else get_registry()
         self.strict = strict
         self.max_bytes = max_bytes
+        self.child_process_from = child_process_from
+        self.syntax_timeout = syntax_timeout
         self._syntax = syntax if syntax is not None else TreeSitterChecker()
+        self._process: SyntaxProcess | None = None
         self._patterns: dict[str, tuple[CompiledPattern, ...]] = {}
         self._lock = threading.Lock()
 
@@ -66,11 +82,13 @@ class CodeValidator:
                 )
             )
             text = code[: self.max_bytes]
+        checker = None if oversized else _checker_for(lang, language, filename)
+        pending = self._start_in_child(checker, code) if checker is not None else None
         lines = LineIndex(text)
         findings += scan_patterns(text, self.patterns_for(lang), CodeMask(text, lang.name), lines, PER_RULE_LIMIT)
         findings += scan_secrets(text, lines, PER_RULE_LIMIT)
         if not oversized:
-            findings += self._check_syntax(code, lang, language, filename)
+            findings += self._syntax_findings(code, lang, checker, pending)
         findings.sort(key=lambda f: (f.line, f.column, _ORDER[f.severity], f.rule_id))
         if self.strict:
             errors = [f for f in findings if f.severity == "error"]
@@ -79,22 +97,50 @@ class CodeValidator:
                 raise ValidationFailed(f"{len(errors)} error(s) in {lang.name} code: {summary}", tuple(findings))
         return findings
 
-    def _check_syntax(self, code: str, lang: Language, requested: str, filename: str | None) -> list[Finding]:
-        if lang.name == "python":
-            return check_python(code)
-        grammar = grammar_for(lang.name, requested, filename)
-        if grammar is None:
+    def close(self) -> None:
+        """Stop the syntax checker's child process, if one was started (a later large check starts another)."""
+        with self._lock:
+            process, self._process = self._process, None
+        if process is not None:
+            process.close()
+
+    def _start_in_child(self, checker: str, code: str) -> Future[list[Finding] | None] | None:
+        """The child's future answer, or None to check here: small code, or no child to be had."""
+        if self.child_process_from is None or len(code) < self.child_process_from:
+            return None
+        with self._lock:
+            if self._process is None:
+                self._process = SyntaxProcess(self.syntax_timeout)
+            process = self._process
+        try:
+            return process.submit(checker, code)
+        except (OSError, RuntimeError) as err:  # cannot start one, or closed meanwhile
+            log.warning("syntax checker process unavailable (%s); checking in this process", err)
+            return None
+
+    def _syntax_findings(
+        self, code: str, lang: Language, checker: str | None, pending: Future[list[Finding] | None] | None
+    ) -> list[Finding]:
+        if checker is None:
             message = f"no syntax checker for {lang.name}; syntax not checked"
             return [Finding("syntax.unsupported", "info", 0, 0, message)]
-        result = self._syntax.check(code, grammar)
+        result = pending.result() if pending is not None else self._check_here(checker, code)
         if result is None:
             return [
                 Finding(
                     "syntax.unavailable", "info", 0, 0,
-                    f"tree-sitter grammar for {grammar} is not installed; syntax not checked ({INSTALL_HINT})",
+                    f"tree-sitter grammar for {checker} is not installed; syntax not checked ({INSTALL_HINT})",
                 )
             ]
         return result
+
+    def _check_here(self, checker: str, code: str) -> list[Finding] | None:
+        return check_python(code) if checker == PYTHON else self._syntax.check(code, checker)
+
+
+def _checker_for(lang: Language, requested: str, filename: str | None) -> str | None:
+    """`python` (CPython's compiler), a tree-sitter grammar, or None when the language has neither."""
+    return PYTHON if lang.name == "python" else grammar_for(lang.name, requested, filename)
 
 
 def blocking(findings: list[Finding]) -> list[Finding]:

@@ -1,0 +1,174 @@
+"""Large syntax checks run in a child process: same answers, a deadline, and no process left over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.registry import get_registry
+from runtime.validation import CodeValidator
+from runtime.validation.syntax import LANGUAGE_GRAMMARS, TreeSitterChecker
+from runtime.validation.syntax_process import SyntaxProcess
+from tests.unit.test_validator_syntax import BROKEN
+
+RUBY_CHUNK = 'def total_{i}(items)\n  items.each do |item|\n    puts "#{{item}} {i}"\n  end\nend\n'
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ruby_code(size: int) -> str:
+    return "".join(RUBY_CHUNK.format(i=i) for i in range(size // len(RUBY_CHUNK) + 1))
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only its zombie (this container's init may not reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def wait_gone(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not gone(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def need_ruby_grammar() -> None:
+    if not TreeSitterChecker().available("ruby"):
+        pytest.skip("tree-sitter grammar for ruby not installed (extra `validate`)")
+
+
+@pytest.fixture()
+def process() -> Iterator[SyntaxProcess]:
+    process = SyntaxProcess()
+    yield process
+    process.close()
+
+
+@pytest.fixture(scope="module")
+def in_child() -> Iterator[CodeValidator]:
+    validator = CodeValidator(get_registry(), child_process_from=0)  # everything goes to the child
+    yield validator
+    validator.close()
+
+
+@pytest.fixture(scope="module")
+def here() -> CodeValidator:
+    return CodeValidator(get_registry(), child_process_from=None)
+
+
+@pytest.mark.parametrize("language", sorted(BROKEN))
+def test_child_process_finds_what_this_process_finds(
+    in_child: CodeValidator, here: CodeValidator, language: str
+) -> None:
+    grammar = LANGUAGE_GRAMMARS.get(language)
+    if grammar and not TreeSitterChecker().available(grammar):
+        pytest.skip(f"tree-sitter grammar for {grammar} not installed (extra `validate`)")
+    for code in (BROKEN[language][0], get_registry().languages[language].hello.code):
+        assert in_child.validate(code, language) == here.validate(code, language)
+    assert any(f.rule_id == "syntax.error" for f in in_child.validate(BROKEN[language][0], language))
+
+
+def test_lone_surrogates_and_python_warnings_cross_over_intact(in_child: CodeValidator, here: CodeValidator) -> None:
+    for code, language in (('x = "\ud800"\n', "python"), ('x = "\ud800"\nputs x }\n', "node")):
+        assert in_child.validate(code, language) == here.validate(code, language)
+    warned = "x = 1\nif x is 1:\n    pass\n"
+    assert [f.rule_id for f in in_child.validate(warned, "python")] == ["syntax.warning"]
+
+
+def test_large_code_goes_to_the_child_and_small_code_does_not() -> None:
+    need_ruby_grammar()
+    validator = CodeValidator(get_registry(), child_process_from=10_000, syntax_timeout=0.001)
+    try:
+        # a deadline no parse can meet tells where the check ran
+        assert [f.rule_id for f in validator.validate(ruby_code(200_000), "ruby")] == ["syntax.timeout"]
+        assert validator.validate(ruby_code(5_000), "ruby") == []
+    finally:
+        validator.close()
+
+
+def test_a_check_over_its_deadline_is_stopped_and_the_next_one_runs(process: SyntaxProcess) -> None:
+    need_ruby_grammar()
+    assert process.submit("ruby", "x = 1\n").result() == []
+    first = process.pid
+    assert first is not None
+    process.timeout = 0.01
+    (finding,) = process.submit("ruby", ruby_code(1_000_000)).result()
+    assert finding.rule_id == "syntax.timeout" and finding.severity == "warning"
+    assert wait_gone(first), "the timed-out child is still running"
+    process.timeout = 10
+    assert process.submit("ruby", "x = 1\nputs x }\n").result()[0].line == 2
+    assert process.pid not in (None, first)
+
+
+def test_a_child_killed_mid_parse_is_a_warning_and_the_next_check_runs(process: SyntaxProcess) -> None:
+    need_ruby_grammar()
+    process.submit("ruby", "x = 1\n").result()  # started, grammar loaded
+    pid = process.pid
+    assert pid is not None
+    killer = threading.Timer(0.03, os.kill, (pid, signal.SIGKILL))  # a 1 MB parse takes ~0.2 s
+    killer.start()
+    (finding,) = process.submit("ruby", ruby_code(1_000_000)).result()
+    killer.join()
+    assert finding.rule_id == "syntax.crashed" and "SIGKILL" in finding.message
+    assert process.submit("ruby", "x = 1\n").result() == []
+
+
+def test_a_child_that_died_between_checks_is_replaced_quietly(process: SyntaxProcess) -> None:
+    need_ruby_grammar()
+    process.submit("ruby", "x = 1\n").result()
+    pid = process.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pid)
+    assert process.submit("ruby", "x = 1\nputs x }\n").result()[0].rule_id == "syntax.error"
+
+
+def test_close_stops_the_child_and_refuses_more_work() -> None:
+    process = SyntaxProcess()
+    process.submit("python", "x = 1\n").result()
+    pid = process.pid
+    assert pid is not None
+    process.close()
+    assert wait_gone(pid)
+    with pytest.raises(RuntimeError):
+        process.submit("python", "x = 1\n")
+
+
+def test_the_child_exits_when_the_validators_process_dies_without_closing() -> None:
+    script = textwrap.dedent(
+        """
+        import os
+        from runtime.validation.syntax_process import SyntaxProcess
+        process = SyntaxProcess()
+        process.submit("python", "x = 1\\n").result()
+        print(process.pid, flush=True)
+        os._exit(0)  # no close(), no atexit: as if killed
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert wait_gone(int(out.stdout)), "the syntax child outlived its parent"
+
+
+def test_no_child_to_be_had_means_checking_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    validator = CodeValidator(get_registry(), child_process_from=0)
+    try:
+        (finding,) = validator.validate("def f(:\n", "python")
+        assert finding.rule_id == "syntax.error" and finding.line == 1
+    finally:
+        validator.close()
