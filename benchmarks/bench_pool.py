@@ -151,7 +151,7 @@ async def latency(manager: ContainerManager, cold: ContainerManager, raw: Raw, r
         raw_exec.append(await run(None, timed_raw_exec))
         # Without a spare: a project the pool has never seen (its volume made beforehand).
         p = f"miss{i}{tag}"
-        await manager._ensure_volume(p)
+        raw.volume(p)
         await quiet(manager)
         miss.append(await timed_start(manager, f"m{i}", p))
         await manager.destroy_container(f"m{i}")
@@ -161,7 +161,7 @@ async def latency(manager: ContainerManager, cold: ContainerManager, raw: Raw, r
         raw_cold.append(took)
         raw_remove.append(removed)
         p = f"off{i}{tag}"
-        await cold._ensure_volume(p)
+        raw.volume(p)
         off.append(await timed_start(cold, f"o{i}", p))
         await cold.destroy_container(f"o{i}")
         await quiet(cold)
@@ -191,7 +191,6 @@ async def level(manager: ContainerManager, raw: Raw, n: int, seconds: float, tag
     projects = [f"tp{n}x{w}{tag}" for w in range(n)]
     for p in projects:
         raw.volume(p)
-        await manager._ensure_volume(p)
 
     # Raw: n threads, each a loop of create, start, exec, remove.
     done = [0] * n

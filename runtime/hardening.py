@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from docker.types import Mount
+
 from runtime.config import RuntimeConfig
 from runtime.registry import Resources
 
@@ -29,6 +31,10 @@ class ContainerSpec:
     resources: Resources
     config: RuntimeConfig
     environment: Mapping[str, str] = field(default_factory=dict)
+    # Applied by the engine if it has to create the volume for this mount: no separate create
+    # call per task, and a volume deleted meanwhile (on request, by another process) comes back
+    # labelled as ours, within the container create itself.
+    volume_labels: Mapping[str, str] = field(default_factory=dict)
 
     def host_config(self) -> dict[str, Any]:
         """Keyword arguments for `APIClient.create_host_config`."""
@@ -41,7 +47,9 @@ class ContainerSpec:
         }
         security_opt = ["no-new-privileges:true"] if cfg.no_new_privileges else []
         kwargs: dict[str, Any] = {
-            "binds": {self.volume: {"bind": cfg.workspace, "mode": "rw"}},
+            "mounts": [
+                Mount(cfg.workspace, self.volume, type="volume", labels=dict(self.volume_labels) or None)
+            ],
             "tmpfs": tmpfs,
             "read_only": cfg.read_only_root,
             "cap_drop": ["ALL"] if cfg.cap_drop_all else None,

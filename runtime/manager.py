@@ -123,7 +123,6 @@ class ContainerManager:
         self._executor = Executor(self._engine, self.config)
         self._tasks: dict[str, _Task] = {}
         self._pending: dict[str, asyncio.Event] = {}
-        self._volumes: set[str] = set()
         self.validator: CodeValidator | None = None  # run_code's; made on first use, replaceable (e.g. strict)
         self._cgroup_layout: tuple[int, str] | None = None
         self._host_kill = False
@@ -136,8 +135,7 @@ class ContainerManager:
         if not self.config.pool_enabled:
             return None
         return WarmPool(
-            lambda: self._engine, self.config, self.owner, self.registry, self._ensure_volume,
-            self._network_name(None),
+            lambda: self._engine, self.config, self.owner, self.registry, self._network_name(None)
         )
 
     # -- lifecycle of the manager ------------------------------------------------------------
@@ -232,7 +230,7 @@ class ContainerManager:
             if not self._started:
                 await self.startup()
             net = self._network_name(network)
-            volume = await self._ensure_volume(project_id)
+            volume = volume_name(project_id)
             spec = ContainerSpec(
                 image=f"{lang.image}:{self.config.image_tag}",
                 name=name,
@@ -245,6 +243,7 @@ class ContainerManager:
                     extra=self.config.extra_labels,
                 ),
                 volume=volume,
+                volume_labels=self.owner.volume_labels(project_id),
                 network=net,
                 resources=self.registry.resources_for(lang),
                 config=self.config,
@@ -273,16 +272,6 @@ class ContainerManager:
         mode = network or self.config.network
         return "none" if mode == "none" else self.config.network_name
 
-    async def _ensure_volume(self, project_id: str) -> str:
-        name = volume_name(project_id)
-        # Every time (~2 ms), not once per manager: the volume may have been deleted on request by
-        # another process since, and the engine would silently re-create it unlabelled on mount.
-        # Creating an existing volume returns it: idempotent across managers.
-        api = self._engine.client.api
-        await self._engine.call(api.create_volume, name, labels=self.owner.volume_labels(project_id))
-        self._volumes.add(name)
-        return name
-
     @_engine_errors
     async def delete_project_volume(self, project_id: str) -> bool:
         """Remove the project's volume and its files — only ever on request. False if there was none.
@@ -291,7 +280,6 @@ class ContainerManager:
         """
         from runtime.cleanup import remove_project_volume
 
-        name = volume_name(project_id)
         client = await self._engine.connect()
         if self.pool is not None:
             await self.pool.drop(project_id)  # the project's idle spares mount the volume
@@ -299,7 +287,6 @@ class ContainerManager:
         removed = await self._engine.call(
             remove_project_volume, client.api, self.config.installation_id, project_id
         )
-        self._volumes.discard(name)
         return removed
 
     async def _create_started(self, spec: ContainerSpec, task_id: str, project_id: str) -> str:

@@ -51,7 +51,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +63,7 @@ from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.engine import Engine
 from runtime.hardening import ContainerSpec
+from runtime.naming import volume_name
 from runtime.owner import Owner
 from runtime.registry import Registry
 
@@ -189,14 +190,12 @@ class WarmPool:
         config: RuntimeConfig,
         owner: Owner,
         registry: Registry,
-        ensure_volume: Callable[[str], Awaitable[str]],
         network: str,
     ) -> None:
         self._engine = engine  # a getter: the manager replaces its engine after a shutdown
         self.config = config
         self.owner = owner
         self.registry = registry
-        self._ensure_volume = ensure_volume
         self.network = network
         self.counts: Counter[str] = Counter()  # hit, miss, stale, failed, made, expired, no_memory
         self._spares: dict[Key, list[Spare]] = {}
@@ -413,12 +412,12 @@ class WarmPool:
         lang = self.registry.resolve(language)
         engine = self._engine()
         api = engine.client.api
-        volume = await self._ensure_volume(project_id)
         spec = ContainerSpec(
             image=f"{lang.image}:{self.config.image_tag}",
             name=f"{SPARE_PREFIX}{project_id}-{lang.name}-{uuid.uuid4().hex[:10]}",
             labels=self.spare_labels(project_id, lang.name, time.time()),
-            volume=volume,
+            volume=volume_name(project_id),
+            volume_labels=self.owner.volume_labels(project_id),
             network=self.network,
             resources=self.registry.resources_for(lang),
             config=self.config,

@@ -68,7 +68,9 @@ async def test_seed_api_creates_named_labelled_container_with_project_volume(
     assert await manager.destroy_container(task_id=f"task-{unique}") is True
     await manager.settle()  # destroy returns once detached; removal finishes in the background
     assert _ours(docker_client, installation_id, **{labels.TASK: f"task-{unique}"}) == []
-    assert docker_client.volumes.get(info.volume_name)  # the volume outlives the container
+    volume = docker_client.volumes.get(info.volume_name)  # the volume outlives the container
+    assert volume.attrs["Labels"][labels.PROJECT] == f"proj-{unique}"  # made by the mount, labelled as ours
+    assert volume.attrs["Labels"][labels.INSTALLATION] == installation_id
 
 
 async def test_files_persist_across_tasks_of_one_project(manager: ContainerManager, unique: str) -> None:

@@ -97,11 +97,7 @@ class FakeEngine:
 def make_pool(engine: FakeEngine, **settings: Any) -> WarmPool:
     config = RuntimeConfig(installation_id="unit", **settings)
     registry = get_registry()
-
-    async def ensure_volume(project_id: str) -> str:
-        return f"theappapp-project-{project_id}"
-
-    return WarmPool(lambda: engine, config, Owner(installation="unit"), registry, ensure_volume, "net")  # type: ignore[arg-type, return-value]
+    return WarmPool(lambda: engine, config, Owner(installation="unit"), registry, "net")  # type: ignore[arg-type, return-value]
 
 
 IMAGE = "theappapp-python:latest"

@@ -24,13 +24,16 @@ def test_every_hardened_default_is_in_the_host_config() -> None:
     assert host["pids_limit"] == 128 and host["mem_limit"] == host["memswap_limit"] == "512m"
     assert host["nano_cpus"] == 1_500_000_000 and host["ipc_mode"] == "private"
     assert host["network_mode"] == "theappapp-sandbox"
-    assert host["binds"] == {"theappapp-project-p": {"bind": "/workspace", "mode": "rw"}}
+    (mount,) = host["mounts"]  # the project volume is the only mount besides the tmpfs ones
+    assert (mount["Type"], mount["Source"], mount["Target"], mount["ReadOnly"]) == (
+        "volume", "theappapp-project-p", "/workspace", False
+    )
     assert host["tmpfs"]["/tmp"].endswith("size=64m,mode=1777")
     assert "size=32m,uid=1000,gid=1000" in host["tmpfs"]["/home/sandbox"]
     assert host["log_config"] == {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
     assert "runtime" not in host
     assert not {"devices", "pid_mode", "userns_mode", "volumes_from", "cap_add"} & set(host)
-    assert not any("docker.sock" in bind for bind in host["binds"])
+    assert "binds" not in host and "docker.sock" not in str(host)
 
 
 def test_each_default_can_be_switched_off_by_config() -> None:
@@ -45,3 +48,13 @@ def test_container_runs_the_keeper_as_the_sandbox_user_in_the_workspace() -> Non
     assert kwargs["command"] == list(KEEPER_COMMAND) and kwargs["user"] == "1000:1000"
     assert kwargs["working_dir"] == "/workspace" and kwargs["host_config"] == {"hc": 1}
     assert kwargs["labels"] == {"k": "v"} and kwargs["tty"] is False and kwargs["stdin_open"] is False
+
+
+def test_the_volume_mount_carries_the_labels_the_engine_gives_a_volume_it_creates() -> None:
+    spec = ContainerSpec(
+        image="theappapp-python:latest", name="theappapp-p-t", labels={}, volume="theappapp-project-p",
+        network="none", resources=RES, config=RuntimeConfig.load(env={"THEAPPAPP_INSTALLATION_ID": "x"}),
+        volume_labels={"theappapp-managed": "true", "theappapp-project": "p"},
+    )
+    (mount,) = spec.host_config()["mounts"]
+    assert mount["VolumeOptions"]["Labels"] == {"theappapp-managed": "true", "theappapp-project": "p"}
