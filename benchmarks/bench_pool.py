@@ -1,6 +1,6 @@
 """Warm pool against raw docker-py with the same hardened settings, in one run. Prints figures; not a test.
 
-    python benchmarks/bench_pool.py [--runs 20] [--seconds 5] [--levels 1 4 8 16] [--spares 8]
+    python benchmarks/bench_pool.py [--runs 20] [--seconds 20] [--rounds 2] [--levels 1 4 8 16] [--spares 8]
 
 1. Task start -> first command output (`echo hi`), p50/p90: manager with a spare ready,
    manager with no spare for the key (pool on, fresh project), manager with the pool off;
@@ -8,9 +8,11 @@
    Latency runs alternate sides and let the engine go quiet between runs (no removal or
    refill still in flight), so both sides see the same idle engine.
 2. The destroy call (manager) against raw remove_container(force=True).
-3. Sustained create -> exec `true` -> destroy at each concurrency, for `--seconds` each:
-   tasks/s, where the manager's time includes finishing its background removals.
-   Each worker has its own project, as an orchestrator's agents would.
+3. Sustained create -> exec `true` -> destroy at each concurrency, `--rounds` rounds of
+   `--seconds` per side, the side that goes first alternating: tasks/s (mean of the rounds),
+   where the manager's time includes finishing its background removals. Both sides get the
+   exec's exit code (raw: create, start, inspect, as docker-py's `exec_run`). Each worker has
+   its own project, as an orchestrator's agents would.
 4. The pool's idle cost: `--spares` idle spares, memory from each container's cgroup.
 """
 
@@ -73,10 +75,20 @@ class Raw:
         return cid
 
     def exec(self, cid: str, command: str) -> bytes:
+        """The command's output: exec create + start (what the first-output latency needs)."""
+        return self._exec(cid, command)[1]
+
+    def exec_run(self, cid: str, command: str) -> int:
+        """The command's exit code too, as docker-py's `Container.exec_run` gets it: create, start, inspect."""
+        exec_id, _ = self._exec(cid, command)
+        code: int = self.api.exec_inspect(exec_id)["ExitCode"]
+        return code
+
+    def _exec(self, cid: str, command: str) -> tuple[str, bytes]:
         argv = ["/bin/bash", "-c", command]
         ex = self.api.exec_create(cid, argv, user=self.config.user, workdir=self.config.workspace)
         out: bytes = self.api.exec_start(ex["Id"])
-        return out
+        return str(ex["Id"]), out
 
     def remove(self, cid: str) -> None:
         self.api.remove_container(cid, force=True)
@@ -181,62 +193,41 @@ async def latency(manager: ContainerManager, cold: ContainerManager, raw: Raw, r
     print(f"    destroy p50 {d50:.2f} ms (goal <= 10)")
 
 
-async def throughput(manager: ContainerManager, raw: Raw, levels: list[int], seconds: float, tag: str) -> None:
-    print(f"sustained create -> exec `true` -> destroy, {seconds:.0f} s per level (tasks/s)")
+async def throughput(
+    manager: ContainerManager, raw: Raw, levels: list[int], seconds: float, rounds: int, tag: str
+) -> None:
+    print(
+        f"sustained create -> exec `true` -> destroy, {rounds} round(s) of {seconds:.0f} s per side and level, "
+        "sides alternating which goes first (tasks/s)"
+    )
     for n in levels:
-        await level(manager, raw, n, seconds, tag)
+        await level(manager, raw, n, seconds, rounds, tag)
 
 
-async def level(manager: ContainerManager, raw: Raw, n: int, seconds: float, tag: str) -> None:
+async def level(manager: ContainerManager, raw: Raw, n: int, seconds: float, rounds: int, tag: str) -> None:
     projects = [f"tp{n}x{w}{tag}" for w in range(n)]
     for p in projects:
         raw.volume(p)
-
-    # Raw: n threads, each a loop of create, start, exec, remove.
-    done = [0] * n
-    stop = time.perf_counter() + seconds
-
-    def worker(w: int) -> None:
-        i = 0
-        while time.perf_counter() < stop:
-            cid = raw.create_started(projects[w], f"r{i}")
-            raw.exec(cid, "true")
-            raw.remove(cid)
-            i += 1
-        done[w] = i
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    raw_rate = sum(done) / (time.perf_counter() - t0)
-
-    # Manager: n coroutines; the clock stops when every background removal has finished too.
-    await quiet(manager)
+    raw_rates: list[float] = []
+    mgr_rates: list[float] = []
     before = dict(pool_of(manager).counts)
-    count = [0] * n
-    stop = time.perf_counter() + seconds
-
-    async def task_loop(w: int) -> None:
-        i = 0
-        while time.perf_counter() < stop:
-            task = f"m{n}x{w}x{i}"
-            await manager.create_container(task, projects[w], "python")
-            await manager.exec_command(task, "true")
-            await manager.destroy_container(task)
-            i += 1
-        count[w] = i
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(task_loop(w) for w in range(n)))
-    await manager.settle()
-    mgr_rate = sum(count) / (time.perf_counter() - t0)
+    tasks = 0
+    for r in range(rounds):
+        # Odd rounds run the manager first: neither side always meets the engine the other left.
+        for side in (("raw", "manager") if r % 2 == 0 else ("manager", "raw")):
+            await quiet(manager)
+            if side == "raw":
+                raw_rates.append(await asyncio.to_thread(raw_level, raw, projects, seconds, f"{r}"))
+            else:
+                rate, done = await manager_level(manager, projects, seconds, f"{n}x{r}")
+                mgr_rates.append(rate)
+                tasks += done
     got = {k: v - before.get(k, 0) for k, v in pool_of(manager).counts.items()}
+    mgr, rw = statistics.mean(mgr_rates), statistics.mean(raw_rates)
+    spread = [m / w for m, w in zip(mgr_rates, raw_rates, strict=True)]
     print(
-        f"  concurrency {n:>2}: manager {mgr_rate:6.2f}/s   raw {raw_rate:6.2f}/s   "
-        f"ratio {mgr_rate / raw_rate:.2f} (goal >= 1.0)   spares used {got.get('hit', 0)}/{sum(count)}"
+        f"  concurrency {n:>2}: manager {mgr:6.2f}/s   raw {rw:6.2f}/s   ratio {mgr / rw:.2f} (goal >= 1.0; "
+        f"rounds {min(spread):.2f}-{max(spread):.2f})   spares used {got.get('hit', 0)}/{tasks}"
     )
     # Engine work the raw side does not do: spares made but not handed over are pure waste under load.
     print(
@@ -246,6 +237,50 @@ async def level(manager: ContainerManager, raw: Raw, n: int, seconds: float, tag
     for p in projects:
         await pool_of(manager).drop(p)
     await quiet(manager)
+
+
+def raw_level(raw: Raw, projects: list[str], seconds: float, tag: str) -> float:
+    """Raw: a thread per project, each a loop of create, start, exec (with its exit code), remove."""
+    done = [0] * len(projects)
+    stop = time.perf_counter() + seconds
+
+    def worker(w: int) -> None:
+        i = 0
+        while time.perf_counter() < stop:
+            cid = raw.create_started(projects[w], f"r{tag}x{i}")
+            raw.exec_run(cid, "true")
+            raw.remove(cid)
+            i += 1
+        done[w] = i
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(len(projects))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - t0)
+
+
+async def manager_level(manager: ContainerManager, projects: list[str], seconds: float, tag: str) -> tuple[float, int]:
+    """Manager: a coroutine per project; the clock stops when every background removal has finished too."""
+    count = [0] * len(projects)
+    stop = time.perf_counter() + seconds
+
+    async def task_loop(w: int) -> None:
+        i = 0
+        while time.perf_counter() < stop:
+            task = f"m{tag}x{w}x{i}"
+            await manager.create_container(task, projects[w], "python")
+            await manager.exec_command(task, "true")
+            await manager.destroy_container(task)
+            i += 1
+        count[w] = i
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(task_loop(w) for w in range(len(projects))))
+    await manager.settle()
+    return sum(count) / (time.perf_counter() - t0), sum(count)
 
 
 def cgroup_memory(cid: str) -> tuple[int | None, int | None]:
@@ -308,7 +343,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     sections: dict[str, Callable[[], Awaitable[None]]] = {
         "latency": lambda: latency(manager, cold, raw, runs, tag),
-        "throughput": lambda: throughput(manager, raw, levels, seconds, tag),
+        "throughput": lambda: throughput(manager, raw, levels, seconds, args.rounds, tag),
         "idle": lambda: idle_cost(manager, raw, spares, tag),
     }
     try:
@@ -341,7 +376,10 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    # Long windows: each side's ramp-down (its last tasks finishing, about concurrency / rate seconds,
+    # near 3 s at 16) is counted, and would otherwise weigh more than the sides differ.
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--spares", type=int, default=8)
     parser.add_argument("--only", nargs="+", default=["latency", "throughput", "idle"])
