@@ -174,7 +174,10 @@ class Language:
     version: str
     suite: str = field(metadata=_doc("Debian suite of the base image"))
     extension: str = field(metadata=_doc("source file extension, with the dot"))
-    run: str = field(metadata=_doc("shell command that runs {file} (relative to the workdir)"))
+    run: str = field(
+        metadata=_doc("shell command that runs {file} (relative to the workdir); {stem} is its name without "
+                      "directory or extension, {base} its path without extension")
+    )
     toolchain: tuple[Component, ...]
     hello: Snippet
     compile: str | None = field(default=None, metadata=_doc("shell command run before `run`, if any"))
@@ -183,6 +186,11 @@ class Language:
     env: dict[str, str] = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
     dangerous_patterns: tuple[Pattern, ...] = ()
+    run_by_extension: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc("other source extensions the image runs, each with its whole command (compile included), "
+                      "e.g. node's .ts; placeholders as in `run`"),
+    )
     name: str = field(init=False, default="")
 
     @property
@@ -195,10 +203,15 @@ class Language:
         return self.toolchain + self.tools
 
     def command_for(self, filename: str) -> str:
-        """The shell command that compiles (if needed) and runs `filename`."""
-        stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        steps = [self.compile, self.run] if self.compile else [self.run]
-        return " && ".join(s.format(file=filename, stem=stem) for s in steps if s)
+        """The shell command that compiles (if needed) and runs `filename`, chosen by its extension."""
+        name = filename.rsplit("/", 1)[-1]
+        stem, dot, extension = name.rpartition(".")
+        if not dot or not stem:  # no extension, or a dot file: all of it is the stem
+            stem, extension = name, ""
+        base = filename[: len(filename) - len(extension) - len(dot)]
+        other = self.run_by_extension.get(f".{extension}") if extension else None
+        steps = [other] if other else [self.compile, self.run] if self.compile else [self.run]
+        return " && ".join(s.format(file=filename, stem=stem, base=base) for s in steps if s)
 
 
 @dataclass(frozen=True)
@@ -247,6 +260,11 @@ class Registry:
                 raise ValueError(f"{where}.suite: unknown suite {lang.suite!r} (declared: {', '.join(self.suites)})")
             if not lang.extension.startswith("."):
                 raise ValueError(f"{where}.extension: must start with a dot")
+            for other in lang.run_by_extension:
+                if not other.startswith(".") or other == lang.extension:
+                    raise ValueError(
+                        f"{where}.run_by_extension: {other!r} must start with a dot and differ from `extension`"
+                    )
             for key in (name, *lang.aliases):
                 if key in owners and owners[key] != name:
                     raise ValueError(f"{where}.aliases: {key!r} is already used by {owners[key]!r}")

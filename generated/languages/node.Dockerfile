@@ -21,6 +21,7 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
 
 RUN npm install --global --no-fund --no-audit \
       "typescript@5.9.3" \
+      "@types/node@20.19.43" \
       "jest@30.5.2" \
       "eslint@10.15.0" \
       "prettier@3.10.1" \

@@ -66,3 +66,22 @@ async def test_every_built_languages_hello_runs_through_run_code(
         assert result.ok, (result.command, result.stdout, result.stderr)
         assert lang.hello.expect in result.stdout
         assert not [f for f in result.findings if f.severity == "error"], result.findings
+
+
+async def test_typescript_file_is_compiled_then_run_and_a_type_error_stops_it(
+    manager: ContainerManager, docker_client: docker.DockerClient, unique: str
+) -> None:
+    from runtime.failures import classify
+
+    image_or_skip(docker_client, "node")
+    typed = 'import * as os from "os";\nconst n: number = 41;\nconsole.log(n + 1, typeof os.cpus, process.argv.length);\n'
+    async with manager.task(f"t-{unique}", f"p-{unique}", "ts") as sandbox:
+        result = await manager.run_code(sandbox.task_id, typed, "src/main.ts", timeout=120)
+        assert result.ok and result.stdout == "42 function 2\n", (result.command, result.stdout, result.stderr)
+        assert result.command.startswith("tsc ") and result.command.endswith("node src/main.js")
+
+        wrong = await manager.run_code(sandbox.task_id, 'const n: number = "41";\nconsole.log("ran");\n', "bad.ts")
+        assert wrong.exit_code != 0 and "ran" not in wrong.stdout
+        assert "error TS2322" in wrong.stderr  # on stderr, where the monitor reads failures
+        failure = classify("node", wrong.exit_code, False, False, wrong.stderr)
+        assert (failure.outcome, failure.error_type) == ("syntax_error", "TS2322")

@@ -138,3 +138,21 @@ def test_exported_schema_validates_the_real_file_and_rejects_a_typo(raw: dict[st
     data["languages"]["node"]["extention"] = ".js"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, schema)
+
+
+def test_command_for_picks_the_run_by_extension_and_fills_base_and_stem() -> None:
+    registry = load_registry()
+    node = registry.languages["node"]
+    assert node.command_for("app/main.js") == "node app/main.js"
+    ts = node.command_for("app/main.ts")
+    assert "tsc " in ts and " app/main.ts " in ts and ts.endswith("&& node app/main.js")
+    assert registry.languages["java"].command_for("Main.java") == "java Main.java"
+    assert registry.languages["python"].command_for("noext") == "python3 noext"
+
+
+@pytest.mark.parametrize("extension", ["ts", ".js"])
+def test_run_by_extension_must_be_another_dotted_extension(raw: dict[str, Any], extension: str) -> None:
+    data = broken(raw)
+    data["languages"]["node"]["run_by_extension"] = {extension: "node {file}"}
+    with pytest.raises(RegistryError, match="run_by_extension"):
+        parse_registry(data)
