@@ -33,6 +33,7 @@ from runtime.validation.findings import Finding
 from runtime.validation.syntax import TreeSitterChecker, check_python
 
 DEFAULT_TIMEOUT = 10.0  # seconds; a 1 MB file parses in about 0.2 s
+LOST_CHILD_GRACE = 1.0  # seconds a child whose connection broke gets to finish dying
 PYTHON = "python"  # the checker name for CPython's compiler; anything else is a tree-sitter grammar
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class SyntaxProcess:
             connection.send_bytes(request)
         except OSError:
             failed: Future[list[Finding] | None] = Future()
-            failed.set_result([_crashed(self._stop())])
+            failed.set_result([_crashed(self._stop(lost=True))])
             self._turn.release()
             return failed
         return self._executor.submit(self._receive, connection)
@@ -105,7 +106,7 @@ class SyntaxProcess:
                 ]
             reply = connection.recv_bytes()
         except (EOFError, OSError):
-            return [_crashed(self._stop())]
+            return [_crashed(self._stop(lost=True))]
         finally:
             self._turn.release()
         decoded = json.loads(reply)
@@ -131,8 +132,12 @@ class SyntaxProcess:
                 self._connection = Connection(ours.detach())
         return self._connection
 
-    def _stop(self) -> str:
-        """Close the connection and kill and reap the child; says how the child ended."""
+    def _stop(self, *, lost: bool = False) -> str:
+        """Close the connection and kill and reap the child; says how the child ended.
+
+        `lost`: the connection broke, so the child is dying or dead; give it a moment to
+        finish, so its exit status can say why.
+        """
         connection, child = self._connection, self._child
         self._connection = self._child = None
         if connection is not None:
@@ -140,8 +145,11 @@ class SyntaxProcess:
         if child is None:
             return "was not running"
         exited = child.poll()
+        if exited is None and lost:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                exited = child.wait(LOST_CHILD_GRACE)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)  # the server and a fork that may be mid-parse
+            os.killpg(child.pid, signal.SIGKILL)  # the server and anything it may have started
         child.wait()
         if exited is None:
             return "was stopped"
