@@ -449,14 +449,22 @@ class WarmPool:
             future.add_done_callback(self._removals.discard)
 
     async def drop(self, project_id: str) -> int:
-        """Remove the project's spares and wait until they are gone (e.g. before its volume is deleted)."""
+        """Remove the project's spares and wait until they are gone (e.g. before its volume is deleted).
+
+        Spares still being made are waited for and removed too: once made, each would hold the
+        project's volumes.
+        """
         gone = 0
-        for (project, _), queue in self._spares.items():
-            if project == project_id:
-                for spare in list(queue):
-                    queue.remove(spare)
-                    self._discard(spare)
-                    gone += 1
+        while True:
+            for (project, _), queue in self._spares.items():
+                if project == project_id:
+                    for spare in list(queue):
+                        queue.remove(spare)
+                        self._discard(spare)
+                        gone += 1
+            if not any(n for (project, _), n in self._making.items() if project == project_id):
+                break
+            await asyncio.sleep(0.01)  # a create + start takes ~0.2 s; polling keeps _fill unaware of drops
         await self.settle()
         return gone
 

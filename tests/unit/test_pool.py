@@ -244,6 +244,18 @@ async def test_a_create_waits_for_a_spare_in_the_making_instead_of_duplicating_i
     assert pool.counts["waited"] == 1
 
 
+async def test_drop_also_removes_the_projects_spares_still_being_made() -> None:
+    engine = FakeEngine()
+    engine.api.create_delay = 0.05
+    pool = make_pool(engine, pool_spares_per_key=1)
+    pool.refill("a", "python")  # in the background, as after a task of project a ended
+    pool.refill("b", "python")
+    await asyncio.sleep(0.01)
+    assert await pool.drop("a") == 1
+    assert pool.ready("a", "python") == 0 and pool.ready("b", "python") == 1
+    assert [c["labels"][labels.PROJECT] for c in engine.api.made.values()] == ["b"]
+
+
 async def test_a_failed_spare_creation_releases_its_waiter_and_counts() -> None:
     engine = FakeEngine()
     engine.api.create_delay = 0.02
