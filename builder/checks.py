@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 import docker
+from docker.types import Mount
 
 from runtime.registry import Language, Registry
 
@@ -53,7 +54,7 @@ def run_checks(client: docker.DockerClient, image: str, lang: Language, registry
     """Run the checks; components recorded as missing optional ones are not checked."""
     marker = f"THEAPPAPP-CHECK-{uuid.uuid4().hex[:8]}"
     missing = _missing_optional(client, image)
-    output = _run(client, image, _script(lang, marker, set(missing)), registry)
+    output = _run(client, image, _script(lang, marker, set(missing)), lang, registry)
     results = _parse(output, marker)
     expected = {c.name: c.expect for c in lang.components} | {"hello": lang.hello.expect}
     checked = []
@@ -77,7 +78,7 @@ def _missing_optional(client: docker.DockerClient, image: str) -> tuple[str, ...
     return tuple(sorted({line.strip() for line in text.decode().splitlines() if line.strip()}))
 
 
-def _run(client: docker.DockerClient, image: str, script: str, registry: Registry) -> str:
+def _run(client: docker.DockerClient, image: str, script: str, lang: Language, registry: Registry) -> str:
     base = registry.base
     owner = f"uid={base.uid},gid={base.uid}"
     container = client.containers.create(
@@ -91,6 +92,8 @@ def _run(client: docker.DockerClient, image: str, script: str, registry: Registr
         network_mode="none",
         mem_limit="2g",
         labels={"org.theappapp.builder-check": "true"},
+        # The cache as sandboxes get it: a fresh volume, which the engine seeds from the image.
+        mounts=[Mount(lang.cache.path, None, type="volume")] if lang.cache else None,
     )
     try:
         container.start()
@@ -98,7 +101,7 @@ def _run(client: docker.DockerClient, image: str, script: str, registry: Registr
         logs: bytes = container.logs(stdout=True, stderr=True)
         return logs.decode("utf-8", errors="replace")
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # v: the anonymous cache volume too
 
 
 def _parse(output: str, marker: str) -> list[CheckResult]:

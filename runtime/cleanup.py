@@ -205,28 +205,43 @@ def cleanup(
                 failed.append((orphan, str(err.explanation or err)))
     volumes: list[str] = []
     for project in volume_projects:
-        if remove_project_volume(api, installation_id, project, dry_run=dry_run):
-            volumes.append(volume_name(project))
+        volumes += remove_project_volume(api, installation_id, project, dry_run=dry_run)
     return CleanupReport(dry_run, tuple(orphans), kept, tuple(failed), tuple(volumes))
 
 
 def remove_project_volume(
     api: docker.APIClient, installation_id: str, project_id: str, *, dry_run: bool = False
-) -> bool:
-    """Remove the project's volume if it is ours. False if there is none; `SandboxError` if foreign or in use."""
+) -> list[str]:
+    """Remove the project's volume and its language caches, if ours: the names removed (none: nothing there).
+
+    `SandboxError` if the project volume is foreign, or a volume is in use.
+    """
     name = volume_name(project_id)
+    removed: list[str] = []
     try:
         volume = api.inspect_volume(name)
     except docker.errors.NotFound:
-        return False
-    values = volume.get("Labels") or {}
-    if values.get(labels.MANAGED) != "true" or values.get(labels.INSTALLATION) != installation_id:
-        raise SandboxError(
-            f"volume {name} does not carry this installation's labels "
-            f"({labels.INSTALLATION}={installation_id}); it was left alone"
-        )
-    if dry_run:
-        return True
+        volume = None
+    if volume is not None:
+        values = volume.get("Labels") or {}
+        if values.get(labels.MANAGED) != "true" or values.get(labels.INSTALLATION) != installation_id:
+            raise SandboxError(
+                f"volume {name} does not carry this installation's labels "
+                f"({labels.INSTALLATION}={installation_id}); it was left alone"
+            )
+        if dry_run or _remove_volume(api, name):
+            removed.append(name)
+    caches = api.volumes(filters={"label": [
+        f"{labels.MANAGED}=true", f"{labels.INSTALLATION}={installation_id}",
+        f"{labels.PROJECT}={project_id}", labels.CACHE,
+    ]}).get("Volumes") or ()
+    for cache in sorted(str(c["Name"]) for c in caches):
+        if dry_run or _remove_volume(api, cache):
+            removed.append(cache)
+    return removed
+
+
+def _remove_volume(api: docker.APIClient, name: str) -> bool:
     try:
         api.remove_volume(name)
     except docker.errors.NotFound:

@@ -13,12 +13,41 @@ from typing import Any
 from docker.types import Mount
 
 from runtime.config import RuntimeConfig
-from runtime.registry import Resources
+from runtime.naming import cache_volume_name
+from runtime.owner import Owner
+from runtime.registry import Language, Resources
 
 # docker-init (tini) is PID 1 and reaps zombies; the keeper is its only child and the
 # first process of the container, so it has the lowest pid after 1 (the exec timeout
 # killer relies on that to spare it).
 KEEPER_COMMAND = ("sleep", "infinity")
+
+
+@dataclass(frozen=True)
+class NamedVolume:
+    """A named volume mounted at `target`; the engine creates it with `labels` if it does not exist."""
+
+    name: str
+    target: str
+    labels: Mapping[str, str]
+
+    def mount(self) -> Mount:
+        return Mount(self.target, self.name, type="volume", labels=dict(self.labels) or None)
+
+
+def project_cache(owner: Owner, project_id: str, language: Language) -> NamedVolume | None:
+    """The language's per-project cache volume (languages.yaml `cache`), if it declares one.
+
+    Per project, never shared: a build cache is trusted by whoever reads it, and a sandbox
+    can write anything into its own.
+    """
+    if language.cache is None:
+        return None
+    return NamedVolume(
+        cache_volume_name(project_id, language.name),
+        language.cache.path,
+        owner.volume_labels(project_id, cache_of=language.name),
+    )
 
 
 @dataclass(frozen=True)
@@ -35,6 +64,7 @@ class ContainerSpec:
     # call per task, and a volume deleted meanwhile (on request, by another process) comes back
     # labelled as ours, within the container create itself.
     volume_labels: Mapping[str, str] = field(default_factory=dict)
+    cache: NamedVolume | None = None  # the language's per-project cache, if it has one
 
     def host_config(self) -> dict[str, Any]:
         """Keyword arguments for `APIClient.create_host_config`."""
@@ -48,7 +78,8 @@ class ContainerSpec:
         security_opt = ["no-new-privileges:true"] if cfg.no_new_privileges else []
         kwargs: dict[str, Any] = {
             "mounts": [
-                Mount(cfg.workspace, self.volume, type="volume", labels=dict(self.volume_labels) or None)
+                NamedVolume(self.volume, cfg.workspace, self.volume_labels).mount(),
+                *([self.cache.mount()] if self.cache else []),
             ],
             "tmpfs": tmpfs,
             "read_only": cfg.read_only_root,

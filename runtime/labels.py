@@ -15,6 +15,7 @@ OWNER_PID = _NS + "owner-pid"  # pid of the owning process
 OWNER_STARTED = _NS + "owner-started"  # that process's start time (guards against pid reuse)
 INSTALLATION = _NS + "installation"  # installation id: cleanup never crosses installations
 POOL = _NS + "pool"  # "spare" while a container waits in the warm pool
+CACHE = _NS + "cache"  # on a project's cache volume: the language whose cache it is
 
 # Image labels written by the builder.
 IMAGE_LANGUAGE = _NS + "image.language"

@@ -42,7 +42,7 @@ from runtime.errors import (
 from runtime.events import ExecEvent, LifecycleEvent, Observer, ResourceUsage
 from runtime.execution import ExecRequest, ExecResult, ExecStream, ExecTarget, Executor
 from runtime.files import build_archive, check_resolved, resolve_command, single_file
-from runtime.hardening import ContainerSpec
+from runtime.hardening import ContainerSpec, project_cache
 from runtime.naming import container_name, validate_id, volume_name
 from runtime.owner import Owner
 from runtime.paths import relative_parts
@@ -244,6 +244,7 @@ class ContainerManager:
                 ),
                 volume=volume,
                 volume_labels=self.owner.volume_labels(project_id),
+                cache=project_cache(self.owner, project_id, lang),
                 network=net,
                 resources=self.registry.resources_for(lang),
                 config=self.config,
@@ -274,9 +275,10 @@ class ContainerManager:
 
     @_engine_errors
     async def delete_project_volume(self, project_id: str) -> bool:
-        """Remove the project's volume and its files — only ever on request. False if there was none.
+        """Remove the project's volume and its files, and its language caches — only ever on request.
 
-        Refused with `SandboxError` while a container uses it or when it is not this installation's.
+        False if there was none. Refused with `SandboxError` while a container uses it or when
+        it is not this installation's.
         """
         from runtime.cleanup import remove_project_volume
 
@@ -287,7 +289,7 @@ class ContainerManager:
         removed = await self._engine.call(
             remove_project_volume, client.api, self.config.installation_id, project_id
         )
-        return removed
+        return bool(removed)
 
     async def _create_started(self, spec: ContainerSpec, task_id: str, project_id: str) -> str:
         """Create and start the container; nothing is left behind if either step fails."""

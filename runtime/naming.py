@@ -9,7 +9,8 @@ task "c" and project "a" with task "b-c" both give `theappapp-a-b-c`. The name i
 therefore never parsed back: identity lives in labels, and the engine's name
 uniqueness makes the second `create` fail atomically; the manager then reads the
 holder's labels and reports the collision (`InvalidIdentifier`) rather than
-`TaskExists`. Volume names have a single id in them and cannot collide.
+`TaskExists`. Volume names have a single id in them and cannot collide; a cache volume's
+also has a language name, which has no '.', so the first '.' after the prefix ends it.
 """
 
 from __future__ import annotations
@@ -40,3 +41,7 @@ def container_name(project_id: str, task_id: str) -> str:
 
 def volume_name(project_id: str) -> str:
     return f"{PREFIX}-project-{validate_id('project id', project_id)}"
+
+
+def cache_volume_name(project_id: str, language: str) -> str:
+    return f"{PREFIX}-cache.{language}.{validate_id('project id', project_id)}"

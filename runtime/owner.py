@@ -78,10 +78,14 @@ class Owner:
         })
         return out
 
-    def volume_labels(self, project_id: str) -> dict[str, str]:
-        return {
+    def volume_labels(self, project_id: str, *, cache_of: str | None = None) -> dict[str, str]:
+        """A project volume's labels; `cache_of` a language: that language's cache volume's."""
+        out = {
             labels.MANAGED: "true",
             labels.PROJECT: project_id,
             labels.INSTALLATION: self.installation,
             labels.CREATED_AT: str(int(time.time())),
         }
+        if cache_of is not None:
+            out[labels.CACHE] = cache_of
+        return out

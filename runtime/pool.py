@@ -62,7 +62,7 @@ import docker.errors
 from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.engine import Engine
-from runtime.hardening import ContainerSpec
+from runtime.hardening import ContainerSpec, project_cache
 from runtime.naming import volume_name
 from runtime.owner import Owner
 from runtime.registry import Registry
@@ -418,6 +418,7 @@ class WarmPool:
             labels=self.spare_labels(project_id, lang.name, time.time()),
             volume=volume_name(project_id),
             volume_labels=self.owner.volume_labels(project_id),
+            cache=project_cache(self.owner, project_id, lang),
             network=self.network,
             resources=self.registry.resources_for(lang),
             config=self.config,

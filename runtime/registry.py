@@ -123,6 +123,22 @@ class Snippet:
 
 
 @dataclass(frozen=True)
+class Cache:
+    """A directory each project keeps for this language (a volume per project and language)."""
+
+    path: str = field(metadata=_doc("absolute path in the container, outside /tmp, HOME and the workspace"))
+    warm: str | None = field(
+        default=None,
+        metadata=_doc("shell command run at build time, as the sandbox user, that fills `path`; a new "
+                      "project's cache starts as a copy of what it left"),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/") or not self.path.strip("/"):
+            raise ValueError(f"cache path must be an absolute directory below /, got {self.path!r}")
+
+
+@dataclass(frozen=True)
 class Resources:
     """Per-container limits; unset values fall back to the registry defaults."""
 
@@ -186,6 +202,10 @@ class Language:
     env: dict[str, str] = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
     dangerous_patterns: tuple[Pattern, ...] = ()
+    cache: Cache | None = field(
+        default=None,
+        metadata=_doc("a per-project cache directory (e.g. Go's build cache), kept across the project's tasks"),
+    )
     run_by_extension: dict[str, str] = field(
         default_factory=dict,
         metadata=_doc("other source extensions the image runs, each with its whole command (compile included), "
@@ -260,6 +280,11 @@ class Registry:
                 raise ValueError(f"{where}.suite: unknown suite {lang.suite!r} (declared: {', '.join(self.suites)})")
             if not lang.extension.startswith("."):
                 raise ValueError(f"{where}.extension: must start with a dot")
+            if lang.cache is not None:
+                path = lang.cache.path.rstrip("/")
+                for other in ("/tmp", self.base.home, self.base.workspace):  # mounted separately
+                    if path == other or path.startswith(f"{other}/") or other.startswith(f"{path}/"):
+                        raise ValueError(f"{where}.cache.path: {lang.cache.path!r} overlaps {other}")
             for other in lang.run_by_extension:
                 if not other.startswith(".") or other == lang.extension:
                     raise ValueError(

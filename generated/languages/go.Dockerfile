@@ -17,9 +17,15 @@ RUN apt-get update \
 ENV PATH="/usr/lib/go-1.21/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     GOTOOLCHAIN="local" \
     GOPATH="/tmp/go" \
-    GOCACHE="/tmp/.cache/go-build" \
+    GOCACHE="/cache/go-build" \
     GOFLAGS="-modcacherw" \
     GO111MODULE="auto"
+
+# Per-project cache (languages.yaml `cache`): a new project's cache volume starts as a copy of this.
+RUN mkdir -p /cache && chown 1000:1000 /cache
+USER 1000:1000
+RUN go build std && mkdir /tmp/warm && printf 'package w\nimport "testing"\nfunc TestW(t *testing.T) {}\n' > /tmp/warm/w_test.go && go -C /tmp/warm mod init warm 2>/dev/null && go -C /tmp/warm test ./... >/dev/null && rm -rf /tmp/warm /tmp/go
+USER 0:0
 
 # Last, so a new content hash does not invalidate the cached layers above.
 ARG CONTENT_HASH=unknown

@@ -61,12 +61,17 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[tuple[Language, Sandbox]
     client = engine_or_skip()
     image = _image_or_skip(client, lang)
     volume = client.volumes.create(f"theappapp-test-images-{uuid.uuid4().hex[:8]}", labels={labels.MANAGED: "true"})
+    # The language's cache, as the runtime mounts it: a new volume, seeded by the engine from the image.
+    cache = client.volumes.create(f"theappapp-test-cache-{uuid.uuid4().hex[:8]}") if lang.cache else None
     base = REGISTRY.base
     owner = f"uid={base.uid},gid={base.uid}"
+    mounts = [(volume.name, base.workspace, "rw")]
+    if cache is not None and lang.cache is not None:
+        mounts.append((cache.name, lang.cache.path, "rw"))
     container = DockerContainer(
         image,
         command="sleep infinity",
-        volumes=[(volume.name, base.workspace, "rw")],
+        volumes=mounts,
         user=f"{base.uid}:{base.uid}",
         read_only=True,
         working_dir=base.workspace,
@@ -83,6 +88,8 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[tuple[Language, Sandbox]
     finally:
         container.stop()  # removes the container, if it was created
         volume.remove(force=True)
+        if cache is not None:
+            cache.remove(force=True)
 
 
 def test_runs_as_sandbox_user_with_read_only_root(sandbox: tuple[Language, Sandbox]) -> None:

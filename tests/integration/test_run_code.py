@@ -74,7 +74,10 @@ async def test_typescript_file_is_compiled_then_run_and_a_type_error_stops_it(
     from runtime.failures import classify
 
     image_or_skip(docker_client, "node")
-    typed = 'import * as os from "os";\nconst n: number = 41;\nconsole.log(n + 1, typeof os.cpus, process.argv.length);\n'
+    typed = (
+        'import * as os from "os";\nconst n: number = 41;\n'
+        "console.log(n + 1, typeof os.cpus, process.argv.length);\n"
+    )
     async with manager.task(f"t-{unique}", f"p-{unique}", "ts") as sandbox:
         result = await manager.run_code(sandbox.task_id, typed, "src/main.ts", timeout=120)
         assert result.ok and result.stdout == "42 function 2\n", (result.command, result.stdout, result.stderr)

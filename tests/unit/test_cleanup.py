@@ -135,7 +135,7 @@ class FakeAPI:
 
     def __init__(self, containers: list[dict[str, Any]], volumes: dict[str, dict[str, Any]] | None = None) -> None:
         self.containers_ = containers
-        self.volumes = volumes or {}
+        self.volumes_ = volumes or {}
         self.removed: list[str] = []
         self.removed_volumes: list[str] = []
         self.fail: set[str] = set()
@@ -154,15 +154,27 @@ class FakeAPI:
         self.removed.append(container_id)
 
     def inspect_volume(self, name: str) -> dict[str, Any]:
-        if name not in self.volumes:
+        if name not in self.volumes_:
             raise docker.errors.NotFound("no such volume")
-        return self.volumes[name]
+        return self.volumes_[name]
+
+    def volumes(self, filters: dict[str, list[str]]) -> dict[str, Any]:
+        """The engine's label filter: every `key=value` must match, every bare `key` be present."""
+        def matches(values: dict[str, str]) -> bool:
+            return all(
+                values.get(key) == value if sep else key in values
+                for key, sep, value in (f.partition("=") for f in filters["label"])
+            )
+
+        found = [{"Name": n, **v} for n, v in self.volumes_.items() if matches(v.get("Labels") or {})]
+        return {"Volumes": found or None}
 
     def remove_volume(self, name: str) -> None:
         if name in self.in_use:
             response = type("R", (), {"status_code": 409, "reason": "Conflict", "url": ""})()
             raise docker.errors.APIError("in use", response=response, explanation="volume is in use")
         self.removed_volumes.append(name)
+        self.volumes_.pop(name, None)
 
 
 def run_cleanup(api: FakeAPI, **kwargs: Any) -> CleanupReport:
@@ -307,3 +319,21 @@ async def test_scheduler_defaults_to_hourly_and_trigger_runs_a_round_now(monkeyp
 def test_scheduler_rejects_a_non_positive_interval() -> None:
     with pytest.raises(SandboxError):
         CleanupScheduler(RuntimeConfig.load(installation_id=OURS), interval=0)
+
+
+def test_a_projects_language_caches_go_with_its_volume_and_nobody_elses() -> None:
+    def cache(project: str, installation: str = OURS) -> dict[str, Any]:
+        return {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: installation,
+                           labels.PROJECT: project, labels.CACHE: "go"}}
+
+    api = FakeAPI([], {
+        "theappapp-project-p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: OURS}},
+        "theappapp-cache.go.p1": cache("p1"),
+        "theappapp-cache.go.p2": cache("p2"),
+        "theappapp-cache.go.p1-x": cache("p1", installation="other"),
+    })
+    dry = run_cleanup(api, dry_run=True, volume_projects=["p1"])
+    assert dry.volumes == ("theappapp-project-p1", "theappapp-cache.go.p1") and api.removed_volumes == []
+    report = run_cleanup(api, volume_projects=["p1"])
+    assert report.volumes == ("theappapp-project-p1", "theappapp-cache.go.p1")
+    assert sorted(api.volumes_) == ["theappapp-cache.go.p1-x", "theappapp-cache.go.p2"]

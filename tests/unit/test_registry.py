@@ -156,3 +156,11 @@ def test_run_by_extension_must_be_another_dotted_extension(raw: dict[str, Any], 
     data["languages"]["node"]["run_by_extension"] = {extension: "node {file}"}
     with pytest.raises(RegistryError, match="run_by_extension"):
         parse_registry(data)
+
+
+@pytest.mark.parametrize("path", ["cache", "/", "/tmp/go", "/workspace/.cache", "/home/sandbox/.cache", "/home"])
+def test_cache_path_must_be_absolute_and_clear_of_the_other_mounts(raw: dict[str, Any], path: str) -> None:
+    data = broken(raw)
+    data["languages"]["go"]["cache"]["path"] = path
+    with pytest.raises(RegistryError, match="cache"):
+        parse_registry(data)

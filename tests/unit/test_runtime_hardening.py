@@ -58,3 +58,32 @@ def test_the_volume_mount_carries_the_labels_the_engine_gives_a_volume_it_create
     )
     (mount,) = spec.host_config()["mounts"]
     assert mount["VolumeOptions"]["Labels"] == {"theappapp-managed": "true", "theappapp-project": "p"}
+
+
+def test_a_language_with_a_cache_gets_its_per_project_cache_volume_mounted() -> None:
+    from runtime.hardening import project_cache
+    from runtime.owner import Owner
+    from runtime.registry import get_registry
+
+    owner = Owner(installation="x")
+    go, python = get_registry().languages["go"], get_registry().languages["python"]
+    assert go.cache is not None and project_cache(owner, "p", python) is None
+    cache = project_cache(owner, "p", go)
+    assert cache is not None and cache.name == "theappapp-cache.go.p" and cache.target == go.cache.path
+    spec = ContainerSpec(
+        image="theappapp-go:latest", name="theappapp-p-t", labels={}, volume="theappapp-project-p",
+        network="none", resources=RES, config=RuntimeConfig.load(env={"THEAPPAPP_INSTALLATION_ID": "x"}),
+        cache=cache,
+    )
+    _workspace, mounted = spec.host_config()["mounts"]
+    assert (mounted["Source"], mounted["Target"], mounted["Type"]) == ("theappapp-cache.go.p", "/cache", "volume")
+    assert mounted["VolumeOptions"]["Labels"]["org.theappapp.cache"] == "go"
+    assert mounted["VolumeOptions"]["Labels"]["org.theappapp.project"] == "p"
+
+
+def test_cache_volume_names_of_different_projects_and_languages_never_meet() -> None:
+    from runtime.naming import cache_volume_name
+
+    # language names have no '.', so "go" + "x.p" and a language "go.x" + "p" cannot both exist
+    assert cache_volume_name("x-p", "go") != cache_volume_name("p", "go-x")
+    assert cache_volume_name("p", "go") == "theappapp-cache.go.p"
