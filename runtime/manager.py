@@ -513,6 +513,7 @@ class ContainerManager:
         """
         from runtime.runcode import RunResult, check_filename, default_filename
         from runtime.validation import CodeValidator, blocking
+        from runtime.validation.validator import CHILD_PROCESS_FROM
 
         task = self._task(task_id)
         lang = self.registry.resolve(task.info.language)
@@ -522,7 +523,7 @@ class ContainerManager:
         validate = functools.partial(self.validator.validate, code, lang.name, filename=name)
         # A 1 KB snippet validates in well under a millisecond; only big files go to a thread
         # (their syntax check runs in the validator's child process, outside the GIL).
-        findings = await asyncio.to_thread(validate) if len(code) > 64 * 1024 else validate()
+        findings = await asyncio.to_thread(validate) if len(code) >= CHILD_PROCESS_FROM else validate()
         if strict and blocking(findings):
             errors = blocking(findings)
             raise ValidationFailed(

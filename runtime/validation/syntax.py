@@ -40,6 +40,7 @@ TYPESCRIPT_EXTENSIONS = (".ts", ".mts", ".cts")
 INSTALL_HINT = "pip install 'theappapp-sandbox[validate]'"
 
 _SNIPPET = 24
+MAX_WARNINGS = 50  # Python syntax warnings reported per file, as the validator's per-rule limit
 _PYTHON_LOCK = threading.Lock()
 
 
@@ -67,9 +68,11 @@ def check_python(code: str) -> list[Finding]:
         except (ValueError, RecursionError, MemoryError) as err:
             # null bytes (ValueError on 3.11) or nesting too deep for the compiler
             findings.append(Finding("syntax.error", "error", 0, 0, f"cannot compile: {type(err).__name__}: {err}"))
-    for w in caught:
-        if issubclass(w.category, SyntaxWarning):
-            findings.append(Finding("syntax.warning", "warning", w.lineno or 0, 0, str(w.message)))
+    warned = [w for w in caught if issubclass(w.category, SyntaxWarning)]
+    for w in warned[:MAX_WARNINGS]:
+        findings.append(Finding("syntax.warning", "warning", w.lineno or 0, 0, str(w.message)))
+    if len(warned) > MAX_WARNINGS:  # bounded: 1 MB of `x is 1` would be 150,000 of them
+        findings.append(Finding("syntax.warning", "info", 0, 0, f"{len(warned) - MAX_WARNINGS} more syntax warnings"))
     return findings
 
 

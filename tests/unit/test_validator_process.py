@@ -172,3 +172,60 @@ def test_no_child_to_be_had_means_checking_here(monkeypatch: pytest.MonkeyPatch)
         assert finding.rule_id == "syntax.error" and finding.line == 1
     finally:
         validator.close()
+
+
+def test_an_interrupt_mid_send_frees_the_turn_and_stops_the_half_fed_child(
+    process: SyntaxProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multiprocessing.connection import Connection
+
+    process.submit("python", "x = 1\n").result()
+    first = process.pid
+    assert first is not None
+
+    def interrupted(self: Connection, data: bytes) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Connection, "send_bytes", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            process.submit("python", "x = 2\n")
+    assert wait_gone(first)
+    done = threading.Event()
+    threading.Thread(target=lambda: (process.submit("python", "x = 3\n").result(), done.set()), daemon=True).start()
+    assert done.wait(30), "the next check never got its turn"
+
+
+def test_a_child_gone_by_a_signal_without_a_name_is_described_not_raised() -> None:
+    from runtime.validation.syntax_process import _signal_name
+
+    assert _signal_name(9) == "signal SIGKILL"
+    assert _signal_name(signal.SIGRTMIN + 6) == f"signal {signal.SIGRTMIN + 6}"
+
+
+def test_the_child_runs_under_a_cpu_limit_with_no_stdio_or_environment_of_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("THEAPPAPP_TEST_SECRET", "do-not-leak")
+    process = SyntaxProcess(timeout=3)
+    try:
+        process.submit("python", "x = 1\n").result()
+        pid = process.pid
+        assert pid is not None
+        limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+        (cpu,) = [line for line in limits if line.startswith("Max cpu time")]
+        soft = cpu.split()[3]
+        # set before each parse to the CPU used so far + the deadline + 1 s: an orphaned runaway parse ends
+        assert soft.isdigit() and 3 < int(soft) <= 3 + 2 + 5, cpu
+        assert b"THEAPPAPP_TEST_SECRET" not in Path(f"/proc/{pid}/environ").read_bytes()
+        assert os.readlink(f"/proc/{pid}/fd/1") == os.readlink(f"/proc/{pid}/fd/2") == "/dev/null"
+    finally:
+        process.close()
+
+
+def test_python_syntax_warnings_are_capped(here: CodeValidator) -> None:
+    from runtime.validation.syntax import MAX_WARNINGS
+
+    findings = here.validate("x = 1\n" + "if x is 1: pass\n" * (MAX_WARNINGS + 30), "python")
+    warnings = [f for f in findings if f.rule_id == "syntax.warning"]
+    assert len(warnings) == MAX_WARNINGS + 1 and warnings[0].line == 0 and "30 more" in warnings[0].message
