@@ -71,6 +71,10 @@ class ContainerCgroup:
             return None
         return cls(1, memory, find("cpuacct", "cpuacct.usage"), find("pids", "pids.current"))
 
+    def exists(self) -> bool:
+        """False once the engine has torn the cgroup down: the container is no longer running."""
+        return self.memory is not None and self.memory.is_dir()
+
     def oom_kills(self) -> int | None:
         name = "memory.events" if self.version == 2 else "memory.oom_control"
         raw = _read(self.memory / name if self.memory else None)

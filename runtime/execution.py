@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 KILL_GRACE = 1.0
 CLOSE_GRACE = 0.3
 HOST_KILL_GRACE = 0.4  # the fallback killer, when the in-container one could not run
+# After this long without output, and as often again, an exec checks that its container still
+# runs: under gVisor an OOM kills the whole sandbox and the exec's stream never ends.
+LIVENESS_EVERY = 1.0
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Kills every process but PID 1, the keeper and itself, in rounds until none is left
@@ -231,7 +234,7 @@ class Executor:
             finish(result(None, True, False))
             return
         stdin_task = asyncio.create_task(conn.send_stdin(request.stdin)) if request.stdin is not None else None
-        timed_out, finished = False, False
+        timed_out, finished, died = False, False, False
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -239,10 +242,12 @@ class Executor:
                     timed_out = True
                     break
                 try:
-                    item = await asyncio.wait_for(conn.next_chunk(), remaining)
+                    item = await asyncio.wait_for(conn.next_chunk(), min(remaining, LIVENESS_EVERY))
                 except TimeoutError:
-                    timed_out = True
-                    break
+                    if await self._container_gone(target):
+                        died = True
+                        break
+                    continue  # still running: wait on, until the deadline
                 if item is None:
                     break
                 stream, data = item
@@ -258,10 +263,34 @@ class Executor:
             await conn.close(CLOSE_GRACE if timed_out else 1.0)
             if not finished:
                 finish(result(None, False, False))  # abandoned or failed: still on the record
+        if died:  # the exec went down with its container: the container's end is the exec's
+            exit_code, oom = await self._container_end(target.container_id)
+            finish(result(exit_code, False, oom))
+            return
         # After a timeout every step below is bounded, so the call returns within timeout + 2 s.
         exit_code = await self._exit_code(conn.exec_id, wait=not timed_out)
         oom = await self._oom(target, oom_before, exit_code, probe_inside=not timed_out)
         finish(result(exit_code, timed_out, oom))
+
+    async def _container_gone(self, target: ExecTarget) -> bool:
+        """Whether the exec's container stopped running: its cgroup is gone, or (no cgroup to read,
+        and not runc on this host, which ends the stream itself) the engine says so."""
+        if target.cgroup is not None:
+            return not target.cgroup.exists()
+        if target.host_kill:
+            return False
+        status, info = await self._api("GET", f"/containers/{target.container_id}/json")
+        return status == 404 or (isinstance(info, dict) and not info.get("State", {}).get("Running", True))
+
+    async def _container_end(self, container_id: str) -> tuple[int | None, bool]:
+        """The dead container's exit code, and whether the OOM killer ended it."""
+        with contextlib.suppress(EngineUnavailable):
+            status, info = await self._api("GET", f"/containers/{container_id}/json")
+            if status == 200 and isinstance(info, dict):
+                state = info.get("State", {})
+                code = state.get("ExitCode")
+                return (int(code) if code is not None else None), bool(state.get("OOMKilled"))
+        return None, False
 
     async def _start(self, target: ExecTarget, request: ExecRequest) -> ExecConnection:
         exec_id = await self.create(target.container_id, list(request.argv), request, stdin=request.stdin is not None)
