@@ -1,0 +1,72 @@
+"""Sandboxes under gVisor (runsc), where the engine has it registered (scripts/enable-gvisor.sh).
+
+Debian's runsc runs with its own network off, so these managers use network="none". gVisor
+differs from runc where it matters to the manager: an OOM kills the whole sandbox, and the
+exec's output stream then never ends, so the exec has to notice its container died.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+
+import docker
+import pytest
+
+from runtime.config import RuntimeConfig
+from runtime.errors import SandboxError
+from runtime.manager import ContainerManager
+from runtime.registry import Language
+
+from .test_runtime_security import _PROBE, _listener
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def gvisor(docker_client: docker.DockerClient, python_image: Language) -> AsyncIterator[ContainerManager]:
+    if "runsc" not in (docker_client.info().get("Runtimes") or {}):
+        pytest.skip("gVisor (runsc) is not registered with the engine; scripts/enable-gvisor.sh registers it")
+    manager = ContainerManager(RuntimeConfig.load(network="none", runtime="runsc", pool_enabled=False))
+    await manager.startup()
+    yield manager
+    await manager.shutdown()
+
+
+async def test_code_runs_in_gvisors_kernel_with_the_same_hardening(gvisor: ContainerManager, unique: str) -> None:
+    async with gvisor.task(f"t{unique}", f"p{unique}", "python") as box:
+        result = await box.exec(
+            "dmesg | head -n 1; id -u; awk '$2 == \"/\" {print $4}' /proc/mounts; python3 -c 'print(6*7)'"
+        )
+        lines = result.stdout.splitlines()
+        assert "gVisor" in lines[0], result.stdout  # gVisor's own kernel answers, not the host's
+        assert lines[1] == "1000" and lines[2].split(",")[0] == "ro" and lines[3] == "42", result.stdout
+        await box.write_files({"notes/a.txt": "kept"})
+        assert await box.read_file("notes/a.txt") == b"kept"
+
+
+async def test_an_oom_ends_the_exec_at_once_and_says_so(gvisor: ContainerManager, unique: str) -> None:
+    async with gvisor.task(f"t{unique}", f"p{unique}", "python") as box:
+        started = time.monotonic()
+        result = await box.exec("python3 -c 'x = bytearray(4 * 1024**3)'", timeout=60)
+        took = time.monotonic() - started
+        assert (result.exit_code, result.oom_killed, result.timed_out) == (137, True, False), result
+        assert took < 30, f"the exec waited {took:.0f} s for a sandbox that had died"  # its deadline was 60 s
+        with pytest.raises(SandboxError, match="not running"):
+            await box.exec("true")  # the OOM took the whole sandbox: said plainly, not a hang
+
+
+async def test_a_timeout_kills_the_command_and_the_sandbox_lives_on(gvisor: ContainerManager, unique: str) -> None:
+    async with gvisor.task(f"t{unique}", f"p{unique}", "python") as box:
+        slow = await box.exec("sleep 60", timeout=2)
+        assert slow.timed_out and slow.exit_code in (None, 137)  # killed: gVisor reports the SIGKILL
+        assert (await box.exec("echo alive")).stdout == "alive\n"
+
+
+async def test_no_network_reaches_the_host(gvisor: ContainerManager, unique: str) -> None:
+    addresses = {"172.17.0.1"} | set(os.popen("hostname -I").read().split())
+    with _listener("0.0.0.0") as port:
+        async with gvisor.task(f"t{unique}", f"p{unique}", "python") as box:
+            probe = await box.exec(_PROBE.format(hosts=sorted(addresses), port=port), timeout=30)
+    assert "OPEN" not in probe.stdout and probe.stdout.count("closed") == len(addresses), probe.stdout
