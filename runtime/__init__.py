@@ -3,7 +3,8 @@
     from runtime import get_container_manager
 """
 
-from runtime.cleanup import CleanupReport, CleanupScheduler
+from typing import TYPE_CHECKING, Any
+
 from runtime.config import RuntimeConfig
 from runtime.errors import (
     EngineUnavailable,
@@ -26,6 +27,19 @@ from runtime.pool import WarmPool
 from runtime.registry import Language, Registry, get_registry, load_registry
 from runtime.runcode import RunResult
 from runtime.validation import CodeValidator, Finding
+
+if TYPE_CHECKING:
+    from runtime.cleanup import CleanupReport, CleanupScheduler
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: `python -m runtime.cleanup` must not find the module already
+    # imported by its own package (runpy warns, and the module would run twice over).
+    if name in ("CleanupReport", "CleanupScheduler"):
+        from runtime import cleanup
+
+        return getattr(cleanup, name)
+    raise AttributeError(f"module 'runtime' has no attribute {name!r}")
 
 __all__ = [
     "CleanupReport",
