@@ -7,6 +7,7 @@ not built, little disk left). Checks only look: nothing is created or changed.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,8 +61,7 @@ def run_checks(config: RuntimeConfig, registry_loader: Callable[[], Registry] | 
         yield Check("FAIL", "remaining checks", "skipped: they need the engine", ENGINE_FIX)
         return
     try:
-        yield Check("PASS", "engine", f"Docker {version} ({info.get('OperatingSystem', '?')}, "
-                                      f"cgroup v{info.get('CgroupVersion', '?')})")
+        yield _engine(version, info)
         if registry is not None:
             yield from _images(client, registry, config)
         yield _runtimes(info, config)
@@ -69,6 +69,21 @@ def run_checks(config: RuntimeConfig, registry_loader: Callable[[], Registry] | 
         yield _disk(info, client)
     finally:
         client.close()
+
+
+def _engine(version: str, info: dict[str, Any]) -> Check:
+    detail = f"Docker {version} ({info.get('OperatingSystem', '?')}, cgroup v{info.get('CgroupVersion', '?')})"
+    numbers = [int(n) for n in re.findall(r"\d+", version)[:3]]
+    if len(numbers) == 3 and numbers[:2] == [20, 10] and numbers[2] < 27:
+        # Seen here: under heavy container churn every API call then hangs until dockerd restarts.
+        return Check(
+            "WARN", "engine",
+            f"{detail}: its network controller can deadlock when containers start and stop at a high "
+            "rate (moby/moby#46661; fixed on the 20.10 branch after 20.10.24 by moby/libnetwork#2679); "
+            "the runtime's deadlines turn the hang into EngineUnavailable errors",
+            "use a newer engine where one can be installed; otherwise restart dockerd when calls time out",
+        )
+    return Check("PASS", "engine", detail)
 
 
 def _images(client: docker.DockerClient, registry: Registry, config: RuntimeConfig) -> Iterator[Check]:

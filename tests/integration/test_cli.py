@@ -121,7 +121,7 @@ def test_cleanup_dry_run_through_the_cli(python_image: Language, tmp_path: Path)
 def test_doctor_reports_every_check(python_image: Language, tmp_path: Path) -> None:
     done = cli("doctor", tmp=tmp_path)
     lines = done.stdout.splitlines()
-    assert "PASS  engine: Docker" in done.stdout
+    assert any(ln.startswith(("PASS  engine: Docker", "WARN  engine: Docker")) for ln in lines)
     assert any(ln.startswith("PASS  image python: theappapp-python:latest") for ln in lines)
     for name in ("registry", "OCI runtime", "network policy", "disk"):
         assert any(ln.split(":", 1)[0].endswith(name) for ln in lines), name

@@ -27,6 +27,13 @@ def test_default_runtime_passes_and_mentions_gvisor_as_optional() -> None:
     assert check.status == "PASS" and "using runc" in check.detail and "runsc" in check.detail
 
 
+@pytest.mark.parametrize(("version", "status"), [("20.10.24+dfsg1", "WARN"), ("20.10.27", "PASS"), ("24.0.7", "PASS")])
+def test_an_engine_with_the_known_network_deadlock_is_a_warning(version: str, status: str) -> None:
+    check = doctor._engine(version, {"OperatingSystem": "Debian", "CgroupVersion": "1"})
+    assert check.status == status and version in check.detail
+    assert ("46661" in check.detail) == (status == "WARN")
+
+
 def test_configured_runtime_missing_fails_with_how_to_register_it() -> None:
     check = doctor._runtimes(INFO, config(runtime="runsc"))
     assert check.status == "FAIL" and "'runsc' is configured" in check.detail
