@@ -214,10 +214,10 @@ def remove_project_volume(
 ) -> list[str]:
     """Remove the project's volume and its language caches, if ours: the names removed (none: nothing there).
 
-    `SandboxError` if the project volume is foreign, or a volume is in use.
+    `SandboxError` if the project volume is foreign, or a volume is in use. The caches go first:
+    if one is in use, the project's files are still there when the error is raised.
     """
     name = volume_name(project_id)
-    removed: list[str] = []
     try:
         volume = api.inspect_volume(name)
     except docker.errors.NotFound:
@@ -229,15 +229,13 @@ def remove_project_volume(
                 f"volume {name} does not carry this installation's labels "
                 f"({labels.INSTALLATION}={installation_id}); it was left alone"
             )
-        if dry_run or _remove_volume(api, name):
-            removed.append(name)
     caches = api.volumes(filters={"label": [
         f"{labels.MANAGED}=true", f"{labels.INSTALLATION}={installation_id}",
         f"{labels.PROJECT}={project_id}", labels.CACHE,
     ]}).get("Volumes") or ()
-    for cache in sorted(str(c["Name"]) for c in caches):
-        if dry_run or _remove_volume(api, cache):
-            removed.append(cache)
+    removed = [c for c in sorted(str(c["Name"]) for c in caches) if dry_run or _remove_volume(api, c)]
+    if volume is not None and (dry_run or _remove_volume(api, name)):
+        removed.insert(0, name)
     return removed
 
 

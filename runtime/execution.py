@@ -244,7 +244,7 @@ class Executor:
                 try:
                     item = await asyncio.wait_for(conn.next_chunk(), min(remaining, LIVENESS_EVERY))
                 except TimeoutError:
-                    if await self._container_gone(target):
+                    if await self._container_gone(target, deadline):
                         died = True
                         break
                     continue  # still running: wait on, until the deadline
@@ -272,14 +272,21 @@ class Executor:
         oom = await self._oom(target, oom_before, exit_code, probe_inside=not timed_out)
         finish(result(exit_code, timed_out, oom))
 
-    async def _container_gone(self, target: ExecTarget) -> bool:
+    async def _container_gone(self, target: ExecTarget, deadline: float) -> bool:
         """Whether the exec's container stopped running: its cgroup is gone, or (no cgroup to read,
-        and not runc on this host, which ends the stream itself) the engine says so."""
+        and not runc on this host, which ends the stream itself) the engine says so.
+
+        An engine that does not answer before the exec's own deadline proves nothing: still running.
+        """
         if target.cgroup is not None:
             return not target.cgroup.exists()
         if target.host_kill:
             return False
-        status, info = await self._api("GET", f"/containers/{target.container_id}/json")
+        wait = min(self.engine.api_timeout, max(0.05, deadline - time.monotonic()))
+        try:
+            status, info = await self._api("GET", f"/containers/{target.container_id}/json", deadline=wait)
+        except EngineUnavailable:
+            return False
         return status == 404 or (isinstance(info, dict) and not info.get("State", {}).get("Running", True))
 
     async def _container_end(self, container_id: str) -> tuple[int | None, bool]:

@@ -200,6 +200,7 @@ class WarmPool:
         self.counts: Counter[str] = Counter()  # hit, miss, stale, failed, made, expired, no_memory
         self._spares: dict[Key, list[Spare]] = {}
         self._making: Counter[Key] = Counter()
+        self._dropping: set[str] = set()  # projects whose spares are being dropped: none made meanwhile
         self._waiters: dict[Key, deque[asyncio.Future[Spare | None]]] = {}  # creates waiting for a spare in the making
         self._jobs: set[asyncio.Task[Any]] = set()
         self._removals: set[Future[Any]] = set()
@@ -344,7 +345,7 @@ class WarmPool:
 
     def _reserve(self, key: Key, want: int, *, background: bool = False) -> int:
         """Count in `_making` the spares this key may still get; `_fill` makes them."""
-        if self._closed:
+        if self._closed or key[0] in self._dropping:
             return 0
         have = len(self._spares.get(key, ())) + self._making[key]
         making = sum(self._making.values())
@@ -365,7 +366,21 @@ class WarmPool:
         return LOAD.busy + sum(self._making.values())
 
     async def _fill(self, key: Key, n: int) -> None:
-        await asyncio.gather(*(self._make_one(key) for _ in range(n)))
+        started = 0
+
+        async def one() -> None:
+            nonlocal started
+            started += 1  # from here on, _make_one gives its reservation back itself
+            await self._make_one(key)
+
+        try:
+            await asyncio.gather(*(one() for _ in range(n)))
+        finally:
+            # Cancelled before some makers ran (a prewarm cut off): give their reservations back,
+            # and wake the creates that waited for those spares.
+            for _ in range(n - started):
+                self._making[key] -= 1
+                self._hand(key, None)
 
     async def _make_one(self, key: Key) -> None:
         try:
@@ -452,21 +467,27 @@ class WarmPool:
     async def drop(self, project_id: str) -> int:
         """Remove the project's spares and wait until they are gone (e.g. before its volume is deleted).
 
-        Spares still being made are waited for and removed too: once made, each would hold the
-        project's volumes.
+        Spares still being made are waited for (up to the engine deadline) and removed too:
+        once made, each would hold the project's volumes. No new ones are started meanwhile.
         """
         gone = 0
-        while True:
-            for (project, _), queue in self._spares.items():
-                if project == project_id:
-                    for spare in list(queue):
-                        queue.remove(spare)
-                        self._discard(spare)
-                        gone += 1
-            if not any(n for (project, _), n in self._making.items() if project == project_id):
-                break
-            await asyncio.sleep(0.01)  # a create + start takes ~0.2 s; polling keeps _fill unaware of drops
-        await self.settle()
+        self._dropping.add(project_id)
+        try:
+            deadline = time.monotonic() + self.config.api_timeout
+            while True:
+                for (project, _), queue in self._spares.items():
+                    if project == project_id:
+                        for spare in list(queue):
+                            queue.remove(spare)
+                            self._discard(spare)
+                            gone += 1
+                making = any(n for (project, _), n in self._making.items() if project == project_id)
+                if not making or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.01)  # a create + start takes ~0.2 s; polling keeps _fill unaware of drops
+            await self.settle()
+        finally:
+            self._dropping.discard(project_id)
         return gone
 
     def expire(self) -> int:

@@ -227,7 +227,7 @@ class Language:
         name = filename.rsplit("/", 1)[-1]
         stem, dot, extension = name.rpartition(".")
         if not dot or not stem:  # no extension, or a dot file: all of it is the stem
-            stem, extension = name, ""
+            stem, dot, extension = name, "", ""
         base = filename[: len(filename) - len(extension) - len(dot)]
         other = self.run_by_extension.get(f".{extension}") if extension else None
         steps = [other] if other else [self.compile, self.run] if self.compile else [self.run]

@@ -11,7 +11,8 @@ CONFIG=${DOCKERD_CONFIG:-/etc/docker/daemon.json}
 PIDFILE=${DOCKERD_PIDFILE:-/var/run/docker.pid}
 
 fail() { echo "enable-gvisor: $*" >&2; exit 1; }
-registered() { docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; }
+# Registered as this script registers it: Debian's runsc does not start containers without --network=none.
+registered() { docker info --format '{{json .Runtimes.runsc}}' 2>/dev/null | grep -q -- '--network=none'; }
 
 docker info >/dev/null 2>&1 || fail "no engine answering: run scripts/start-docker-engine.sh first"
 if registered; then
@@ -29,17 +30,26 @@ if ! command -v runsc >/dev/null 2>&1; then
 fi
 
 mkdir -p "$(dirname "$CONFIG")"
+pid=$(cat "$PIDFILE" 2>/dev/null || true)
+{ [ -n "$pid" ] && grep -qx dockerd "/proc/$pid/comm" 2>/dev/null; } \
+  || fail "no running dockerd behind $PIDFILE to reload (another engine answers?); add runsc to its daemon.json yourself"
+
+# Merged, not overwritten: other settings stay. Written to a temporary file and renamed, so an
+# interrupted write never leaves dockerd a config it cannot start with.
 python3 - "$CONFIG" "$(command -v runsc)" <<'PY'
-import json, sys
+import json, os, sys
 from pathlib import Path
 config, runsc = Path(sys.argv[1]), sys.argv[2]
-data = json.loads(config.read_text()) if config.exists() and config.read_text().strip() else {}
-data.setdefault("runtimes", {})["runsc"] = {"path": runsc, "runtimeArgs": ["--network=none"]}
-config.write_text(json.dumps(data, indent=2) + "\n")
+text = config.read_text() if config.exists() else ""
+data = json.loads(text) if text.strip() else {}
+runtimes = data.get("runtimes") or {}
+runtimes["runsc"] = {"path": runsc, "runtimeArgs": ["--network=none"]}
+data["runtimes"] = runtimes
+staged = config.with_name(config.name + ".theappapp-new")
+staged.write_text(json.dumps(data, indent=2) + "\n")
+os.replace(staged, config)
 PY
 
-pid=$(cat "$PIDFILE" 2>/dev/null || true)
-[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || fail "no dockerd pid in $PIDFILE to reload; restart the engine to pick up $CONFIG"
 kill -HUP "$pid"  # runtimes are reloadable: no restart, running containers untouched
 for _ in $(seq 1 20); do
   if registered; then

@@ -337,3 +337,15 @@ def test_a_projects_language_caches_go_with_its_volume_and_nobody_elses() -> Non
     report = run_cleanup(api, volume_projects=["p1"])
     assert report.volumes == ("theappapp-project-p1", "theappapp-cache.go.p1")
     assert sorted(api.volumes_) == ["theappapp-cache.go.p1-x", "theappapp-cache.go.p2"]
+
+
+def test_a_cache_in_use_stops_the_deletion_before_the_projects_files_go() -> None:
+    api = FakeAPI([], {
+        "theappapp-project-p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: OURS}},
+        "theappapp-cache.go.p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: OURS,
+                                             labels.PROJECT: "p1", labels.CACHE: "go"}},
+    })
+    api.in_use.add("theappapp-cache.go.p1")
+    with pytest.raises(SandboxError, match="in use"):
+        run_cleanup(api, volume_projects=["p1"])
+    assert api.removed_volumes == []  # the project's files are still there

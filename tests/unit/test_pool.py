@@ -260,6 +260,32 @@ async def test_drop_also_removes_the_projects_spares_still_being_made() -> None:
     assert [c["labels"][labels.PROJECT] for c in engine.api.made.values()] == ["b"]
 
 
+async def test_a_prewarm_cancelled_before_its_makers_ran_gives_their_reservations_back() -> None:
+    engine = FakeEngine()
+    engine.api.create_delay = 0.05
+    pool = make_pool(engine)
+    prewarm = asyncio.create_task(pool.prewarm("a", "python", 2))
+    await asyncio.sleep(0)  # reserved, makers not yet running
+    prewarm.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await prewarm
+    assert pool._making[("a", "python")] == 0
+    assert await asyncio.wait_for(pool.drop("a"), 5) == 0  # nothing phantom to wait for
+
+
+async def test_no_spare_is_started_for_a_project_while_it_is_being_dropped() -> None:
+    engine = FakeEngine()
+    engine.api.create_delay = 0.05
+    pool = make_pool(engine, pool_spares_per_key=1)
+    pool.refill("a", "python")
+    await asyncio.sleep(0.01)
+    dropping = asyncio.create_task(pool.drop("a"))
+    await asyncio.sleep(0.01)
+    pool.refill("a", "python")  # a task's command finished meanwhile: no new spare while dropping
+    assert await asyncio.wait_for(dropping, 5) == 1
+    assert pool.ready("a", "python") == 0 and engine.api.made == {}
+
+
 async def test_a_failed_spare_creation_releases_its_waiter_and_counts() -> None:
     engine = FakeEngine()
     engine.api.create_delay = 0.02

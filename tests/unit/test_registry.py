@@ -164,3 +164,11 @@ def test_cache_path_must_be_absolute_and_clear_of_the_other_mounts(raw: dict[str
     data["languages"]["go"]["cache"]["path"] = path
     with pytest.raises(RegistryError, match="cache"):
         parse_registry(data)
+
+
+def test_command_for_a_dot_file_keeps_its_whole_name_as_base_and_stem() -> None:
+    from dataclasses import replace
+
+    node = load_registry().languages["node"]
+    probe = replace(node, run="echo {file} {stem} {base}", compile=None)
+    assert probe.command_for("src/.hidden") == "echo src/.hidden .hidden src/.hidden"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from runtime.config import RuntimeConfig
-from runtime.errors import InvalidIdentifier, InvalidPath, SandboxError
-from runtime.execution import KILLER_SCRIPT, Capture, ExecRequest
+from runtime.errors import EngineUnavailable, InvalidIdentifier, InvalidPath, SandboxError
+from runtime.execution import KILLER_SCRIPT, Capture, ExecRequest, ExecStream, ExecTarget, Executor
 
 CONFIG = RuntimeConfig.load(env={"THEAPPAPP_INSTALLATION_ID": "x"}, max_output_bytes=8, default_timeout=5)
 
@@ -58,3 +62,52 @@ def test_killer_uses_builtins_only_so_it_runs_when_no_pid_is_left() -> None:
     assert not re.search(r"\$\((?!\()|`", KILLER_SCRIPT)
     for external in ("ps ", "grep", "awk", "seq", "xargs", "pkill"):
         assert external not in KILLER_SCRIPT
+
+
+class _SilentConnection:
+    """A healthy command that prints nothing for a long while."""
+
+    exec_id = "e1"
+
+    async def next_chunk(self) -> None:
+        await asyncio.sleep(3600)
+
+    async def close(self, grace: float = 1.0) -> None:
+        return None
+
+
+def _silent_executor(answer: Any) -> Executor:
+    """An executor whose exec prints nothing and whose engine answers inspects with `answer` (or raises it)."""
+    engine = SimpleNamespace(api_timeout=60.0, api_version="1.41", endpoint=lambda: ("unix", "/nonexistent"))
+    executor = Executor(engine, RuntimeConfig(installation_id="unit"))  # type: ignore[arg-type]
+
+    async def start(target: ExecTarget, request: ExecRequest) -> _SilentConnection:
+        return _SilentConnection()
+
+    async def api(method: str, path: str, payload: Any = None, deadline: float | None = None) -> tuple[int, Any]:
+        if isinstance(answer, BaseException):
+            raise answer
+        await asyncio.sleep(min(answer, deadline or 60.0))  # an engine slower than the caller's deadline
+        if answer > (deadline or 60.0):
+            raise EngineUnavailable("no answer in time")
+        return 200, {"State": {"Running": True}}
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    executor._start = start  # type: ignore[method-assign, assignment]
+    executor._api = api  # type: ignore[method-assign]
+    executor.kill_all = nothing  # type: ignore[method-assign]
+    executor._exit_code = nothing  # type: ignore[method-assign]
+    return executor
+
+
+@pytest.mark.parametrize("answer", [EngineUnavailable("engine restarting"), 20.0])
+async def test_an_unanswered_liveness_check_neither_kills_the_exec_nor_outlasts_its_timeout(answer: Any) -> None:
+    executor = _silent_executor(answer)
+    target = ExecTarget("c1", None, host_kill=False)  # no cgroup to read, not runc here: the inspect path
+    request = ExecRequest.shell(CONFIG, "sleep 100", timeout=2.5)
+    stream = ExecStream(executor, target, request, lambda _: None)
+    started = time.monotonic()
+    result = await stream.collect()
+    assert result.timed_out and time.monotonic() - started < 5
