@@ -51,7 +51,9 @@ async def test_an_oom_ends_the_exec_at_once_and_says_so(gvisor: ContainerManager
         started = time.monotonic()
         result = await box.exec("python3 -c 'x = bytearray(4 * 1024**3)'", timeout=60)
         took = time.monotonic() - started
-        assert (result.exit_code, result.oom_killed, result.timed_out) == (137, True, False), result
+        # The exit code depends on which side sees the end first: the exec's stream failing (gVisor
+        # reports 128) or the container's death (137); either way it is an OOM, and not a timeout.
+        assert result.oom_killed and not result.timed_out and result.exit_code in (128, 137), result
         assert took < 30, f"the exec waited {took:.0f} s for a sandbox that had died"  # its deadline was 60 s
         with pytest.raises(SandboxError, match="not running"):
             await box.exec("true")  # the OOM took the whole sandbox: said plainly, not a hang
