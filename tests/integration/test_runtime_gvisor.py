@@ -55,8 +55,14 @@ async def test_an_oom_ends_the_exec_at_once_and_says_so(gvisor: ContainerManager
         # reports 128) or the container's death (137); either way it is an OOM, and not a timeout.
         assert result.oom_killed and not result.timed_out and result.exit_code in (128, 137), result
         assert took < 30, f"the exec waited {took:.0f} s for a sandbox that had died"  # its deadline was 60 s
-        with pytest.raises(SandboxError, match="not running"):
-            await box.exec("true")  # the OOM took the whole sandbox: said plainly, not a hang
+        # Usually the OOM takes the whole sandbox (then the next exec says so plainly); sometimes
+        # gVisor kills only the process. Either way the next call answers at once: no hang.
+        try:
+            after = await box.exec("echo alive", timeout=10)
+        except SandboxError as err:
+            assert "not running" in str(err)
+        else:
+            assert after.stdout == "alive\n"
 
 
 async def test_a_timeout_kills_the_command_and_the_sandbox_lives_on(gvisor: ContainerManager, unique: str) -> None:
