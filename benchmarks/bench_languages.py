@@ -8,7 +8,7 @@
    seeded then) against the same project's next task.
 2. gVisor, when the engine has runsc: create + start + `true` under runsc and runc, and how
    long an exec that runs out of memory takes to return (its deadline is 60 s; gVisor's OOM
-   kills the whole sandbox and the exec must notice).
+   can kill the whole sandbox and the exec must notice).
 Each project is deleted afterwards, volumes and caches included.
 """
 

@@ -39,7 +39,7 @@ KILL_GRACE = 1.0
 CLOSE_GRACE = 0.3
 HOST_KILL_GRACE = 0.4  # the fallback killer, when the in-container one could not run
 # After this long without output, and as often again, an exec checks that its container still
-# runs: under gVisor an OOM kills the whole sandbox and the exec's stream never ends.
+# runs: under gVisor an OOM can kill the whole sandbox and the exec's stream never ends.
 LIVENESS_EVERY = 1.0
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -1,7 +1,7 @@
 """Sandboxes under gVisor (runsc), where the engine has it registered (scripts/enable-gvisor.sh).
 
 Debian's runsc runs with its own network off, so these managers use network="none". gVisor
-differs from runc where it matters to the manager: an OOM kills the whole sandbox, and the
+differs from runc where it matters to the manager: an OOM can kill the whole sandbox, and the
 exec's output stream then never ends, so the exec has to notice its container died.
 """
 
