@@ -55,14 +55,18 @@ async def test_an_oom_ends_the_exec_at_once_and_says_so(gvisor: ContainerManager
         # reports 128) or the container's death (137); either way it is an OOM, and not a timeout.
         assert result.oom_killed and not result.timed_out and result.exit_code in (128, 137), result
         assert took < 30, f"the exec waited {took:.0f} s for a sandbox that had died"  # its deadline was 60 s
-        # Usually the OOM takes the whole sandbox (then the next exec says so plainly); sometimes
-        # gVisor kills only the process. Either way the next call answers at once: no hang.
+        # Usually the OOM takes the whole sandbox: the next exec is refused ("not running"), or, if
+        # the engine has not noticed yet, fails with its "in state stopped" message. Sometimes gVisor
+        # kills only the process and the sandbox lives on. Whichever: the next call answers at once.
+        started = time.monotonic()
         try:
             after = await box.exec("echo alive", timeout=10)
         except SandboxError as err:
             assert "not running" in str(err)
         else:
-            assert after.stdout == "alive\n"
+            said = after.stdout + after.stderr
+            assert said == "alive\n" or (after.exit_code != 0 and "stopped" in said), after
+        assert time.monotonic() - started < 10
 
 
 async def test_a_timeout_kills_the_command_and_the_sandbox_lives_on(gvisor: ContainerManager, unique: str) -> None:
