@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 import uuid
 
 import docker
+from benchlib import show
 
 from runtime.config import RuntimeConfig
 from runtime.manager import ContainerManager
 from runtime.registry import get_registry
-
-
-def median_ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:7.0f} ms  (n={len(values)})"
 
 
 async def go_first_run(runs: int) -> None:
@@ -62,12 +58,12 @@ async def go_first_run(runs: int) -> None:
     finally:
         await manager.shutdown()
     print("Go: first `go run` of hello world in a new project")
-    print(f"  build cache seeded from the image (default)  {median_ms(seeded)}")
-    print(f"  empty build cache (as before)                 {median_ms(empty)}")
-    print(f"  ratio {statistics.median(empty) / statistics.median(seeded):.0f}x")
+    seeded50, _ = show("build cache seeded from the image (default)", seeded)
+    empty50, _ = show("empty build cache (as before)", empty)
+    print(f"    ratio {empty50 / seeded50:.0f}x")
     print("Go: create + start")
-    print(f"  new project (its cache volume is seeded)      {median_ms(new_project)}")
-    print(f"  the same project's next task                  {median_ms(same_project)}")
+    show("new project (its cache volume is seeded)", new_project)
+    show("the same project's next task", same_project)
 
 
 async def gvisor(runs: int) -> None:
@@ -97,9 +93,10 @@ async def gvisor(runs: int) -> None:
         finally:
             await manager.shutdown()
     print("gVisor: create + start + `true` (python image, no network)")
-    print(f"  runc   {median_ms(cycle['runc'])}")
-    print(f"  runsc  {median_ms(cycle['runsc'])}")
-    print(f"gVisor: an exec that runs out of memory returns after  {median_ms(oom)}  (deadline 60 s)")
+    show("runc", cycle["runc"])
+    show("runsc", cycle["runsc"])
+    print("gVisor: an exec that runs out of memory returns after (deadline 60 s)")
+    show("runsc", oom)
 
 
 async def main(args: argparse.Namespace) -> None:
