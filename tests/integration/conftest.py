@@ -20,7 +20,7 @@ from docker.errors import DockerException
 from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
-from runtime.manager import ContainerManager
+from runtime.manager import ContainerManager, Sandbox
 from runtime.network import remove_sandbox_network
 from runtime.registry import Language, get_registry
 
@@ -116,3 +116,10 @@ async def manager(runtime_config: RuntimeConfig, python_image: Language) -> Asyn
     await mgr.startup()
     yield mgr
     await mgr.shutdown()
+
+
+@pytest.fixture
+async def sandbox(manager: ContainerManager, unique: str) -> AsyncIterator[Sandbox]:
+    """A python task of a project of its own, destroyed after the test."""
+    async with manager.task(f"t{unique}", f"p{unique}", "python") as box:
+        yield box

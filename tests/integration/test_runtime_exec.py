@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,12 +14,6 @@ from runtime.manager import ContainerManager, Sandbox
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-async def sandbox(manager: ContainerManager, unique: str) -> AsyncIterator[Sandbox]:
-    async with manager.task(f"t{unique}", f"p{unique}", "python") as box:
-        yield box
 
 
 async def _processes(sandbox: Sandbox) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from runtime.config import RuntimeConfig
@@ -12,12 +10,6 @@ from runtime.manager import ContainerManager, Sandbox
 from runtime.registry import Language
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def sandbox(manager: ContainerManager, unique: str) -> AsyncIterator[Sandbox]:
-    async with manager.task(f"t{unique}", f"p{unique}", "python") as box:
-        yield box
 
 
 async def test_written_files_round_trip_and_belong_to_the_sandbox_user(sandbox: Sandbox) -> None:

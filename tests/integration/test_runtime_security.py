@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -20,12 +20,6 @@ from runtime.registry import Language
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-async def sandbox(manager: ContainerManager, unique: str) -> AsyncIterator[Sandbox]:
-    async with manager.task(f"t{unique}", f"p{unique}", "python") as box:
-        yield box
 
 
 def _inspect(client: docker.DockerClient, sandbox: Sandbox) -> dict[str, object]:
