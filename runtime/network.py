@@ -130,11 +130,7 @@ def prune_stale_rules(client: docker.DockerClient) -> list[str]:
     creating right now (network first, rules second) is always seen as alive.
     """
     interfaces: set[str] = set()
-    for program in ("iptables", "ip6tables"):
-        binary = firewall.locate(program)
-        if binary is None:
-            continue
-        fw = Firewall(binary)
+    for _, fw in _installed_firewalls():
         try:
             for chain in ("INPUT", firewall.DOCKER_USER):
                 interfaces.update(firewall.rule_interfaces(fw.tagged_rules(chain)))
@@ -321,12 +317,14 @@ def _apply_ipv6(interface: str, *, install: bool) -> tuple[bool, str]:
         return False, f"The IPv6 host rule could not be installed: {exc}."
 
 
+def _installed_firewalls() -> list[tuple[str, Firewall]]:
+    """(program, Firewall) for each of iptables and ip6tables that this host has."""
+    found = ((program, firewall.locate(program)) for program in ("iptables", "ip6tables"))
+    return [(program, Firewall(binary)) for program, binary in found if binary is not None]
+
+
 def _remove_rules(interface: str) -> None:
-    for program in ("iptables", "ip6tables"):
-        binary = firewall.locate(program)
-        if binary is None:
-            continue
-        fw = Firewall(binary)
+    for program, fw in _installed_firewalls():
         try:
             with firewall.rules_lock():
                 fw.remove_for_interface(interface)
