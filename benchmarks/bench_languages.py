@@ -23,8 +23,8 @@ import docker
 from benchlib import show
 
 from runtime.config import RuntimeConfig
-from runtime.manager import ContainerManager
 from runtime.registry import get_registry
+from runtime.sandbox.manager import ContainerManager
 
 
 async def go_first_run(runs: int) -> None:

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from runtime.events import ExecEvent
-from runtime.monitor import SandboxMonitor
+from runtime.monitoring.monitor import SandboxMonitor
+from runtime.sandbox.events import ExecEvent
 
 TAIL = (
     "Traceback (most recent call last):\n  File \"/workspace/main.py\", line 12, in <module>\n"

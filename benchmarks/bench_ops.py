@@ -27,9 +27,9 @@ from pathlib import Path
 import docker
 
 from runtime import labels
-from runtime.cleanup import cleanup
 from runtime.config import RuntimeConfig
-from runtime.manager import ContainerManager
+from runtime.ops.cleanup import cleanup
+from runtime.sandbox.manager import ContainerManager
 
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPET = "import math\n" + "".join(f"x{i} = math.sqrt({i})\n" for i in range(60)) + "print(x59)\n"  # ~1 KB
@@ -82,7 +82,7 @@ def cli_one_shot(runs: int, installation: str) -> None:
 
 def cleanup_orphans(orphans: int, installation: str) -> None:
     script = (
-        "import asyncio, sys\nfrom runtime.manager import ContainerManager\n"
+        "import asyncio, sys\nfrom runtime.sandbox.manager import ContainerManager\n"
         "async def main():\n    m = ContainerManager()\n    await m.startup()\n"
         f"    await asyncio.gather(*(m.create_container(f't{{i}}', 'benchproj', 'python') for i in range({orphans})))\n"
         "    print('READY', flush=True)\n    await asyncio.sleep(3600)\nasyncio.run(main())\n"

@@ -33,13 +33,13 @@ import docker
 from benchlib import show
 
 from runtime import labels
+from runtime.backends.docker.network import ensure_sandbox_network, remove_sandbox_network
 from runtime.config import RuntimeConfig
 from runtime.errors import NetworkPolicyError
-from runtime.hardening import ContainerSpec
-from runtime.manager import ContainerManager
-from runtime.naming import container_name, volume_name
-from runtime.network import ensure_sandbox_network, remove_sandbox_network
-from runtime.pool import WarmPool
+from runtime.sandbox.manager import ContainerManager
+from runtime.sandbox.naming import container_name, volume_name
+from runtime.sandbox.pool import WarmPool
+from runtime.sandbox.spec import ContainerSpec
 
 
 class Raw:

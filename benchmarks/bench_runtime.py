@@ -23,11 +23,11 @@ import docker
 from benchlib import show
 
 from runtime import labels
+from runtime.backends.docker.network import remove_sandbox_network
 from runtime.config import RuntimeConfig
-from runtime.hardening import ContainerSpec
-from runtime.manager import ContainerManager
-from runtime.naming import container_name, volume_name
-from runtime.network import remove_sandbox_network
+from runtime.sandbox.manager import ContainerManager
+from runtime.sandbox.naming import container_name, volume_name
+from runtime.sandbox.spec import ContainerSpec
 
 
 async def main(runs: int, language: str) -> None:

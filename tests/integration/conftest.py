@@ -18,11 +18,11 @@ import pytest
 from docker.errors import DockerException
 
 from runtime import labels
+from runtime.backends.docker.network import remove_sandbox_network
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
-from runtime.manager import ContainerManager, Sandbox
-from runtime.network import remove_sandbox_network
 from runtime.registry import Language, get_registry
+from runtime.sandbox.manager import ContainerManager, Sandbox
 
 SESSION = uuid.uuid4().hex[:10]
 INSTALLATION = f"test-{SESSION}"

@@ -23,11 +23,11 @@ import docker
 import pytest
 
 from runtime import labels
-from runtime.cleanup import CleanupScheduler, task_of
 from runtime.config import RuntimeConfig
-from runtime.manager import ContainerManager
-from runtime.owner import host_identity
+from runtime.ops.cleanup import CleanupScheduler, task_of
 from runtime.registry import Language
+from runtime.sandbox.manager import ContainerManager
+from runtime.sandbox.owner import host_identity
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MANAGER_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
-    from runtime.manager import ContainerManager
+    from runtime.sandbox.manager import ContainerManager
 
     async def main(project):
         manager = ContainerManager()
@@ -97,7 +97,7 @@ def _killed_manager(installation: str, project: str) -> None:
 
 def _cleanup_cli(installation: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cleanup", *args], env=_env(installation), cwd=ROOT,
+        [sys.executable, "-m", "runtime.ops.cleanup", *args], env=_env(installation), cwd=ROOT,
         capture_output=True, text=True, timeout=120,
     )
 
@@ -259,7 +259,7 @@ async def test_cleanup_from_another_pid_namespace_leaves_a_live_managers_sandbox
         assert probe.stdout.strip() == "False"  # control: in there, the owner's pid is indeed gone
         # Control: judged as if the namespaces were one host, the live sandbox would be an orphan.
         naive = (
-            "import docker, sys; from runtime.cleanup import find_orphans; "
+            "import docker, sys; from runtime.ops.cleanup import find_orphans; "
             "orphans, _ = find_orphans(docker.from_env().api, sys.argv[1], host=sys.argv[2]); "
             "print([o.reason for o in orphans])"
         )
@@ -269,7 +269,7 @@ async def test_cleanup_from_another_pid_namespace_leaves_a_live_managers_sandbox
         )
         assert judged.stdout.strip() == "['owner gone']"
         done = subprocess.run(
-            [*isolated, "-m", "runtime.cleanup"], env=_env(installation), cwd=ROOT,
+            [*isolated, "-m", "runtime.ops.cleanup"], env=_env(installation), cwd=ROOT,
             capture_output=True, text=True, timeout=120,
         )
         assert done.returncode == 0, done.stderr

@@ -16,8 +16,8 @@ import docker
 import pytest
 
 from runtime import labels
-from runtime.manager import ContainerManager
 from runtime.registry import Language
+from runtime.sandbox.manager import ContainerManager
 
 from .conftest import INSTALLATION, NETWORK
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.manager import ContainerManager
-from runtime.monitor import SandboxMonitor
+from runtime.monitoring.monitor import SandboxMonitor
+from runtime.sandbox.manager import ContainerManager
 
 
 async def test_a_tasks_executions_failures_and_usage_are_recorded(

@@ -29,8 +29,8 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from runtime.firewall import TAG
-from runtime.network import (
+from runtime.backends.docker.firewall import TAG
+from runtime.backends.docker.network import (
     NetworkPolicyStatus,
     bridge_interface_name,
     ensure_sandbox_network,
@@ -548,7 +548,7 @@ def test_without_net_admin_ensure_reports_instead_of_raising(
     name = f"theappapp-nettest-{RUN}-nocap"
     script = (
         "import json, docker\n"
-        "from runtime.network import ensure_sandbox_network\n"
+        "from runtime.backends.docker.network import ensure_sandbox_network\n"
         f"s = ensure_sandbox_network(docker.from_env(), {name!r})\n"
         "print(json.dumps([s.host_blocked, s.metadata_blocked, s.icc_disabled, list(s.problems)]))\n"
     )

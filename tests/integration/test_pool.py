@@ -13,9 +13,9 @@ import pytest
 
 from runtime import labels
 from runtime.config import RuntimeConfig
-from runtime.manager import ContainerManager
-from runtime.pool import SPARE, SPARE_PREFIX, WarmPool
 from runtime.registry import Language
+from runtime.sandbox.manager import ContainerManager
+from runtime.sandbox.pool import SPARE, SPARE_PREFIX, WarmPool
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import docker
 import pytest
 
 from runtime.errors import InvalidPath, ValidationFailed
-from runtime.manager import ContainerManager
 from runtime.registry import get_registry
+from runtime.sandbox.manager import ContainerManager
 
 from .conftest import image_or_skip
 
@@ -71,7 +71,7 @@ async def test_every_built_languages_hello_runs_through_run_code(
 async def test_typescript_file_is_compiled_then_run_and_a_type_error_stops_it(
     manager: ContainerManager, docker_client: docker.DockerClient, unique: str
 ) -> None:
-    from runtime.failures import classify
+    from runtime.monitoring.failures import classify
 
     image_or_skip(docker_client, "node")
     typed = (

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from runtime.errors import InvalidIdentifier, InvalidPath
-from runtime.execution import host_kill
-from runtime.manager import ContainerManager, Sandbox
+from runtime.sandbox.execution import host_kill
+from runtime.sandbox.manager import ContainerManager, Sandbox
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024

@@ -6,8 +6,8 @@ import pytest
 
 from runtime.config import RuntimeConfig
 from runtime.errors import FileMissing, InvalidPath
-from runtime.manager import ContainerManager, Sandbox
 from runtime.registry import Language
+from runtime.sandbox.manager import ContainerManager, Sandbox
 
 pytestmark = pytest.mark.integration
 

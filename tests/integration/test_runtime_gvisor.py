@@ -16,8 +16,8 @@ import pytest
 
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
-from runtime.manager import ContainerManager
 from runtime.registry import Language
+from runtime.sandbox.manager import ContainerManager
 
 from .test_runtime_security import _PROBE, _listener
 

@@ -6,8 +6,8 @@ import docker
 import pytest
 
 from runtime.config import RuntimeConfig
-from runtime.manager import ContainerManager
 from runtime.registry import get_registry
+from runtime.sandbox.manager import ContainerManager
 
 from .conftest import image_or_skip
 

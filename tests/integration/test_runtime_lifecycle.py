@@ -20,10 +20,10 @@ from runtime.errors import (
     TaskNotFound,
     UnknownLanguage,
 )
-from runtime.events import ExecEvent, LifecycleEvent
-from runtime.manager import ContainerManager
-from runtime.pool import SPARE_PREFIX
 from runtime.registry import Language
+from runtime.sandbox.events import ExecEvent, LifecycleEvent
+from runtime.sandbox.manager import ContainerManager
+from runtime.sandbox.pool import SPARE_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -264,12 +264,12 @@ async def test_network_none_per_task_has_no_interfaces_but_loopback(manager: Con
 async def test_startup_says_plainly_when_the_firewall_is_not_installed(
     docker_client: docker.DockerClient, python_image: Language, unique: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from runtime.network import remove_sandbox_network
+    from runtime.backends.docker.network import remove_sandbox_network
 
     name = f"theappapp-nofw-{unique}"
     mgr = ContainerManager(RuntimeConfig.load(network_name=name, install_firewall=False))
     try:
-        with caplog.at_level(logging.WARNING, logger="runtime.manager"):
+        with caplog.at_level(logging.WARNING, logger="runtime.sandbox.manager"):
             await mgr.startup()
         status = mgr.network_status
         assert status is not None and status.network_name == name and status.icc_disabled

@@ -15,8 +15,8 @@ import pytest
 
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
-from runtime.manager import ContainerManager, Sandbox
 from runtime.registry import Language
+from runtime.sandbox.manager import ContainerManager, Sandbox
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024

@@ -8,7 +8,7 @@ from typing import Any
 
 import docker.errors
 
-from runtime.firewall import CommandResult
+from runtime.backends.docker.firewall import CommandResult
 
 DENIED = "iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)"
 

@@ -12,11 +12,12 @@ from typing import Any
 import docker.errors
 import pytest
 
-from runtime import cleanup, labels
-from runtime.cleanup import CleanupReport, CleanupScheduler, classify, owner_gone
+from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
-from runtime.owner import host_identity
+from runtime.ops import cleanup
+from runtime.ops.cleanup import CleanupReport, CleanupScheduler, classify, owner_gone
+from runtime.sandbox.owner import host_identity
 
 OURS = "inst-ours"
 HOST = "host-a"

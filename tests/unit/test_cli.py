@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime import cli
-from runtime.events import ExecEvent, LifecycleEvent, ResourceUsage
-from runtime.listing import human_age, table
-from runtime.monitor import SandboxMonitor
-from runtime.stats_view import render
+from runtime.cli import commands as cli
+from runtime.monitoring.monitor import SandboxMonitor
+from runtime.monitoring.stats_view import render
+from runtime.ops.listing import human_age, table
+from runtime.sandbox.events import ExecEvent, LifecycleEvent, ResourceUsage
 
 NO_ENGINE = "unix:///nonexistent/theappapp-test.sock"
 

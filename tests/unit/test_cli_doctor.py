@@ -8,9 +8,10 @@ from typing import Any
 import docker.errors
 import pytest
 
-from runtime import doctor, labels
+from runtime import labels
+from runtime.backends.docker.network import BRIDGE_NAME_OPTION, ICC_OPTION, bridge_interface_name
 from runtime.config import RuntimeConfig
-from runtime.network import BRIDGE_NAME_OPTION, ICC_OPTION, bridge_interface_name
+from runtime.ops import doctor
 
 Usage = namedtuple("Usage", "total used free")
 GiB = 1024**3

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.events import ExecEvent, LifecycleEvent, Observer, ResourceUsage
-from runtime.metrics import PrometheusMetrics
-from runtime.monitor import MONITOR_DB_ENV, SandboxMonitor, default_monitor_path
+from runtime.monitoring.metrics import PrometheusMetrics
+from runtime.monitoring.monitor import MONITOR_DB_ENV, SandboxMonitor, default_monitor_path
+from runtime.sandbox.events import ExecEvent, LifecycleEvent, Observer, ResourceUsage
 
 T0 = 1_800_000_000.0
 PY_ZERO_DIV = (

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime.failures import OUTCOMES, classify
+from runtime.monitoring.failures import OUTCOMES, classify
 
 SAMPLES: list[dict[str, Any]] = json.loads((Path(__file__).parent / "data" / "failure_samples.json").read_text())
 

@@ -9,16 +9,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from runtime import firewall, network
-from runtime.errors import NetworkPolicyError
-from runtime.firewall import CommandResult
-from runtime.network import (
+from runtime.backends.docker import firewall, network
+from runtime.backends.docker.firewall import CommandResult
+from runtime.backends.docker.network import (
     BRIDGE_NAME_OPTION,
     ICC_OPTION,
     bridge_interface_name,
     ensure_sandbox_network,
     remove_sandbox_network,
 )
+from runtime.errors import NetworkPolicyError
 from tests.unit.network_fakes import FakeClient, FakeIptables
 
 NAME = "theappapp-sandbox"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.firewall import (
+from runtime.backends.docker.firewall import (
     TAG,
     Firewall,
     FirewallError,

@@ -17,9 +17,9 @@ import pytest
 from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
-from runtime.owner import Owner
-from runtime.pool import GATE, LOAD, SPARE, SPARE_PREFIX, EndpointGate, WarmPool, mem_available
 from runtime.registry import get_registry
+from runtime.sandbox.owner import Owner
+from runtime.sandbox.pool import GATE, LOAD, SPARE, SPARE_PREFIX, EndpointGate, WarmPool, mem_available
 
 
 class FakeAPI:
@@ -187,7 +187,7 @@ def test_the_engine_load_counts_calls_in_flight_and_releases_them_on_failure() -
 async def test_no_spare_is_made_when_the_host_is_short_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = FakeEngine()
     pool = make_pool(engine, pool_min_available_memory=1 << 30)
-    monkeypatch.setattr("runtime.pool.mem_available", lambda: 100 << 20)
+    monkeypatch.setattr("runtime.sandbox.pool.mem_available", lambda: 100 << 20)
     assert await pool.prewarm("a", "python", 1) == 0
     assert pool.counts["no_memory"] == 1 and engine.api.made == {}
 

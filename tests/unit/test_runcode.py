@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from runtime.errors import InvalidPath
-from runtime.execution import ExecResult
 from runtime.registry import get_registry
-from runtime.runcode import RunResult, check_filename, default_filename
+from runtime.sandbox.execution import ExecResult
+from runtime.sandbox.runcode import RunResult, check_filename, default_filename
 from runtime.validation import Finding
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.cgroups import ContainerCgroup, parse_oom_kills
+from runtime.backends.docker.cgroups import ContainerCgroup, parse_oom_kills
 
 CID = "abc123"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.engine import Engine
+from runtime.backends.docker.engine import Engine
 from runtime.errors import EngineUnavailable
 
 

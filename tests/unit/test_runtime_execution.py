@@ -12,7 +12,7 @@ import pytest
 
 from runtime.config import RuntimeConfig
 from runtime.errors import EngineUnavailable, InvalidIdentifier, InvalidPath, SandboxError
-from runtime.execution import KILLER_SCRIPT, Capture, ExecRequest, ExecStream, ExecTarget, Executor
+from runtime.sandbox.execution import KILLER_SCRIPT, Capture, ExecRequest, ExecStream, ExecTarget, Executor
 
 CONFIG = RuntimeConfig.load(env={"THEAPPAPP_INSTALLATION_ID": "x"}, max_output_bytes=8, default_timeout=5)
 

@@ -8,8 +8,8 @@ import tarfile
 import pytest
 
 from runtime.errors import InvalidPath
-from runtime.files import build_archive, check_resolved, resolve_command, single_file
-from runtime.paths import relative_parts, under_workspace
+from runtime.sandbox.files import build_archive, check_resolved, resolve_command, single_file
+from runtime.sandbox.paths import relative_parts, under_workspace
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from runtime.config import RuntimeConfig
-from runtime.hardening import KEEPER_COMMAND, ContainerSpec
 from runtime.registry import Resources
+from runtime.sandbox.spec import KEEPER_COMMAND, ContainerSpec
 
 RES = Resources(memory="512m", cpus=1.5, pids=128, tmp_size="64m", home_size="32m")
 
@@ -61,9 +61,9 @@ def test_the_volume_mount_carries_the_labels_the_engine_gives_a_volume_it_create
 
 
 def test_a_language_with_a_cache_gets_its_per_project_cache_volume_mounted() -> None:
-    from runtime.hardening import project_cache
-    from runtime.owner import Owner
     from runtime.registry import get_registry
+    from runtime.sandbox.owner import Owner
+    from runtime.sandbox.spec import project_cache
 
     owner = Owner(installation="x")
     go, python = get_registry().languages["go"], get_registry().languages["python"]
@@ -82,7 +82,7 @@ def test_a_language_with_a_cache_gets_its_per_project_cache_volume_mounted() -> 
 
 
 def test_cache_volume_names_of_different_projects_and_languages_never_meet() -> None:
-    from runtime.naming import cache_volume_name
+    from runtime.sandbox.naming import cache_volume_name
 
     # language names have no '.', so "go" + "x.p" and a language "go.x" + "p" cannot both exist
     assert cache_volume_name("x-p", "go") != cache_volume_name("p", "go-x")

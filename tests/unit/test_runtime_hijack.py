@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from runtime.backends.docker.hijack import STDERR, STDOUT, api_call, start_exec
 from runtime.errors import EngineUnavailable, SandboxError, TaskNotFound
-from runtime.hijack import STDERR, STDOUT, api_call, start_exec
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

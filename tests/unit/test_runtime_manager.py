@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from runtime import manager as manager_module
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidIdentifier, SandboxError, TaskNotFound
-from runtime.manager import ContainerManager, get_container_manager
+from runtime.sandbox import manager as manager_module
+from runtime.sandbox.manager import ContainerManager, get_container_manager
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtime.errors import InvalidIdentifier
-from runtime.naming import container_name, validate_id, volume_name
+from runtime.sandbox.naming import container_name, validate_id, volume_name
 
 
 @pytest.mark.parametrize("good", ["task-123", "proj-456", "a", "A.b_c-9", "x" * 63])

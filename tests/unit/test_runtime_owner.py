@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from runtime import labels
-from runtime.owner import Owner, process_start_ticks
+from runtime.sandbox.owner import Owner, process_start_ticks
 
 
 def test_process_start_ticks_is_field_22_of_proc_stat() -> None:

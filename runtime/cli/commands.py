@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from runtime import cleanup as cleanup_job
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidPath, SandboxError, ValidationFailed
-from runtime.runcode import RunResult, check_filename
+from runtime.ops import cleanup as cleanup_job
+from runtime.sandbox.runcode import RunResult, check_filename
 
 if TYPE_CHECKING:
-    from runtime.monitor import SandboxMonitor
+    from runtime.monitoring.monitor import SandboxMonitor
 
 EXIT_TIMEOUT = 124
 EXIT_SANDBOX = 125
@@ -89,7 +89,7 @@ def _one_shot_config(args: argparse.Namespace) -> RuntimeConfig:
 
 
 async def _run(args: argparse.Namespace, code: str, filename: str | None, progress: Progress) -> int:
-    from runtime.manager import ContainerManager
+    from runtime.sandbox.manager import ContainerManager
 
     config = _one_shot_config(args)
     monitor = _monitor(args)
@@ -137,7 +137,7 @@ def _monitor(args: argparse.Namespace) -> SandboxMonitor | None:
     if args.no_monitor:
         return None
     try:
-        from runtime.monitor import SandboxMonitor
+        from runtime.monitoring.monitor import SandboxMonitor
     except ImportError:
         return None
     return SandboxMonitor(metrics=False)
@@ -172,7 +172,7 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_ls(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from runtime.listing import container_rows, table, volume_rows
+    from runtime.ops.listing import container_rows, table, volume_rows
 
     config = RuntimeConfig.load()
     installation = None if args.all else config.installation_id
@@ -207,8 +207,8 @@ def cmd_cleanup(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 def cmd_stats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
-        from runtime import stats_view
-        from runtime.monitor import default_monitor_path
+        from runtime.monitoring import stats_view
+        from runtime.monitoring.monitor import default_monitor_path
     except ImportError as err:
         print(f"error: statistics are not available in this installation: {err}", file=sys.stderr)
         return 1
@@ -226,7 +226,7 @@ def cmd_stats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from runtime.doctor import run_checks
+    from runtime.ops.doctor import run_checks
 
     failed = warned = 0
     for check in run_checks(RuntimeConfig.load()):

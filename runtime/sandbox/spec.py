@@ -13,9 +13,9 @@ from typing import Any
 from docker.types import Mount
 
 from runtime.config import RuntimeConfig
-from runtime.naming import cache_volume_name
-from runtime.owner import Owner
 from runtime.registry import Language, Resources
+from runtime.sandbox.naming import cache_volume_name
+from runtime.sandbox.owner import Owner
 
 # docker-init (tini) is PID 1 and reaps zombies; the keeper is its only child and the
 # first process of the container, so it has the lowest pid after 1 (the exec timeout

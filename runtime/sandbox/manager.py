@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import docker.errors
 
 from runtime import labels
-from runtime.cgroups import ContainerCgroup
+from runtime.backends.docker.cgroups import ContainerCgroup
+from runtime.backends.docker.engine import Engine
 from runtime.config import RuntimeConfig
-from runtime.engine import Engine
 from runtime.errors import (
     FileMissing,
     ImageMissing,
@@ -39,19 +39,19 @@ from runtime.errors import (
     TaskNotFound,
     ValidationFailed,
 )
-from runtime.events import ExecEvent, LifecycleEvent, Observer, ResourceUsage
-from runtime.execution import ExecRequest, ExecResult, ExecStream, ExecTarget, Executor
-from runtime.files import build_archive, check_resolved, resolve_command, single_file
-from runtime.hardening import ContainerSpec, project_cache
-from runtime.naming import container_name, validate_id, volume_name
-from runtime.owner import Owner
-from runtime.paths import relative_parts
-from runtime.pool import GATE, LOAD, WarmPool, remove_container_sync
 from runtime.registry import Language, Registry, get_registry
+from runtime.sandbox.events import ExecEvent, LifecycleEvent, Observer, ResourceUsage
+from runtime.sandbox.execution import ExecRequest, ExecResult, ExecStream, ExecTarget, Executor
+from runtime.sandbox.files import build_archive, check_resolved, resolve_command, single_file
+from runtime.sandbox.naming import container_name, validate_id, volume_name
+from runtime.sandbox.owner import Owner
+from runtime.sandbox.paths import relative_parts
+from runtime.sandbox.pool import GATE, LOAD, WarmPool, remove_container_sync
+from runtime.sandbox.spec import ContainerSpec, project_cache
 
 if TYPE_CHECKING:
-    from runtime.network import NetworkPolicyStatus
-    from runtime.runcode import RunResult
+    from runtime.backends.docker.network import NetworkPolicyStatus
+    from runtime.sandbox.runcode import RunResult
     from runtime.validation import CodeValidator
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class ContainerManager:
         self._started = True
 
     async def _ensure_network(self, client: docker.DockerClient) -> None:
-        from runtime.network import ensure_sandbox_network  # the network helper's module
+        from runtime.backends.docker.network import ensure_sandbox_network  # the network helper's module
 
         try:
             status = await self._engine.call(
@@ -280,7 +280,7 @@ class ContainerManager:
         False if there was none. Refused with `SandboxError` while a container uses it or when
         it is not this installation's.
         """
-        from runtime.cleanup import remove_project_volume
+        from runtime.ops.cleanup import remove_project_volume
 
         client = await self._engine.connect()
         if self.pool is not None:
@@ -511,7 +511,7 @@ class ContainerManager:
         then error-severity findings raise `ValidationFailed` before anything is written.
         The default file is `main<ext>` (Java: named after its public class).
         """
-        from runtime.runcode import RunResult, check_filename, default_filename
+        from runtime.sandbox.runcode import RunResult, check_filename, default_filename
         from runtime.validation import CodeValidator, blocking
         from runtime.validation.validator import CHILD_PROCESS_FROM
 

@@ -25,12 +25,12 @@ from typing import Any, Literal
 
 import docker.errors
 
-from runtime.cgroups import OOM_PROBE, ContainerCgroup, parse_oom_kills
+from runtime.backends.docker.cgroups import OOM_PROBE, ContainerCgroup, parse_oom_kills
+from runtime.backends.docker.engine import Engine
+from runtime.backends.docker.hijack import STDERR, ExecConnection, api_call, start_exec
 from runtime.config import RuntimeConfig
-from runtime.engine import Engine
 from runtime.errors import EngineUnavailable, InvalidIdentifier, SandboxError, TaskNotFound
-from runtime.hijack import STDERR, ExecConnection, api_call, start_exec
-from runtime.paths import under_workspace
+from runtime.sandbox.paths import under_workspace
 
 log = logging.getLogger(__name__)
 # After a timeout: the killers get KILL_GRACE + HOST_KILL_GRACE, closing the stream and reading the exit code

@@ -17,9 +17,9 @@ import docker
 import docker.errors
 
 from runtime import labels
-from runtime.cleanup import engine_client
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
+from runtime.ops.cleanup import engine_client
 from runtime.registry import Registry, get_registry
 
 Status = Literal["PASS", "WARN", "FAIL"]
@@ -126,7 +126,12 @@ def _network(client: docker.DockerClient, config: RuntimeConfig) -> Check:
         return Check("WARN", "network policy", f"network {name!r} does not exist yet (the manager creates it "
                      "on startup), so its isolation could not be checked",
                      "run once: theappapp-sandbox run python -c 'print(1)', then doctor again")
-    from runtime.network import BRIDGE_NAME_OPTION, ICC_OPTION, bridge_interface_name, ensure_sandbox_network
+    from runtime.backends.docker.network import (
+        BRIDGE_NAME_OPTION,
+        ICC_OPTION,
+        bridge_interface_name,
+        ensure_sandbox_network,
+    )
 
     network = next(n for n in client.networks.list(names=[name]) if n.name == name)
     options = network.attrs.get("Options") or {}

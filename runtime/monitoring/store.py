@@ -12,8 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from runtime.events import ExecEvent, LifecycleEvent
-from runtime.failures import Failure
+from runtime.monitoring.failures import Failure
+from runtime.sandbox.events import ExecEvent, LifecycleEvent
 
 SCHEMA_VERSION = 1
 

@@ -2,7 +2,7 @@
 host, not other sandboxes and not 169.254.169.254.
 
 Peers are kept apart by the engine (`enable_icc=false`); the host and metadata by tagged
-iptables rules on the bridge's fixed interface name (see `runtime.firewall`). Failing to
+iptables rules on the bridge's fixed interface name (see `runtime.backends.docker.firewall`). Failing to
 install rules never raises: the status says what is missing and what to do about it.
 """
 
@@ -20,9 +20,9 @@ import docker
 import docker.errors
 from docker.models.networks import Network
 
-from runtime import firewall
+from runtime.backends.docker import firewall
+from runtime.backends.docker.firewall import Firewall, FirewallError, Rule
 from runtime.errors import NetworkPolicyError
-from runtime.firewall import Firewall, FirewallError, Rule
 from runtime.labels import MANAGED
 
 DEFAULT_NETWORK = "theappapp-sandbox"

@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass
 
 from runtime.errors import InvalidPath
-from runtime.execution import ExecResult
-from runtime.paths import relative_parts
 from runtime.registry import Language
+from runtime.sandbox.execution import ExecResult
+from runtime.sandbox.paths import relative_parts
 from runtime.validation.findings import Finding
 
 # The file name goes into the registry's shell command unquoted ({file}, {stem}), so it is

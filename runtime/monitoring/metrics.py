@@ -11,8 +11,8 @@ import importlib
 import threading
 from typing import Any, ClassVar
 
-from runtime.events import ExecEvent, LifecycleEvent
-from runtime.failures import Failure
+from runtime.monitoring.failures import Failure
+from runtime.sandbox.events import ExecEvent, LifecycleEvent
 
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 

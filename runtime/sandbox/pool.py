@@ -60,12 +60,12 @@ from typing import Any, TypeVar
 import docker.errors
 
 from runtime import labels
+from runtime.backends.docker.engine import Engine
 from runtime.config import RuntimeConfig
-from runtime.engine import Engine
-from runtime.hardening import ContainerSpec, project_cache
-from runtime.naming import volume_name
-from runtime.owner import Owner
 from runtime.registry import Registry
+from runtime.sandbox.naming import volume_name
+from runtime.sandbox.owner import Owner
+from runtime.sandbox.spec import ContainerSpec, project_cache
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from posixpath import join
 
 from runtime.errors import InvalidPath
-from runtime.paths import relative_parts
+from runtime.sandbox.paths import relative_parts
 
 
 def build_archive(

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.events import ResourceUsage
+from runtime.sandbox.events import ResourceUsage
 
 ROOT = Path("/sys/fs/cgroup")
 # Shell command that prints the counters from inside a container (cgroup v1 or v2).

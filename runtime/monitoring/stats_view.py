@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from runtime.listing import human_age, table
-from runtime.monitor import SandboxMonitor
+from runtime.monitoring.monitor import SandboxMonitor
+from runtime.ops.listing import human_age, table
 
 
 def _ms(seconds: float) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 import docker
 
 from runtime import labels
-from runtime.cleanup import default_probe, owner_gone, task_of
-from runtime.owner import host_identity
+from runtime.ops.cleanup import default_probe, owner_gone, task_of
+from runtime.sandbox.owner import host_identity
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from runtime import monitor_store as store
-from runtime.events import ExecEvent, LifecycleEvent
-from runtime.failures import Failure, classify
-from runtime.metrics import PrometheusMetrics
-from runtime.monitor_store import (
+from runtime.monitoring import store
+from runtime.monitoring.failures import Failure, classify
+from runtime.monitoring.metrics import PrometheusMetrics
+from runtime.monitoring.store import (
     DurationStats,
     ErrorPattern,
     ErrorRate,
@@ -36,6 +35,7 @@ from runtime.monitor_store import (
     LifecycleStats,
     TaskUsage,
 )
+from runtime.sandbox.events import ExecEvent, LifecycleEvent
 
 MONITOR_DB_ENV = "THEAPPAPP_MONITOR_DB"
 _log = logging.getLogger(__name__)

@@ -1,0 +1,5 @@
+import sys
+
+from runtime.cli.commands import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Operations around the sandboxes: orphan cleanup and its scheduler, listing, doctor."""
