@@ -27,6 +27,7 @@ from pathlib import Path
 import docker
 
 from runtime import labels
+from runtime.backends import open_backend
 from runtime.config import RuntimeConfig
 from runtime.ops.cleanup import cleanup
 from runtime.sandbox.manager import ContainerManager
@@ -94,9 +95,11 @@ def cleanup_orphans(orphans: int, installation: str) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     client = docker.from_env()
+    backend = open_backend(RuntimeConfig.load(installation_id=installation))
     t0 = time.perf_counter()
-    report = cleanup(client.api, installation)
+    report = asyncio.run(cleanup(backend, installation))
     took = time.perf_counter() - t0
+    backend.close()
     print(f"cleanup: {len(report.removed)} orphans of a SIGKILLed manager removed in {took:.2f} s")
     client.volumes.get("theappapp-project-benchproj").remove(force=True)
     client.close()

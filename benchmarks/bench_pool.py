@@ -33,13 +33,14 @@ import docker
 from benchlib import show
 
 from runtime import labels
+from runtime.backends.docker.hostconfig import create_kwargs, host_config
 from runtime.backends.docker.network import ensure_sandbox_network, remove_sandbox_network
 from runtime.config import RuntimeConfig
 from runtime.errors import NetworkPolicyError
 from runtime.sandbox.manager import ContainerManager
 from runtime.sandbox.naming import container_name, volume_name
 from runtime.sandbox.pool import WarmPool
-from runtime.sandbox.spec import ContainerSpec
+from runtime.sandbox.spec import ContainerSpec, build_spec
 
 
 class Raw:
@@ -49,17 +50,16 @@ class Raw:
         self.network = network
         self.config = manager.config
         self.owner = manager.owner
+        self.registry = manager.registry
         self.lang = manager.registry.resolve(language)
-        self.resources = manager.registry.resources_for(self.lang)
         self.client = docker.from_env(max_pool_size=64)
         self.api = self.client.api
 
     def spec(self, project: str, task: str) -> ContainerSpec:
-        return ContainerSpec(
-            image=f"{self.lang.image}:{self.config.image_tag}", name=container_name(project, task),
+        return build_spec(
+            self.config, self.registry, self.owner, name=container_name(project, task), project_id=project,
+            language=self.lang, network=self.network,
             labels=self.owner.labels(task_id=task, project_id=project, language=self.lang.name, ttl=600),
-            volume=volume_name(project), network=self.network, resources=self.resources,
-            config=self.config,
         )
 
     def volume(self, project: str) -> None:
@@ -69,8 +69,8 @@ class Raw:
 
     def create_started(self, project: str, task: str) -> str:
         spec = self.spec(project, task)
-        host_config = self.api.create_host_config(**spec.host_config())
-        cid = str(self.api.create_container(**spec.create_kwargs(host_config))["Id"])
+        built = self.api.create_host_config(**host_config(spec))
+        cid = str(self.api.create_container(**create_kwargs(spec, built))["Id"])
         self.api.start(cid)
         return cid
 
@@ -86,7 +86,7 @@ class Raw:
 
     def _exec(self, cid: str, command: str) -> tuple[str, bytes]:
         argv = ["/bin/bash", "-c", command]
-        ex = self.api.exec_create(cid, argv, user=self.config.user, workdir=self.config.workspace)
+        ex = self.api.exec_create(cid, argv, user=self.config.security.user, workdir=self.config.security.workspace)
         out: bytes = self.api.exec_start(ex["Id"])
         return str(ex["Id"]), out
 
@@ -335,7 +335,7 @@ async def main(args: argparse.Namespace) -> None:
     # other's network (Docker 20.10 can lose a network's endpoint count under concurrent churn).
     raw_network = args.raw_network or f"theappapp-bench-raw-{tag}"
     raw = Raw(manager, "python", raw_network)
-    ensure_sandbox_network(raw.client, raw_network, install_firewall=config.install_firewall)
+    ensure_sandbox_network(raw.client, raw_network, install_firewall=config.network.install_firewall)
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     print(
         f"pool benchmark: python, engine {raw.client.version()['Version']}, {os.cpu_count()} cores, "

@@ -23,11 +23,12 @@ import docker
 from benchlib import show
 
 from runtime import labels
+from runtime.backends.docker.hostconfig import create_kwargs, host_config
 from runtime.backends.docker.network import remove_sandbox_network
 from runtime.config import RuntimeConfig
 from runtime.sandbox.manager import ContainerManager
 from runtime.sandbox.naming import container_name, volume_name
-from runtime.sandbox.spec import ContainerSpec
+from runtime.sandbox.spec import build_spec
 
 
 async def main(runs: int, language: str) -> None:
@@ -38,13 +39,12 @@ async def main(runs: int, language: str) -> None:
     )
     manager = ContainerManager(config)
     await manager.startup()
-    shipped = ContainerManager(RuntimeConfig.load(network_name=config.network_name))
+    shipped = ContainerManager(RuntimeConfig.load(network_name=config.network.name))
     await shipped.startup()
     client = docker.from_env(max_pool_size=16)
     api = client.api
     project = f"bench{run_id}"
     lang = manager.registry.resolve(language)
-    resources = manager.registry.resources_for(lang)
     api.create_volume(
         volume_name(project), labels={labels.MANAGED: "true", labels.INSTALLATION: config.installation_id}
     )
@@ -52,15 +52,16 @@ async def main(runs: int, language: str) -> None:
         loop = asyncio.get_running_loop()
 
         def raw_cycle(i: int) -> float:
-            spec = ContainerSpec(
-                image=f"{lang.image}:{config.image_tag}", name=container_name(project, f"raw{i}"),
+            spec = build_spec(
+                config, manager.registry, manager.owner, name=container_name(project, f"raw{i}"), project_id=project,
+                language=lang, network=config.network.name,
                 labels=manager.owner.labels(task_id=f"raw{i}", project_id=project, language=lang.name, ttl=600),
-                volume=volume_name(project), network=config.network_name, resources=resources, config=config,
             )
             t0 = time.perf_counter()
-            cid = api.create_container(**spec.create_kwargs(api.create_host_config(**spec.host_config())))["Id"]
+            cid = api.create_container(**create_kwargs(spec, api.create_host_config(**host_config(spec))))["Id"]
             api.start(cid)
-            ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.user, workdir=config.workspace)
+            ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.security.user,
+                                 workdir=config.security.workspace)
             api.exec_start(ex["Id"])
             api.exec_inspect(ex["Id"])
             api.remove_container(cid, force=True)
@@ -77,7 +78,7 @@ async def main(runs: int, language: str) -> None:
             """Wait for background removals and for the pool to be refilled, as between an orchestrator's tasks."""
             await mgr.settle()
             for _ in range(200):
-                if mgr.pool is None or mgr.pool.ready(project, lang.name) >= mgr.config.pool_spares_per_key:
+                if mgr.pool is None or mgr.pool.ready(project, lang.name) >= mgr.config.pool.spares_per_key:
                     break
                 await asyncio.sleep(0.025)
             await mgr.settle()
@@ -104,7 +105,8 @@ async def main(runs: int, language: str) -> None:
 
         def raw_exec(inspect: bool) -> float:
             t0 = time.perf_counter()
-            ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.user, workdir=config.workspace)
+            ex = api.exec_create(cid, ["/bin/bash", "-c", "true"], user=config.security.user,
+                                 workdir=config.security.workspace)
             api.exec_start(ex["Id"])
             if inspect:
                 api.exec_inspect(ex["Id"])
@@ -140,8 +142,9 @@ async def main(runs: int, language: str) -> None:
         # Raw-side containers of an interrupted run: this run's project only (its id is fresh).
         for container in api.containers(all=True, filters={"label": f"{labels.PROJECT}={project}"}):
             api.remove_container(container["Id"], force=True)
-        api.remove_volume(volume_name(project), force=True)
-        remove_sandbox_network(client, config.network_name)
+        for volume in api.volumes(filters={"label": f"{labels.PROJECT}={project}"}).get("Volumes") or ():
+            api.remove_volume(volume["Name"], force=True)
+        remove_sandbox_network(client, config.network.name)
         client.close()
 
 

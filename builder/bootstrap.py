@@ -7,9 +7,11 @@ the base Dockerfile starts FROM. The Dockerfiles stay unchanged either way.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,15 +51,38 @@ def ensure_debian_image(
         return "pulled"
     except APIError:
         say(f"{image} cannot be pulled; bootstrapping it from {mirror or 'the default Debian mirror'} with mmdebstrap")
-    _bootstrap(client, image, suite, mirror, log_file)
+    _bootstrap(client, image, suite, mirror, log_file, say)
     return "bootstrapped"
 
 
-def _bootstrap(client: docker.DockerClient, image: str, suite: str, mirror: str | None, log_file: Path) -> None:
+_INSTALL_LOCK = threading.Lock()  # the two bases bootstrap in parallel: one apt-get at a time
+
+
+def install_mmdebstrap(say: Callable[[str], None], log_file: Path) -> None:
+    """As root on Debian: apt-get install mmdebstrap (the newcomer's first command needs nothing else)."""
+    with _INSTALL_LOCK:
+        if shutil.which("mmdebstrap") is None:
+            _install(say, log_file)
+
+
+def _install(say: Callable[[str], None], log_file: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise BootstrapError("mmdebstrap is not installed: apt-get install mmdebstrap (as root)")
+    say("installing mmdebstrap from Debian (it bootstraps the base images from a Debian mirror)")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with log_file.open("w") as log:
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "mmdebstrap"]):
+            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode:
+                raise BootstrapError(f"{' '.join(command)} failed; log: {log_file}")
+
+
+def _bootstrap(
+    client: docker.DockerClient, image: str, suite: str, mirror: str | None, log_file: Path,
+    say: Callable[[str], None],
+) -> None:
     if shutil.which("mmdebstrap") is None:
-        raise BootstrapError(
-            f"{image} is missing, cannot be pulled, and mmdebstrap is not installed: apt-get install mmdebstrap"
-        )
+        install_mmdebstrap(say, log_file.with_name("install-mmdebstrap.log"))
     with tempfile.TemporaryDirectory(prefix="theappapp-bootstrap-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
         command = ["mmdebstrap", "--variant=minbase", *(f"--dpkgopt={o}" for o in SLIM_DPKG_OPTIONS)]

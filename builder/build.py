@@ -28,6 +28,7 @@ from runtime.registry import Registry
 Status = Literal["built", "up to date", "failed", "not built"]
 HEARTBEAT_SECONDS = 30
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
+_LAYER = re.compile(r"^---> ([0-9a-f]{12,64})$")  # the image a finished step committed
 _DOCKER_NOISE = ("Removing intermediate container", "--->", "Running in ", "Step ")
 _ERROR_LINE = re.compile(r"^(E: |ERROR|error|dpkg: error|npm ERR!|.*\b(error|Error|ERROR)\b)")
 _MARKERS = {
@@ -95,8 +96,10 @@ def build_image(
     say(f"[{plan.key}] building {plan.reference} (log: {log_file})")
     build_args = {**options.build_args, "CONTENT_HASH": content_hash, "BASE_IMAGE": parent_reference}
     with log_file.open("w", encoding="utf-8") as log:
-        image_id, failure = _docker_build(client, plan, build_args, options.no_cache, log, say)
+        image_id, failure, last_layer = _docker_build(client, plan, build_args, options.no_cache, log, say)
     if failure or image_id is None:
+        if last_layer is not None:
+            _discard_untagged(client, last_layer)  # else every failed build leaves a <none> image behind
         return outcome("failed", f"{failure or 'no image produced'} (log: {log_file})", log=log_file)
 
     image = client.images.get(image_id)
@@ -147,10 +150,11 @@ def _docker_build(
     no_cache: bool,
     log: io.TextIOBase,
     say: Callable[[str], None],
-) -> tuple[str | None, str | None]:
-    """Stream a build into `log`; return (image id, failure reason)."""
+) -> tuple[str | None, str | None, str | None]:
+    """Stream a build into `log`; return (image id, failure reason, the last step's image)."""
     image_id: str | None = None
     failure: str | None = None
+    last_layer: str | None = None
     step = "starting"
     last_lines: list[str] = []
     with _heartbeat(lambda: f"[{plan.key}] still building: {step}", say):
@@ -165,6 +169,8 @@ def _docker_build(
                     log.write(text)
                     for line in text.splitlines():
                         line = line.strip()
+                        if layer := _LAYER.match(line):
+                            last_layer = layer.group(1)
                         if match := _STEP.match(line):
                             step = f"step {match.group(1)}"
                             if match.group(2).startswith(("RUN", "COPY", "FROM")):  # the steps that take time
@@ -183,7 +189,7 @@ def _docker_build(
         except (APIError, DockerException) as err:
             log.write(f"\nERROR: {err}\n")
             failure = failure or f"docker build error: {err}"
-    return (None if failure else image_id), failure
+    return (None if failure else image_id), failure, last_layer
 
 
 def _first_error(lines: list[str]) -> str | None:
@@ -233,6 +239,15 @@ def _untag_older_builds(client: docker.DockerClient, plan: ImagePlan, keep: str)
             if tag != keep and tag.startswith(f"{plan.repository}:{plan.hash_tag_prefix}"):
                 with suppress(DockerException):  # still used by a container: the next build tries again
                     client.images.remove(tag, noprune=False)
+
+
+def _discard_untagged(client: docker.DockerClient, layer: str) -> None:
+    """Remove a failed build's last step image, and with it its untagged parents (none that another
+    image or container still uses): the layer cache of a failed build, which `docker images` shows
+    as <none>. A retry builds those steps again."""
+    with suppress(DockerException):
+        if not client.images.get(layer).tags:
+            client.images.remove(layer, noprune=False)
 
 
 def _discard(client: docker.DockerClient, image_id: str) -> None:

@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--pip-index", default=os.environ.get("PIP_INDEX_URL"), help="PyPI mirror (simple index)")
     build.add_argument("--npm-registry", default=os.environ.get("NPM_REGISTRY"), help="npm registry mirror")
     build.add_argument("--log-dir", type=Path, default=PROJECT_ROOT / "logs" / "build")
+    build.add_argument(
+        "--no-engine-start", action="store_true",
+        help="fail instead of starting a local engine (as root: scripts/start-docker-engine.sh) when none answers",
+    )
     return parser
 
 
@@ -92,7 +96,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise BuildInputError("--jobs must be at least 1")
     ca = _extra_ca(args)
     plans = plan_images(registry, rendered, languages, ca)
-    client = connect()
+    client = connect(start=not args.no_engine_start, say=say)
     say(f"building {len(plans)} image(s) with {args.jobs} job(s); extra CA: {ca or 'none'}")
 
     build_args = {}

@@ -5,42 +5,57 @@
 
 from runtime.config import RuntimeConfig
 from runtime.errors import (
+    CallerError,
+    ConfigError,
+    EngineError,
     EngineUnavailable,
     FileMissing,
     ImageMissing,
+    InfrastructureError,
     InvalidIdentifier,
     InvalidPath,
+    InvalidRequest,
     NetworkPolicyError,
     RegistryError,
     SandboxError,
+    SandboxFailure,
+    SandboxGone,
     TaskExists,
     TaskNotFound,
     UnknownLanguage,
     ValidationFailed,
 )
 from runtime.monitoring.monitor import SandboxMonitor
-from runtime.ops.cleanup import CleanupReport, CleanupScheduler
+from runtime.ops.cleanup import CleanupReport
+from runtime.ops.scheduler import CleanupScheduler
 from runtime.registry import Language, Registry, get_registry, load_registry
 from runtime.sandbox.execution import ExecResult, ExecStream, OutputChunk
-from runtime.sandbox.manager import ContainerInfo, ContainerManager, Sandbox, get_container_manager
+from runtime.sandbox.handle import Sandbox
+from runtime.sandbox.manager import ContainerManager, get_container_manager
 from runtime.sandbox.pool import WarmPool
 from runtime.sandbox.runcode import RunResult
+from runtime.sandbox.tasks import ContainerInfo
 from runtime.validation import CodeValidator, Finding
 
 __all__ = [
+    "CallerError",
     "CleanupReport",
     "CleanupScheduler",
     "CodeValidator",
+    "ConfigError",
     "ContainerInfo",
     "ContainerManager",
+    "EngineError",
     "EngineUnavailable",
     "ExecResult",
     "ExecStream",
     "FileMissing",
     "Finding",
     "ImageMissing",
+    "InfrastructureError",
     "InvalidIdentifier",
     "InvalidPath",
+    "InvalidRequest",
     "Language",
     "NetworkPolicyError",
     "OutputChunk",
@@ -50,6 +65,8 @@ __all__ = [
     "RuntimeConfig",
     "Sandbox",
     "SandboxError",
+    "SandboxFailure",
+    "SandboxGone",
     "SandboxMonitor",
     "TaskExists",
     "TaskNotFound",

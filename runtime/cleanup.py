@@ -6,7 +6,8 @@ The job itself lives in `runtime.ops.cleanup`; this module only keeps the short 
 
 import sys
 
-from runtime.ops.cleanup import CleanupReport, CleanupScheduler, cleanup, main
+from runtime.ops.cleanup import CleanupReport, cleanup, main
+from runtime.ops.scheduler import CleanupScheduler
 
 __all__ = ["CleanupReport", "CleanupScheduler", "cleanup", "main"]
 

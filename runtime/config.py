@@ -1,7 +1,21 @@
 """Runtime configuration: explicit arguments, then THEAPPAPP_* environment, then defaults.
 
-Every security default lives here so a deployment can loosen one deliberately, by name,
-and a test can see exactly which setting it is attacking.
+The settings come in small frozen parts, one per concern:
+
+    config.engine     where the engine is and how long to wait for it, images, OCI runtime
+    config.security   the hardening every sandbox gets (each one proven by an attack in tests)
+    config.limits     exec and file limits
+    config.network    the sandbox network
+    config.pool       the warm pool
+    config.tasks      task lifetime and labels
+    config.monitor    the execution record
+
+Every setting also has one flat name, used for keyword arguments of `RuntimeConfig.load`
+and for its environment variable: `THEAPPAPP_` + the flat name in capitals. The flat name
+is the field's own name, with the part's prefix where one is needed to read clearly
+(`pool_enabled` -> `config.pool.enabled`, `network_name` -> `config.network.name`,
+`network` -> `config.network.mode`). Every security default lives here so a deployment can
+loosen one deliberately, by name, and a test can see exactly which setting it is attacking.
 """
 
 from __future__ import annotations
@@ -12,41 +26,44 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from runtime.errors import SandboxError
+from runtime.errors import ConfigError
 
 ENV_PREFIX = "THEAPPAPP_"
 INSTALLATION_ENV = "THEAPPAPP_INSTALLATION_ID"
 INSTALLATION_FILE = Path("~/.config/theappapp-sandbox/installation-id")
 MiB = 1024 * 1024
+NETWORK_MODES = ("sandbox", "none")
+
+
+def _flat(name: str) -> dict[str, str]:
+    """Field metadata: this setting's flat name, when it is not the part's prefix + the field name."""
+    return {"flat": name}
 
 
 @dataclass(frozen=True)
-class RuntimeConfig:
-    """How the manager creates and drives sandboxes. Build with `RuntimeConfig.load()`."""
+class EngineSettings:
+    """The engine, the images and the OCI runtime."""
 
-    # Engine and images.
+    PREFIX: ClassVar[str] = ""
     docker_host: str | None = None  # None: DOCKER_HOST, else the local socket
+    api_timeout: float = 60.0  # deadline for each engine call; gVisor can hang forever
+    runtime: str | None = None  # OCI runtime, e.g. "runsc"; None: the engine's default
     image_tag: str = "latest"
     required_languages: tuple[str, ...] = ()  # startup() fails with ImageMissing unless these images exist
     registry_path: str | None = None  # None: THEAPPAPP_REGISTRY, else the project's languages.yaml
-    installation_id: str = ""  # "" means: resolved by `load()` (env, then a persistent file)
-    # Network: "sandbox" (the dedicated bridge, no host/metadata/peer access) or "none".
-    network: str = "sandbox"
-    network_name: str = "theappapp-sandbox"
-    install_firewall: bool = True
-    runtime: str | None = None  # OCI runtime, e.g. "runsc"; None: the engine's default
-    # Exec.
-    default_timeout: float = 30.0
-    max_output_bytes: int = MiB  # per stream
-    shell: tuple[str, ...] = ("/bin/bash", "-c")
-    # Files.
-    max_archive_bytes: int = 64 * MiB
-    # Lifetime: containers older than this are fair game for the cleanup job.
-    container_ttl: float = 3600.0
-    api_timeout: float = 60.0  # deadline for each engine call; gVisor can hang forever
-    # Security defaults (each one proven by an attack in tests/integration).
+
+    def __post_init__(self) -> None:
+        if self.api_timeout <= 0:
+            raise ConfigError("api_timeout must be positive")
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """The hardening of every sandbox (each one proven by an attack in tests/integration)."""
+
+    PREFIX: ClassVar[str] = ""
     user: str = "1000:1000"
     cap_drop_all: bool = True
     no_new_privileges: bool = True
@@ -55,54 +72,183 @@ class RuntimeConfig:
     home: str = "/home/sandbox"
     workspace: str = "/workspace"
     log_max_size: str = "1m"
-    extra_labels: Mapping[str, str] = field(default_factory=dict)
-    # Warm pool (runtime/pool.py): fresh spares per (project, language) that create_container
-    # hands over instead of creating. Env: THEAPPAPP_POOL_ENABLED, THEAPPAPP_POOL_SPARES_PER_KEY, ...
-    pool_enabled: bool = True
-    pool_spares_per_key: int = 1  # refilled to this in the background after a task starts or ends on a key
-    pool_max_per_key: int = 4  # cap per key, prewarm included
-    pool_max_spares: int = 16  # cap over all keys
-    pool_max_making: int = 4  # spares being created at once: under load, spares must not crowd out task starts
-    # Background refills start only while this process has at most this many container creates, starts
-    # and removals in flight (spares being made included): spares use the engine's spare capacity only.
-    pool_fill_max_load: int = 1
-    pool_idle_ttl: float = 300.0  # seconds a spare may wait before it is removed
-    pool_min_available_memory: int = 1024 * MiB  # host MemAvailable under which no spare is made
-    # destroy_container returns once the task is detached; removal finishes in the background.
-    destroy_in_background: bool = True
+
+    @property
+    def uid(self) -> int:
+        return int(self.user.partition(":")[0])
+
+    @property
+    def gid(self) -> int:
+        uid, _, gid = self.user.partition(":")
+        return int(gid or uid)
 
     def __post_init__(self) -> None:
-        if self.network not in ("sandbox", "none"):
-            raise SandboxError(f"network must be 'sandbox' or 'none', got {self.network!r}")
-        if self.default_timeout <= 0 or self.api_timeout <= 0:
-            raise SandboxError("timeouts must be positive")
+        uid, _, gid = self.user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise ConfigError(f"user must be numeric uid[:gid], got {self.user!r}")
+        for name in ("home", "workspace"):
+            if not getattr(self, name).startswith("/"):
+                raise ConfigError(f"{name} must be an absolute path")
+
+
+@dataclass(frozen=True)
+class ExecLimits:
+    """What one command and one file transfer may take."""
+
+    PREFIX: ClassVar[str] = ""
+    default_timeout: float = 30.0
+    max_output_bytes: int = MiB  # per stream
+    shell: tuple[str, ...] = ("/bin/bash", "-c")
+    max_archive_bytes: int = 64 * MiB
+
+    def __post_init__(self) -> None:
+        if self.default_timeout <= 0:
+            raise ConfigError("default_timeout must be positive")
         if self.max_output_bytes < 0 or self.max_archive_bytes <= 0:
-            raise SandboxError("byte limits must be positive")
+            raise ConfigError("byte limits must be positive")
         if not self.shell:
-            raise SandboxError("shell must name a program")
-        caps = (self.pool_spares_per_key, self.pool_max_per_key, self.pool_max_spares, self.pool_fill_max_load)
-        if min(caps) < 0 or self.pool_idle_ttl <= 0:
-            raise SandboxError("pool caps must be >= 0 and pool_idle_ttl positive")
+            raise ConfigError("shell must name a program")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """"sandbox" (the dedicated bridge: no host, metadata or peer access) or "none"."""
+
+    PREFIX: ClassVar[str] = "network_"
+    mode: str = field(default="sandbox", metadata=_flat("network"))
+    name: str = "theappapp-sandbox"
+    install_firewall: bool = field(default=True, metadata=_flat("install_firewall"))
+
+    def __post_init__(self) -> None:
+        if self.mode not in NETWORK_MODES:
+            raise ConfigError(f"network must be 'sandbox' or 'none', got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The warm pool (runtime/sandbox/pool.py): fresh spares per (project, language)."""
+
+    PREFIX: ClassVar[str] = "pool_"
+    enabled: bool = True
+    spares_per_key: int = 1  # refilled to this in the background after a task starts or ends on a key
+    max_per_key: int = 4  # cap per key, prewarm included
+    max_spares: int = 16  # cap over all keys
+    max_making: int = 4  # spares being created at once: under load, spares must not crowd out task starts
+    # Background refills start only while this process has at most this many container creates, starts
+    # and removals in flight (spares being made included): spares use the engine's spare capacity only.
+    fill_max_load: int = 1
+    idle_ttl: float = 300.0  # seconds a spare may wait before it is removed
+    min_available_memory: int = 1024 * MiB  # host MemAvailable under which no spare is made
+
+    def __post_init__(self) -> None:
+        if min(self.spares_per_key, self.max_per_key, self.max_spares, self.fill_max_load) < 0 or self.idle_ttl <= 0:
+            raise ConfigError("pool caps must be >= 0 and pool_idle_ttl positive")
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """How long a task's container lives and what it is labelled with."""
+
+    PREFIX: ClassVar[str] = ""
+    container_ttl: float = 3600.0  # containers older than this are fair game for the cleanup job
+    destroy_in_background: bool = True  # destroy_container returns once the task is detached
+    # startup() takes over this installation's running tasks whose manager process is gone.
+    adopt_orphans: bool = True
+    extra_labels: Mapping[str, str] = field(default_factory=dict)  # not settable from the environment
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """The execution record: on by default, so `theappapp-sandbox stats` sees an orchestrator's work."""
+
+    PREFIX: ClassVar[str] = "monitor_"
+    enabled: bool = True
+    db: str | None = None  # None: $XDG_DATA_HOME/theappapp-sandbox/monitor.sqlite3 (see monitoring.monitor)
+
+
+_PARTS: dict[str, type[Any]] = {
+    "engine": EngineSettings,
+    "security": SecuritySettings,
+    "limits": ExecLimits,
+    "network": NetworkSettings,
+    "pool": PoolSettings,
+    "tasks": TaskSettings,
+    "monitor": MonitorSettings,
+}
+
+
+def flat_name(part: type[Any], f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get("flat") or part.PREFIX + f.name)
+
+
+def flat_names() -> dict[str, tuple[str, str]]:
+    """Every flat setting name -> (part, field)."""
+    return {
+        flat_name(cls, f): (part, f.name) for part, cls in _PARTS.items() for f in dataclasses.fields(cls)
+    } | {"installation_id": ("", "installation_id")}
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How the manager creates and drives sandboxes. Build with `RuntimeConfig.load()`."""
+
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    limits: ExecLimits = field(default_factory=ExecLimits)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    pool: PoolSettings = field(default_factory=PoolSettings)
+    tasks: TaskSettings = field(default_factory=TaskSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    installation_id: str = ""  # "" means: resolved by `load()` (env, then a persistent file)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RuntimeConfig:
-        """Arguments win over THEAPPAPP_<FIELD> environment variables, which win over defaults."""
+        """Arguments win over THEAPPAPP_<FLAT_NAME> environment variables, which win over defaults.
+
+        Arguments are flat names (`pool_enabled=False`) or whole parts (`pool=PoolSettings(...)`).
+        """
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name in overrides:
-                values[f.name] = overrides.pop(f.name)
-                continue
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and f.name != "extra_labels":
-                values[f.name] = _parse(f.name, f.type, raw)
+        parts: dict[str, Any] = {}
+        for part, part_cls in _PARTS.items():
+            values: dict[str, Any] = {}
+            for f in dataclasses.fields(part_cls):
+                flat = flat_name(part_cls, f)
+                if flat in overrides:
+                    values[f.name] = overrides.pop(flat)
+                    continue
+                raw = env.get(ENV_PREFIX + flat.upper())
+                if raw is not None and flat != "extra_labels":
+                    values[f.name] = _parse(flat, f.type, raw)
+            if part in overrides:
+                given = overrides.pop(part)
+                if not isinstance(given, part_cls):
+                    raise ConfigError(f"{part} must be a {part_cls.__name__}, got {type(given).__name__}")
+                parts[part] = dataclasses.replace(given, **values) if values else given
+            else:
+                parts[part] = part_cls(**values)
+        installation = overrides.pop("installation_id", None) or env.get(INSTALLATION_ENV) or ""
         if overrides:
-            raise SandboxError(f"unknown runtime settings: {', '.join(sorted(overrides))}")
-        if "docker_host" not in values and env.get("DOCKER_HOST"):
-            values["docker_host"] = env["DOCKER_HOST"]
-        if not values.get("installation_id"):
-            values["installation_id"] = installation_id(env)
-        return cls(**values)
+            raise ConfigError(f"unknown runtime settings: {', '.join(sorted(overrides))}")
+        if parts["engine"].docker_host is None and env.get("DOCKER_HOST"):
+            parts["engine"] = dataclasses.replace(parts["engine"], docker_host=env["DOCKER_HOST"])
+        return cls(**parts, installation_id=installation or installation_id(env))
+
+    def replace(self, **flat: Any) -> RuntimeConfig:
+        """A copy with some settings changed, by flat name: `config.replace(pool_enabled=False)`."""
+        names = flat_names()
+        unknown = sorted(set(flat) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown runtime settings: {', '.join(unknown)}")
+        changes: dict[str, dict[str, Any]] = {}
+        top: dict[str, Any] = {}
+        for key, value in flat.items():
+            part, name = names[key]
+            if part:
+                changes.setdefault(part, {})[name] = value
+            else:
+                top[name] = value
+        updated = {part: dataclasses.replace(getattr(self, part), **values) for part, values in changes.items()}
+        return dataclasses.replace(self, **updated, **top)
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:
@@ -124,7 +270,7 @@ def _parse(name: str, kind: Any, raw: str) -> Any:
             return None
         return raw
     except ValueError as err:
-        raise SandboxError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {text}") from err
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {text}") from err
 
 
 def installation_id(env: Mapping[str, str] | None = None, path: Path = INSTALLATION_FILE) -> str:
@@ -152,6 +298,6 @@ def installation_id(env: Mapping[str, str] | None = None, path: Path = INSTALLAT
     except FileExistsError:
         return file.read_text(encoding="ascii").strip() or new
     except OSError as err:
-        raise SandboxError(f"cannot store the installation id in {file}: {err.strerror}; "
-                           f"set {INSTALLATION_ENV}") from err
+        raise ConfigError(f"cannot store the installation id in {file}: {err.strerror}; "
+                          f"set {INSTALLATION_ENV}") from err
     return new

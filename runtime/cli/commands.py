@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import sys
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidPath, SandboxError, ValidationFailed
 from runtime.ops import cleanup as cleanup_job
 from runtime.sandbox.runcode import RunResult, check_filename
-
-if TYPE_CHECKING:
-    from runtime.monitoring.monitor import SandboxMonitor
 
 EXIT_TIMEOUT = 124
 EXIT_SANDBOX = 125
@@ -77,14 +73,14 @@ def _read_code(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tup
 
 
 def _one_shot_config(args: argparse.Namespace) -> RuntimeConfig:
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {
+        "pool_enabled": False,  # one task, then exit: a spare would only be made to be removed
+        "destroy_in_background": False,  # exit only once the container is gone
+    }
     if args.network:
         overrides["network"] = args.network
-    names = {f.name for f in dataclasses.fields(RuntimeConfig)}
-    if "pool_enabled" in names:
-        overrides["pool_enabled"] = False  # one task, then exit: a spare would only be made to be removed
-    if "destroy_in_background" in names:
-        overrides["destroy_in_background"] = False  # exit only once the container is gone
+    if args.no_monitor:
+        overrides["monitor_enabled"] = False
     return RuntimeConfig.load(**overrides)
 
 
@@ -92,15 +88,14 @@ async def _run(args: argparse.Namespace, code: str, filename: str | None, progre
     from runtime.sandbox.manager import ContainerManager
 
     config = _one_shot_config(args)
-    monitor = _monitor(args)
-    manager = ContainerManager(config, observers=[monitor] if monitor else [])
+    manager = ContainerManager(config)  # records the run for `stats` unless --no-monitor
     lang = manager.registry.resolve(args.language)  # UnknownLanguage before any engine work
     unique = uuid.uuid4().hex[:10]
     task_id = f"cli-{unique}"
     project_id = args.project or f"cli-{unique}"
     try:
-        image = f"{lang.image}:{config.image_tag}"
-        progress.say(f"starting a {lang.display_name} sandbox ({image}, network {config.network})")
+        image = f"{lang.image}:{config.engine.image_tag}"
+        progress.say(f"starting a {lang.display_name} sandbox ({image}, network {config.network.mode})")
         await manager.startup()
         await manager.create_container(task_id, project_id, lang.name)
         try:
@@ -120,8 +115,6 @@ async def _run(args: argparse.Namespace, code: str, filename: str | None, progre
                 await manager.delete_project_volume(project_id)
     finally:
         await manager.shutdown()
-        if monitor is not None:
-            monitor.close()
     if result.exec.truncated:
         progress.say("output was truncated at the byte cap")
     if result.exec.oom_killed:
@@ -130,17 +123,6 @@ async def _run(args: argparse.Namespace, code: str, filename: str | None, progre
         progress.say(f"timed out after {result.exec.duration:.1f}s; the program was killed")
         return EXIT_TIMEOUT
     return EXIT_SANDBOX if result.exit_code is None else result.exit_code
-
-
-def _monitor(args: argparse.Namespace) -> SandboxMonitor | None:
-    """The SandboxMonitor that records this run (so `stats` shows it), or None."""
-    if args.no_monitor:
-        return None
-    try:
-        from runtime.monitoring.monitor import SandboxMonitor
-    except ImportError:
-        return None
-    return SandboxMonitor(metrics=False)
 
 
 def _print_result(result: RunResult, verbose: bool) -> None:
@@ -171,17 +153,23 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 # -- ls, cleanup, stats, doctor ----------------------------------------------------------------
 
 
+async def _listing(config: RuntimeConfig, installation: str | None) -> tuple[list[Any], list[Any]]:
+    from runtime.backends import open_backend
+    from runtime.ops.listing import container_rows, volume_rows
+
+    backend = open_backend(config)
+    try:
+        return await container_rows(backend, installation), await volume_rows(backend, installation)
+    finally:
+        backend.close()
+
+
 def cmd_ls(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from runtime.ops.listing import container_rows, table, volume_rows
+    from runtime.ops.listing import table
 
     config = RuntimeConfig.load()
     installation = None if args.all else config.installation_id
-    client = cleanup_job.engine_client(config)
-    try:
-        containers = container_rows(client.api, installation)
-        volumes = volume_rows(client.api, installation)
-    finally:
-        client.close()
+    containers, volumes = asyncio.run(_listing(config, installation))
     scope = "all installations" if args.all else f"installation {config.installation_id}"
     extra = ("INSTALLATION",) if args.all else ()
     print(f"containers ({scope}): {len(containers)}")
@@ -215,9 +203,8 @@ def cmd_stats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path = Path(args.db).expanduser() if args.db else default_monitor_path()
     if not path.is_file():
         print(
-            f"no monitor database at {path}: nothing recorded yet. `theappapp-sandbox run` records there; "
-            "an orchestrator records by passing a SandboxMonitor as a manager observer "
-            "(or set THEAPPAPP_MONITOR_DB / --db to its file).",
+            f"no monitor database at {path}: nothing recorded yet. Every manager records there by default "
+            "(THEAPPAPP_MONITOR_ENABLED=false turns it off; THEAPPAPP_MONITOR_DB or --db names another file).",
             file=sys.stderr,
         )
         return 1
@@ -228,11 +215,15 @@ def cmd_stats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def cmd_doctor(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from runtime.ops.doctor import run_checks
 
-    failed = warned = 0
-    for check in run_checks(RuntimeConfig.load()):
-        print(check.render(), flush=True)
-        failed += check.status == "FAIL"
-        warned += check.status == "WARN"
+    async def checks() -> tuple[int, int]:
+        failed = warned = 0
+        async for check in run_checks(RuntimeConfig.load()):
+            print(check.render(), flush=True)
+            failed += check.status == "FAIL"
+            warned += check.status == "WARN"
+        return failed, warned
+
+    failed, warned = asyncio.run(checks())
     print(f"\n{'not ready' if failed else 'ready'}: {failed} failed, {warned} warning(s)")
     return 1 if failed else 0
 

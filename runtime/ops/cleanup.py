@@ -1,6 +1,6 @@
 """Orphan cleanup: remove this installation's sandboxes that nobody will destroy.
 
-    python -m runtime.ops.cleanup [--dry-run] [--volumes --project X]
+    python -m runtime.cleanup [--dry-run] [--volumes --project X]
 
 A container is an orphan when it carries `theappapp-managed=true` *and* this
 installation's id, and it is past its expiry, has exited or died, or its owning
@@ -9,35 +9,26 @@ process now). Anything else — unlabelled, another installation, a live manager
 running sandbox — is never touched. Volumes hold a project's files: they go only
 when asked for by project, never by age.
 
-`CleanupScheduler` runs the same job in-process, hourly by default.
+`CleanupScheduler` (runtime/ops/scheduler.py) runs the same job in-process, hourly by default.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
-import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import docker
-import docker.errors
-
 from runtime import labels
+from runtime.backends import open_backend
+from runtime.backends.base import Backend, ContainerRecord
 from runtime.config import RuntimeConfig
-from runtime.errors import EngineUnavailable, SandboxError
-from runtime.sandbox.naming import volume_name
-from runtime.sandbox.owner import host_identity, process_start_ticks
-
-log = logging.getLogger(__name__)
-
-# A process probe: pid -> its start ticks, or None if no such process.
-ProcessProbe = Callable[[int], str | None]
+from runtime.errors import InvalidRequest, SandboxError
+from runtime.ops.volumes import remove_project_volume
+from runtime.sandbox.owner import ProcessProbe, default_probe, host_identity, owner_gone, task_of
 
 
 @dataclass(frozen=True)
@@ -76,61 +67,21 @@ def _int_label(values: Mapping[str, str], key: str) -> int | None:
         return None
 
 
-def task_of(values: Mapping[str, str], name: str) -> str:
-    """The task a container serves: its label, or for a warm-pool container the name it was renamed to."""
-    if labels.TASK in values:
-        return values[labels.TASK]
-    if values.get(labels.POOL):
-        prefix = f"theappapp-{values.get(labels.PROJECT, '')}-"
-        return name[len(prefix):] if name.startswith(prefix) else "(spare)"
-    return "?"
-
-
-def default_probe(pid: int) -> str | None:
-    """Start ticks of a running pid; off Linux (no /proc) only liveness, as "?"."""
-    if os.path.isdir("/proc/self"):
-        return process_start_ticks(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # exists, owned by someone else
-    return "?"
-
-
-def owner_gone(values: Mapping[str, str], *, host: str, probe: ProcessProbe) -> bool:
-    """True only when we can tell: the owner ran here (same host and pid namespace) and that process is gone."""
-    if values.get(labels.OWNER_HOST) != host:
-        return False
-    pid = _int_label(values, labels.OWNER_PID)
-    if pid is None or pid <= 0:
-        return False
-    started = probe(pid)
-    if started is None:
-        return True
-    recorded = values.get(labels.OWNER_STARTED, "")
-    # A different start time means the pid was reused by another process.
-    return bool(recorded) and started != "?" and started != recorded
-
-
-def is_ours(container: Mapping[str, Any], installation_id: str) -> bool:
-    values: Mapping[str, str] = container.get("Labels") or {}
+def is_ours(values: Mapping[str, str], installation_id: str) -> bool:
     return values.get(labels.MANAGED) == "true" and values.get(labels.INSTALLATION) == installation_id
 
 
 def classify(
-    container: Mapping[str, Any], installation_id: str, *, now: float, host: str, probe: ProcessProbe
+    container: ContainerRecord, installation_id: str, *, now: float, host: str, probe: ProcessProbe
 ) -> str | None:
-    """Why `container` (an entry of the engine's container list) is an orphan, or None to keep it."""
-    if not installation_id or not is_ours(container, installation_id):
+    """Why `container` is an orphan, or None to keep it."""
+    values = container.labels
+    if not installation_id or not is_ours(values, installation_id):
         return None  # not ours: never touched, whatever its state
-    values: Mapping[str, str] = container.get("Labels") or {}
-    state = str(container.get("State") or "")
-    if state == "removing":
+    if container.state == "removing":
         return None
-    if state in ("exited", "dead"):
-        return state
+    if container.state in ("exited", "dead"):
+        return container.state
     expires = _int_label(values, labels.EXPIRES_AT)
     if expires is not None and expires < now:
         return "expired"
@@ -139,12 +90,8 @@ def classify(
     return None
 
 
-def _our_filter(installation_id: str) -> dict[str, list[str]]:
-    return {"label": [f"{labels.MANAGED}=true", f"{labels.INSTALLATION}={installation_id}"]}
-
-
-def find_orphans(
-    api: docker.APIClient,
+async def find_orphans(
+    backend: Backend,
     installation_id: str,
     *,
     now: float | None = None,
@@ -153,37 +100,29 @@ def find_orphans(
 ) -> tuple[list[Orphan], int]:
     """(orphans, number of our containers kept) for this installation."""
     if not installation_id:
-        raise SandboxError("cleanup needs an installation id; refusing to guess whose containers to remove")
+        raise InvalidRequest("cleanup needs an installation id; refusing to guess whose containers to remove")
     now = time.time() if now is None else now
     host = host_identity() if host is None else host
-    probe = probe or default_probe
     orphans: list[Orphan] = []
     kept = 0
-    for entry in api.containers(all=True, filters=_our_filter(installation_id)):
-        # The label filter is the engine's; we check again, so a filter bug cannot widen the net.
-        if not is_ours(entry, installation_id):
-            continue
-        reason = classify(entry, installation_id, now=now, host=host, probe=probe)
+    for record in await backend.list_containers({labels.MANAGED: "true", labels.INSTALLATION: installation_id}):
+        reason = classify(record, installation_id, now=now, host=host, probe=probe or default_probe)
         if reason is None:
             kept += 1
             continue
-        values = entry.get("Labels") or {}
-        name = str((entry.get("Names") or ["?"])[0]).lstrip("/")
-        orphans.append(
-            Orphan(
-                container_id=str(entry["Id"]),
-                name=name,
-                reason=reason,
-                task_id=task_of(values, name),
-                project_id=values.get(labels.PROJECT, "?"),
-                created_at=_int_label(values, labels.CREATED_AT),
-            )
-        )
+        orphans.append(Orphan(
+            container_id=record.id,
+            name=record.name,
+            reason=reason,
+            task_id=task_of(record.labels, record.name),
+            project_id=record.labels.get(labels.PROJECT, "?"),
+            created_at=_int_label(record.labels, labels.CREATED_AT),
+        ))
     return orphans, kept
 
 
-def cleanup(
-    api: docker.APIClient,
+async def cleanup(
+    backend: Backend,
     installation_id: str,
     *,
     dry_run: bool = False,
@@ -193,156 +132,18 @@ def cleanup(
     probe: ProcessProbe | None = None,
 ) -> CleanupReport:
     """Remove this installation's orphaned containers, then the named projects' volumes if asked."""
-    orphans, kept = find_orphans(api, installation_id, now=now, host=host, probe=probe)
+    orphans, kept = await find_orphans(backend, installation_id, now=now, host=host, probe=probe)
     failed: list[tuple[Orphan, str]] = []
     if not dry_run:
         for orphan in orphans:
             try:
-                api.remove_container(orphan.container_id, force=True, v=False)
-            except docker.errors.NotFound:
-                pass  # someone else removed it meanwhile: the goal is met
-            except docker.errors.APIError as err:
-                failed.append((orphan, str(err.explanation or err)))
+                await backend.remove(orphan.container_id)
+            except SandboxError as err:
+                failed.append((orphan, str(err)))
     volumes: list[str] = []
     for project in volume_projects:
-        volumes += remove_project_volume(api, installation_id, project, dry_run=dry_run)
+        volumes += await remove_project_volume(backend, installation_id, project, dry_run=dry_run)
     return CleanupReport(dry_run, tuple(orphans), kept, tuple(failed), tuple(volumes))
-
-
-def remove_project_volume(
-    api: docker.APIClient, installation_id: str, project_id: str, *, dry_run: bool = False
-) -> list[str]:
-    """Remove the project's volume and its language caches, if ours: the names removed (none: nothing there).
-
-    `SandboxError` if the project volume is foreign, or a volume is in use. The caches go first:
-    if one is in use, the project's files are still there when the error is raised.
-    """
-    name = volume_name(project_id)
-    try:
-        volume = api.inspect_volume(name)
-    except docker.errors.NotFound:
-        volume = None
-    if volume is not None:
-        values = volume.get("Labels") or {}
-        if values.get(labels.MANAGED) != "true" or values.get(labels.INSTALLATION) != installation_id:
-            raise SandboxError(
-                f"volume {name} does not carry this installation's labels "
-                f"({labels.INSTALLATION}={installation_id}); it was left alone"
-            )
-    caches = api.volumes(filters={"label": [
-        f"{labels.MANAGED}=true", f"{labels.INSTALLATION}={installation_id}",
-        f"{labels.PROJECT}={project_id}", labels.CACHE,
-    ]}).get("Volumes") or ()
-    removed = [c for c in sorted(str(c["Name"]) for c in caches) if dry_run or _remove_volume(api, c)]
-    if volume is not None and (dry_run or _remove_volume(api, name)):
-        removed.insert(0, name)
-    return removed
-
-
-def _remove_volume(api: docker.APIClient, name: str) -> bool:
-    try:
-        api.remove_volume(name)
-    except docker.errors.NotFound:
-        return False
-    except docker.errors.APIError as err:
-        if err.status_code == 409:
-            raise SandboxError(
-                f"volume {name} is in use by a container; destroy the project's tasks first"
-            ) from err
-        raise SandboxError(f"volume {name} could not be removed: {err.explanation or err}") from err
-    return True
-
-
-# -- in-process scheduler --------------------------------------------------------------------
-
-
-class CleanupScheduler:
-    """Runs `cleanup` every `interval` seconds on the running event loop until `stop()`.
-
-    Errors are logged and the next round still runs. The engine calls run in a thread,
-    so the loop is never blocked.
-
-        scheduler = CleanupScheduler()   # hourly, this installation
-        scheduler.start()                # inside the orchestrator's event loop
-        ...
-        await scheduler.stop()
-    """
-
-    def __init__(
-        self, config: RuntimeConfig | None = None, *, interval: float = 3600.0, run_first: bool = True
-    ) -> None:
-        if interval <= 0:
-            raise SandboxError("the cleanup interval must be positive")
-        self.config = config or RuntimeConfig.load()
-        self.interval = interval
-        self.run_first = run_first  # one round at start(), then every interval
-        self.last_report: CleanupReport | None = None
-        self.rounds = 0
-        self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def start(self) -> None:
-        if self.running:
-            return
-        self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="theappapp-cleanup")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def trigger(self) -> None:
-        """Run a round now instead of waiting for the interval."""
-        if self._wake is not None:
-            self._wake.set()
-
-    async def run_once(self) -> CleanupReport:
-        report = await asyncio.to_thread(self._round)
-        self.last_report, self.rounds = report, self.rounds + 1
-        if report.orphans or report.failed:
-            log.info(
-                "cleanup removed %d orphan(s), %d failed", len(report.removed), len(report.failed)
-            )
-        return report
-
-    def _round(self) -> CleanupReport:
-        client = engine_client(self.config)
-        try:
-            return cleanup(client.api, self.config.installation_id)
-        finally:
-            client.close()
-
-    async def _loop(self) -> None:
-        assert self._wake is not None
-        first = self.run_first
-        while True:
-            if not first:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
-                self._wake.clear()
-            first = False
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("orphan cleanup failed; retrying in %.0fs", self.interval)
-
-
-def engine_client(config: RuntimeConfig) -> docker.DockerClient:
-    """A blocking docker-py client for one-off jobs (cleanup, ls, doctor); the caller closes it."""
-    environment = dict(os.environ)
-    if config.docker_host:
-        environment["DOCKER_HOST"] = config.docker_host
-    try:
-        return docker.DockerClient.from_env(environment=environment, timeout=int(config.api_timeout) + 1)
-    except docker.errors.DockerException as err:
-        raise EngineUnavailable(f"Docker engine unreachable: {err}") from err
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -368,18 +169,22 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--project only applies with --volumes")
 
 
+async def _report(config: RuntimeConfig, args: argparse.Namespace) -> CleanupReport:
+    backend = open_backend(config)
+    try:
+        return await cleanup(
+            backend, config.installation_id, dry_run=args.dry_run,
+            volume_projects=tuple(args.project) if args.volumes else (),
+        )
+    finally:
+        backend.close()
+
+
 def run(args: argparse.Namespace, out: Any = None) -> int:
     """Do what the parsed arguments ask, print it, and return the exit status."""
     out = out or sys.stdout
     config = RuntimeConfig.load(**({"installation_id": args.installation} if args.installation else {}))
-    client = engine_client(config)
-    try:
-        report = cleanup(
-            client.api, config.installation_id, dry_run=args.dry_run,
-            volume_projects=tuple(args.project) if args.volumes else (),
-        )
-    finally:
-        client.close()
+    report = asyncio.run(_report(config, args))
     verb = "would remove" if report.dry_run else "removed"
     failed = {o.container_id: why for o, why in report.failed}
     for orphan in report.orphans:
@@ -401,7 +206,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m runtime.ops.cleanup",
+        prog="python -m runtime.cleanup",
         description="Remove this installation's orphaned sandboxes (expired, exited, dead, or owner gone).",
     )
     add_arguments(parser)
@@ -412,7 +217,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SandboxError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

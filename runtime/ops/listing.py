@@ -7,11 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import docker
-
 from runtime import labels
-from runtime.ops.cleanup import default_probe, owner_gone, task_of
-from runtime.sandbox.owner import host_identity
+from runtime.backends.base import Backend
+from runtime.sandbox.owner import default_probe, host_identity, owner_gone, task_of
 
 
 @dataclass(frozen=True)
@@ -55,31 +53,30 @@ def _int(values: Mapping[str, str], key: str) -> int | None:
         return None
 
 
-def _filters(installation_id: str | None) -> dict[str, list[str]]:
-    wanted = [f"{labels.MANAGED}=true"]
+def _filters(installation_id: str | None) -> dict[str, str | None]:
+    wanted: dict[str, str | None] = {labels.MANAGED: "true"}
     if installation_id is not None:
-        wanted.append(f"{labels.INSTALLATION}={installation_id}")
-    return {"label": wanted}
+        wanted[labels.INSTALLATION] = installation_id
+    return wanted
 
 
-def container_rows(
-    api: docker.APIClient, installation_id: str | None, *, now: float | None = None
-) -> list[ContainerRow]:
+async def container_rows(backend: Backend, installation_id: str | None, *, now: float | None = None
+                         ) -> list[ContainerRow]:
     """Managed containers of one installation (None: every installation), oldest first."""
     now = time.time() if now is None else now
     host = host_identity()
     rows: list[tuple[int, ContainerRow]] = []
-    for entry in api.containers(all=True, filters=_filters(installation_id)):
-        values: Mapping[str, str] = entry.get("Labels") or {}
-        name = str((entry.get("Names") or ["?"])[0]).lstrip("/")
-        created = _int(values, labels.CREATED_AT) or int(entry.get("Created") or now)
+    for entry in await backend.list_containers(_filters(installation_id)):
+        values: Mapping[str, str] = entry.labels
+        name = entry.name
+        created = _int(values, labels.CREATED_AT) or int(entry.created or now)
         expires = _int(values, labels.EXPIRES_AT)
         owner = f"{values.get(labels.OWNER_PID, '?')}@{values.get(labels.OWNER_HOST, '?').split('/')[0]}"
         if owner_gone(values, host=host, probe=default_probe):
             owner += " (gone)"
         rows.append((created, ContainerRow(
             name=name,
-            state=str(entry.get("State") or "?"),
+            state=entry.state,
             age=human_age(now - created),
             task=task_of(values, name),
             project=values.get(labels.PROJECT, "?"),
@@ -91,21 +88,22 @@ def container_rows(
     return [row for _, row in sorted(rows, key=lambda r: r[0])]
 
 
-def volume_rows(api: docker.APIClient, installation_id: str | None, *, now: float | None = None) -> list[VolumeRow]:
+async def volume_rows(backend: Backend, installation_id: str | None, *, now: float | None = None
+                      ) -> list[VolumeRow]:
     """Managed volumes of one installation (None: every installation), by name."""
     now = time.time() if now is None else now
     used: set[str] = set()
-    for entry in api.containers(all=True, filters={"label": [f"{labels.MANAGED}=true"]}):
-        used.update(m.get("Name", "") for m in entry.get("Mounts") or () if m.get("Type") == "volume")
+    for entry in await backend.list_containers({labels.MANAGED: "true"}):
+        used.update(entry.volumes)
     rows = []
-    for volume in api.volumes(filters=_filters(installation_id)).get("Volumes") or ():
-        values: Mapping[str, str] = volume.get("Labels") or {}
+    for volume in await backend.list_volumes(_filters(installation_id)):
+        values: Mapping[str, str] = volume.labels
         created = _int(values, labels.CREATED_AT)
         rows.append(VolumeRow(
-            name=str(volume["Name"]),
+            name=volume.name,
             project=values.get(labels.PROJECT, "?"),
             age=human_age(None if created is None else now - created),
-            in_use="yes" if volume["Name"] in used else "no",
+            in_use="yes" if volume.name in used else "no",
             installation=values.get(labels.INSTALLATION, "?"),
         ))
     return sorted(rows, key=lambda r: r.name)

@@ -6,8 +6,12 @@ synchronously after the step; they must be quick and must not raise.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class ResourceUsage:
 
 @dataclass(frozen=True)
 class LifecycleEvent:
-    kind: Literal["create", "destroy", "create_failed", "destroy_failed"]
+    kind: Literal["create", "destroy", "create_failed", "destroy_failed", "adopt"]
     task_id: str
     project_id: str
     language: str
@@ -50,3 +54,30 @@ class Observer(Protocol):
     def on_exec(self, event: ExecEvent) -> None: ...
 
     def on_lifecycle(self, event: LifecycleEvent) -> None: ...
+
+
+class Observers:
+    """The observers of one manager; a failing observer is logged and skipped, never raised."""
+
+    def __init__(self, observers: Iterable[Observer] = ()) -> None:
+        self.members: list[Observer] = list(observers)
+
+    def add(self, observer: Observer) -> None:
+        self.members.append(observer)
+
+    def remove(self, observer: Observer) -> None:
+        self.members.remove(observer)
+
+    def exec(self, event: ExecEvent) -> None:
+        for observer in self.members:
+            try:
+                observer.on_exec(event)
+            except Exception:
+                log.exception("observer %r failed on an exec event", observer)
+
+    def lifecycle(self, event: LifecycleEvent) -> None:
+        for observer in self.members:
+            try:
+                observer.on_lifecycle(event)
+            except Exception:
+                log.exception("observer %r failed on a lifecycle event", observer)

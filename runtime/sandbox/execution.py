@@ -1,68 +1,21 @@
-"""Running one command in a sandbox: timeout that kills the whole tree, capped output, OOM detection.
+"""One command in a sandbox, as engine-neutral data: the request, its output chunks, its result.
 
-The command's own process tree is not enough to kill on timeout: `setsid`/`nohup`
-children and double-forked daemons are reparented to the container's init. A task
-owns its container, so on timeout every process in it dies except init (PID 1) and
-the keeper (its first child, the lowest other pid) — concurrent execs of the same task
-included. The killer runs inside the container with bash builtins only (no fork
-needed); if it cannot start (a fork bomb holds every pid), the manager freezes the
-container's cgroup from the host and kills from there (runc on this host only).
+How a command is run (and killed on timeout, and its output capped) is a backend's job;
+`ExecStream` only hands the caller the backend's chunks and keeps the result.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
 import re
-import signal
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, Protocol
 
-import docker.errors
-
-from runtime.backends.docker.cgroups import OOM_PROBE, ContainerCgroup, parse_oom_kills
-from runtime.backends.docker.engine import Engine
-from runtime.backends.docker.hijack import STDERR, ExecConnection, api_call, start_exec
 from runtime.config import RuntimeConfig
-from runtime.errors import EngineUnavailable, InvalidIdentifier, SandboxError, TaskNotFound
+from runtime.errors import InvalidIdentifier, InvalidRequest
 from runtime.sandbox.paths import under_workspace
 
-log = logging.getLogger(__name__)
-# After a timeout: the killers get KILL_GRACE + HOST_KILL_GRACE, closing the stream and reading the exit code
-# CLOSE_GRACE each — together under the 2 s the caller is promised.
-KILL_GRACE = 1.0
-CLOSE_GRACE = 0.3
-HOST_KILL_GRACE = 0.4  # the fallback killer, when the in-container one could not run
-# After this long without output, and as often again, an exec checks that its container still
-# runs: under gVisor an OOM can kill the whole sandbox and the exec's stream never ends.
-LIVENESS_EVERY = 1.0
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-# Kills every process but PID 1, the keeper and itself, in rounds until none is left
-# alive (a fork bomb's children appear between rounds). Builtins only: no fork.
-KILLER_SCRIPT = r"""
-me=$$; keeper=
-for d in /proc/[0-9]*; do p=${d#/proc/}
-  if [ "$p" != 1 ] && [ "$p" != "$me" ] && { [ -z "$keeper" ] || [ "$p" -lt "$keeper" ]; }; then keeper=$p; fi
-done
-for ((round = 0; round < 200; round++)); do
-  n=0
-  for d in /proc/[0-9]*; do p=${d#/proc/}
-    case $p in 1|"$me"|"$keeper") continue;; esac
-    read -r stat < "$d/stat" 2>/dev/null || continue
-    stat=${stat##*) }
-    [ "${stat:0:1}" = Z ] && continue
-    kill -KILL "$p" 2>/dev/null && n=$((n + 1))
-  done
-  [ "$n" = 0 ] && break
-done
-[ "$n" = 0 ] && echo theappapp-killed
-"""
 
 
 @dataclass(frozen=True)
@@ -114,56 +67,34 @@ class ExecRequest:
         stdin: str | bytes | None = None,
         max_output_bytes: int | None = None,
     ) -> ExecRequest:
+        """`command` through the configured shell, checked: bad values raise before any engine call."""
         if not isinstance(command, str) or "\0" in command:
-            raise SandboxError("command must be a string without NUL bytes")
+            raise InvalidRequest("command must be a string without NUL bytes")
         env = dict(env or {})
         for name, value in env.items():
             if not _ENV_NAME.fullmatch(name) or "\0" in str(value):
                 raise InvalidIdentifier(f"invalid environment variable {name!r}")
-        timeout = config.default_timeout if timeout is None else timeout
+        limits, workspace = config.limits, config.security.workspace
+        timeout = limits.default_timeout if timeout is None else timeout
         if timeout <= 0:
-            raise SandboxError("timeout must be positive")
+            raise InvalidRequest("timeout must be positive")
         return cls(
-            argv=(*config.shell, command),
+            argv=(*limits.shell, command),
             timeout=timeout,
-            max_output_bytes=config.max_output_bytes if max_output_bytes is None else max_output_bytes,
+            max_output_bytes=limits.max_output_bytes if max_output_bytes is None else max_output_bytes,
             env={k: str(v) for k, v in env.items()},
-            workdir=under_workspace(config.workspace, workdir if workdir is not None else config.workspace),
+            workdir=under_workspace(workspace, workdir if workdir is not None else workspace),
             stdin=stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin,
-            user=config.user,
+            user=config.security.user,
         )
 
 
-class Capture:
-    """Keeps the first `cap` bytes of a stream, counts the rest."""
+class Runner(Protocol):
+    """What runs a request: a backend's `exec`."""
 
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.kept = bytearray()
-        self.total = 0
-
-    def add(self, data: bytes) -> None:
-        self.total += len(data)
-        room = self.cap - len(self.kept)
-        if room > 0:
-            self.kept += data[:room]
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > len(self.kept)
-
-    def text(self) -> str:
-        return self.kept.decode("utf-8", "replace")
-
-
-@dataclass
-class ExecTarget:
-    """What an exec needs to know about its container; the manager's sandbox provides it."""
-
-    container_id: str
-    cgroup: ContainerCgroup | None
-    host_kill: bool  # the engine runs runc on this host: the cgroup fallback killer may be used
-    oom_seen: int = 0  # last in-container OOM count, when the host cgroup is not readable
+    def __call__(
+        self, container_id: str, request: ExecRequest, finish: Callable[[ExecResult], None]
+    ) -> AsyncIterator[OutputChunk]: ...
 
 
 class ExecStream:
@@ -171,18 +102,18 @@ class ExecStream:
 
     def __init__(
         self,
-        runner: Executor,
-        target: ExecTarget,
+        run: Runner,
+        container_id: str,
         request: ExecRequest,
         on_done: Callable[[ExecResult], None] | None = None,
     ) -> None:
-        self._runner, self._target, self._request, self._on_done = runner, target, request, on_done
+        self._run, self._container_id, self._request, self._on_done = run, container_id, request, on_done
         self.result: ExecResult | None = None
         self._iter: AsyncIterator[OutputChunk] | None = None
 
     def __aiter__(self) -> AsyncIterator[OutputChunk]:
         if self._iter is None:
-            self._iter = self._runner.chunks(self._target, self._request, self._finish)
+            self._iter = self._run(self._container_id, self._request, self._finish)
         return self._iter
 
     def _finish(self, result: ExecResult) -> None:
@@ -196,253 +127,3 @@ class ExecStream:
             pass
         assert self.result is not None
         return self.result
-
-
-class Executor:
-    """Runs execs against one engine with one configuration."""
-
-    def __init__(self, engine: Engine, config: RuntimeConfig) -> None:
-        self.engine = engine
-        self.config = config
-
-    async def chunks(
-        self, target: ExecTarget, request: ExecRequest, finish: Callable[[ExecResult], None]
-    ) -> AsyncIterator[OutputChunk]:
-        t0 = time.monotonic()
-        deadline = t0 + request.timeout
-        oom_before = target.cgroup.oom_kills() if target.cgroup else None
-        out, err = Capture(request.max_output_bytes), Capture(request.max_output_bytes)
-
-        def result(exit_code: int | None, timed_out: bool, oom: bool) -> ExecResult:
-            return ExecResult(
-                exit_code=exit_code,
-                stdout=out.text(),
-                stderr=err.text(),
-                duration=time.monotonic() - t0,
-                timed_out=timed_out,
-                oom_killed=oom,
-                truncated=out.truncated or err.truncated,
-                stdout_bytes=out.total,
-                stderr_bytes=err.total,
-            )
-
-        try:
-            # Even starting is bounded: an engine (gVisor) can hang an exec before it runs.
-            conn = await asyncio.wait_for(self._start(target, request), request.timeout)
-        except TimeoutError:
-            await self.kill_all(target)
-            finish(result(None, True, False))
-            return
-        stdin_task = asyncio.create_task(conn.send_stdin(request.stdin)) if request.stdin is not None else None
-        timed_out, finished, died = False, False, False
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                try:
-                    item = await asyncio.wait_for(conn.next_chunk(), min(remaining, LIVENESS_EVERY))
-                except TimeoutError:
-                    if await self._container_gone(target, deadline):
-                        died = True
-                        break
-                    continue  # still running: wait on, until the deadline
-                if item is None:
-                    break
-                stream, data = item
-                (err if stream == STDERR else out).add(data)
-                yield OutputChunk("stderr" if stream == STDERR else "stdout", data)
-            finished = True
-        finally:
-            if not finished or timed_out:
-                # Timed out, or the caller stopped listening/cancelled: nothing may outlive the call.
-                await self.kill_all(target)
-            if stdin_task is not None:
-                stdin_task.cancel()
-            await conn.close(CLOSE_GRACE if timed_out else 1.0)
-            if not finished:
-                finish(result(None, False, False))  # abandoned or failed: still on the record
-        if died:  # the exec went down with its container: the container's end is the exec's
-            exit_code, oom = await self._container_end(target.container_id)
-            finish(result(exit_code, False, oom))
-            return
-        # After a timeout every step below is bounded, so the call returns within timeout + 2 s.
-        exit_code = await self._exit_code(conn.exec_id, wait=not timed_out)
-        oom = await self._oom(target, oom_before, exit_code, probe_inside=not timed_out)
-        finish(result(exit_code, timed_out, oom))
-
-    async def _container_gone(self, target: ExecTarget, deadline: float) -> bool:
-        """Whether the exec's container stopped running: its cgroup is gone, or (no cgroup to read,
-        and not runc on this host, which ends the stream itself) the engine says so.
-
-        An engine that does not answer before the exec's own deadline proves nothing: still running.
-        """
-        if target.cgroup is not None:
-            return not target.cgroup.exists()
-        if target.host_kill:
-            return False
-        wait = min(self.engine.api_timeout, max(0.05, deadline - time.monotonic()))
-        try:
-            status, info = await self._api("GET", f"/containers/{target.container_id}/json", deadline=wait)
-        except EngineUnavailable:
-            return False
-        return status == 404 or (isinstance(info, dict) and not info.get("State", {}).get("Running", True))
-
-    async def _container_end(self, container_id: str) -> tuple[int | None, bool]:
-        """The dead container's exit code, and whether the OOM killer ended it."""
-        with contextlib.suppress(EngineUnavailable):
-            status, info = await self._api("GET", f"/containers/{container_id}/json")
-            if status == 200 and isinstance(info, dict):
-                state = info.get("State", {})
-                code = state.get("ExitCode")
-                return (int(code) if code is not None else None), bool(state.get("OOMKilled"))
-        return None, False
-
-    async def _start(self, target: ExecTarget, request: ExecRequest) -> ExecConnection:
-        exec_id = await self.create(target.container_id, list(request.argv), request, stdin=request.stdin is not None)
-        return await start_exec(self.engine.endpoint(), self.engine.api_version, exec_id)
-
-    async def _api(self, method: str, path: str, payload: Any = None, deadline: float | None = None) -> tuple[int, Any]:
-        try:
-            return await asyncio.wait_for(
-                api_call(self.engine.endpoint(), method, f"/v{self.engine.api_version}{path}", payload),
-                deadline or self.engine.api_timeout,
-            )
-        except TimeoutError as err:
-            raise EngineUnavailable(f"Docker engine did not answer {method} {path} in time") from err
-
-    async def create(
-        self, container_id: str, argv: list[str], request: ExecRequest | None = None, *, stdin: bool = False
-    ) -> str:
-        payload: dict[str, Any] = {
-            "AttachStdin": stdin, "AttachStdout": True, "AttachStderr": True, "Tty": False,
-            "Cmd": argv, "User": self.config.user,
-        }
-        if request is not None:
-            payload.update(
-                Env=[f"{k}={v}" for k, v in request.env.items()] or None, WorkingDir=request.workdir, User=request.user
-            )
-        status, body = await self._api("POST", f"/containers/{container_id}/exec", payload)
-        if status == 404:
-            raise TaskNotFound(f"the sandbox container {container_id[:12]} is gone: {body}")
-        if status == 409:
-            raise SandboxError(f"the sandbox container {container_id[:12]} is not running: {body}")
-        if status != 201 or not isinstance(body, dict) or "Id" not in body:
-            raise SandboxError(f"the Docker engine refused an exec (HTTP {status}): {body}")
-        return str(body["Id"])
-
-    async def _exit_code(self, exec_id: str, *, wait: bool) -> int | None:
-        # The stream can close a moment before the engine records the exit code.
-        for attempt in range(40 if wait else 1):
-            try:
-                status, info = await self._api("GET", f"/exec/{exec_id}/json", deadline=None if wait else CLOSE_GRACE)
-            except EngineUnavailable:
-                if wait:
-                    raise
-                return None
-            if status != 200 or not isinstance(info, dict):
-                return None  # the container went away under the exec (destroyed meanwhile)
-            if not info.get("Running") and info.get("ExitCode") is not None:
-                return int(info["ExitCode"])
-            if attempt:
-                await asyncio.sleep(0.005)
-        return None
-
-    async def _oom(
-        self, target: ExecTarget, before: int | None, exit_code: int | None, *, probe_inside: bool
-    ) -> bool:
-        if target.cgroup is not None and before is not None:
-            after = target.cgroup.oom_kills()
-            return after is not None and after > before
-        if not probe_inside or exit_code not in (137, None):
-            return False  # not SIGKILLed: the OOM killer did not end the shell
-        # The counter is only readable from inside: one more (cheap) exec.
-        with contextlib.suppress(SandboxError, docker.errors.APIError):
-            output = await self.run_internal(target, ["sh", "-c", OOM_PROBE], KILL_GRACE * 2)
-            count = parse_oom_kills(output)
-            if count is not None and count > target.oom_seen:
-                target.oom_seen = count
-                return True
-        return False
-
-    async def run_internal(self, target: ExecTarget, argv: list[str], deadline: float) -> bytes:
-        """Run a helper command (not the user's) and return its stdout, within `deadline` seconds."""
-
-        async def go() -> bytes:
-            exec_id = await self.create(target.container_id, argv)
-            conn = await start_exec(self.engine.endpoint(), self.engine.api_version, exec_id)
-            data = bytearray()
-            try:
-                while (item := await conn.next_chunk()) is not None:
-                    if item[0] != STDERR and len(data) < 1 << 20:
-                        data += item[1]
-            finally:
-                await conn.close()
-            return bytes(data)
-
-        return await asyncio.wait_for(go(), deadline)
-
-    async def kill_all(self, target: ExecTarget) -> None:
-        """Kill every process in the container except init and the keeper."""
-        try:
-            output = await self.run_internal(target, ["/bin/bash", "-c", KILLER_SCRIPT], KILL_GRACE)
-            if b"theappapp-killed" in output:
-                return
-            log.debug("in-container killer did not finish: %r", output[-200:])
-        except (TimeoutError, SandboxError, docker.errors.APIError, OSError) as err:
-            log.debug("in-container killer failed: %r", err)
-        if target.host_kill and target.cgroup is not None and target.cgroup.memory is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.get_running_loop().run_in_executor(None, host_kill, target.cgroup), HOST_KILL_GRACE
-                )
-
-
-def host_kill(cgroup: ContainerCgroup, rounds: int = 3) -> None:
-    """Freeze the container's cgroup, SIGKILL all but init and the keeper, thaw. Best effort."""
-    memory = cgroup.memory
-    if memory is None:
-        return
-    if cgroup.version == 2:
-        freeze, state, frozen, thawed = memory / "cgroup.freeze", memory / "cgroup.events", "1", "0"
-    else:
-        freeze = Path(str(memory).replace("/memory/", "/freezer/", 1)) / "freezer.state"
-        state, frozen, thawed = freeze, "FROZEN", "THAWED"
-    for _ in range(rounds):
-        try:
-            freeze.write_text(frozen)
-            # Listing while still FREEZING would miss children forked meanwhile.
-            for _ in range(100):
-                text = state.read_text()
-                if (cgroup.version == 1 and text.strip() == "FROZEN") or "frozen 1" in text:
-                    break
-                time.sleep(0.01)
-            procs = [int(p) for p in (memory / "cgroup.procs").read_text().split()]
-            ns = {pid: _ns_pid(pid) for pid in procs}
-            inner = sorted(n for n in ns.values() if n is not None and n > 1)
-            spare = {1, inner[0]} if inner else {1}
-            victims = [pid for pid, nspid in ns.items() if nspid is not None and nspid not in spare]
-            for pid in victims:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-        except OSError as err:
-            log.debug("host-side kill failed: %r", err)
-            victims = []
-        finally:
-            with contextlib.suppress(OSError):
-                freeze.write_text(thawed)
-        if not victims:
-            return
-        time.sleep(0.05)
-
-
-def _ns_pid(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("NSpid:"):
-                return int(line.split()[-1])
-    except (OSError, ValueError):
-        return None
-    return None
-

@@ -1,4 +1,5 @@
-"""Who owns a container: the labels that let cleanup tell a live manager's sandboxes from orphans."""
+"""Who owns a container: the labels that let cleanup tell a live manager's sandboxes from orphans,
+and the check whether that owner is still alive."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from runtime import labels
@@ -25,6 +26,12 @@ def process_start_ticks(pid: int) -> str | None:
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     fields = text.rsplit(")", 1)[-1].split()
     return fields[19] if len(fields) > 19 else None
+
+
+# A process probe: pid -> its start ticks, or None if no such process.
+ProcessProbe = Callable[[int], str | None]
+# The labels that name a container's owner; a manager taking over a task changes exactly these.
+OWNER_LABELS = (labels.OWNER, labels.OWNER_HOST, labels.OWNER_PID, labels.OWNER_STARTED)
 
 
 def host_identity() -> str:
@@ -70,13 +77,18 @@ class Owner:
             labels.LANGUAGE: language,
             labels.CREATED_AT: str(int(created)),
             labels.EXPIRES_AT: str(int(created + ttl)),
+            **self.owner_labels(),
+            labels.INSTALLATION: self.installation,
+        })
+        return out
+
+    def owner_labels(self) -> dict[str, str]:
+        return {
             labels.OWNER: self.manager_id,
             labels.OWNER_HOST: self.host,
             labels.OWNER_PID: str(self.pid),
             labels.OWNER_STARTED: self.started,
-            labels.INSTALLATION: self.installation,
-        })
-        return out
+        }
 
     def volume_labels(self, project_id: str, *, cache_of: str | None = None) -> dict[str, str]:
         """A project volume's labels; `cache_of` a language: that language's cache volume's."""
@@ -89,3 +101,44 @@ class Owner:
         if cache_of is not None:
             out[labels.CACHE] = cache_of
         return out
+
+
+def default_probe(pid: int) -> str | None:
+    """Start ticks of a running pid; off Linux (no /proc) only liveness, as "?"."""
+    if os.path.isdir("/proc/self"):
+        return process_start_ticks(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # exists, owned by someone else
+    return "?"
+
+
+def owner_gone(values: Mapping[str, str], *, host: str, probe: ProcessProbe | None = None) -> bool:
+    """True only when we can tell: the owner ran here (same host and pid namespace) and that process is gone."""
+    if values.get(labels.OWNER_HOST) != host:
+        return False
+    try:
+        pid = int(values.get(labels.OWNER_PID, ""))
+    except ValueError:
+        return False
+    if pid <= 0:
+        return False
+    started = (probe or default_probe)(pid)
+    if started is None:
+        return True
+    recorded = values.get(labels.OWNER_STARTED, "")
+    # A different start time means the pid was reused by another process.
+    return bool(recorded) and started != "?" and started != recorded
+
+
+def task_of(values: Mapping[str, str], name: str) -> str:
+    """The task a container serves: its label, or for a warm-pool container the name it was renamed to."""
+    if labels.TASK in values:
+        return values[labels.TASK]
+    if values.get(labels.POOL):
+        prefix = f"theappapp-{values.get(labels.PROJECT, '')}-"
+        return name[len(prefix):] if name.startswith(prefix) else "(spare)"
+    return "?"

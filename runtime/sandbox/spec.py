@@ -1,53 +1,39 @@
-"""The hardened container settings, as plain data, from the config and a language's resources.
+"""What a sandbox container is, as engine-neutral data: `ContainerSpec`, and how one is made.
 
-Kept separate from the manager so the benchmark's "raw docker-py" side and the warm
-pool create exactly the same container, and a unit test can read every default.
+The spec carries the policy (image, mounts, network, resources, the hardening settings)
+and nothing of any engine's vocabulary: turning it into Docker's HostConfig or a Pod spec is
+the backend's job. The manager and the warm pool build their specs here, so a task's
+container and a spare are always the same container.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from docker.types import Mount
-
-from runtime.config import RuntimeConfig
-from runtime.registry import Language, Resources
-from runtime.sandbox.naming import cache_volume_name
+from runtime.config import RuntimeConfig, SecuritySettings
+from runtime.registry import Language, Registry, Resources
+from runtime.sandbox.naming import cache_volume_name, volume_name
 from runtime.sandbox.owner import Owner
 
-# docker-init (tini) is PID 1 and reaps zombies; the keeper is its only child and the
-# first process of the container, so it has the lowest pid after 1 (the exec timeout
-# killer relies on that to spare it).
+# The container's main process: an init (the engine's, or the backend's) is PID 1 and reaps
+# zombies; the keeper is its only child and the first process of the container, so it has the
+# lowest pid after 1 (the exec timeout killer relies on that to spare it).
 KEEPER_COMMAND = ("sleep", "infinity")
+NO_NETWORK = "none"
 
 
 @dataclass(frozen=True)
-class NamedVolume:
-    """A named volume mounted at `target`; the engine creates it with `labels` if it does not exist."""
+class VolumeMount:
+    """A named volume mounted at `target`; created with `labels` if it does not exist yet.
+
+    Created by the mount itself: no separate create call per task, and a volume deleted
+    meanwhile (on request, by another process) comes back labelled as ours.
+    """
 
     name: str
     target: str
-    labels: Mapping[str, str]
-
-    def mount(self) -> Mount:
-        return Mount(self.target, self.name, type="volume", labels=dict(self.labels) or None)
-
-
-def project_cache(owner: Owner, project_id: str, language: Language) -> NamedVolume | None:
-    """The language's per-project cache volume (languages.yaml `cache`), if it declares one.
-
-    Per project, never shared: a build cache is trusted by whoever reads it, and a sandbox
-    can write anything into its own.
-    """
-    if language.cache is None:
-        return None
-    return NamedVolume(
-        cache_volume_name(project_id, language.name),
-        language.cache.path,
-        owner.volume_labels(project_id, cache_of=language.name),
-    )
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,62 +41,60 @@ class ContainerSpec:
     image: str
     name: str
     labels: Mapping[str, str]
-    volume: str
-    network: str  # a network name, or "none"
-    resources: Resources
-    config: RuntimeConfig
+    volumes: tuple[VolumeMount, ...]  # the project's workspace first
+    network: str  # a network name, or NO_NETWORK
+    resources: Resources  # every field set (the registry's defaults filled in)
+    security: SecuritySettings
+    runtime: str | None = None  # OCI runtime (e.g. runsc); None: the engine's default
     environment: Mapping[str, str] = field(default_factory=dict)
-    # Applied by the engine if it has to create the volume for this mount: no separate create
-    # call per task, and a volume deleted meanwhile (on request, by another process) comes back
-    # labelled as ours, within the container create itself.
-    volume_labels: Mapping[str, str] = field(default_factory=dict)
-    cache: NamedVolume | None = None  # the language's per-project cache, if it has one
+    command: tuple[str, ...] = KEEPER_COMMAND
 
-    def host_config(self) -> dict[str, Any]:
-        """Keyword arguments for `APIClient.create_host_config`."""
-        cfg, res = self.config, self.resources
-        uid, _, gid = cfg.user.partition(":")
-        gid = gid or uid
-        tmpfs = {
-            "/tmp": f"rw,exec,nosuid,nodev,size={res.tmp_size},mode=1777",
-            cfg.home: f"rw,exec,nosuid,nodev,size={res.home_size},uid={uid},gid={gid}",
-        }
-        security_opt = ["no-new-privileges:true"] if cfg.no_new_privileges else []
-        kwargs: dict[str, Any] = {
-            "mounts": [
-                NamedVolume(self.volume, cfg.workspace, self.volume_labels).mount(),
-                *([self.cache.mount()] if self.cache else []),
-            ],
-            "tmpfs": tmpfs,
-            "read_only": cfg.read_only_root,
-            "cap_drop": ["ALL"] if cfg.cap_drop_all else None,
-            "security_opt": security_opt or None,
-            "privileged": False,
-            "init": cfg.init,
-            "pids_limit": res.pids,
-            "mem_limit": res.memory,
-            "memswap_limit": res.memory,  # swap = memory: no swapping past the limit
-            "nano_cpus": int((res.cpus or 1.0) * 1e9),
-            "network_mode": self.network,
-            "ipc_mode": "private",
-            "log_config": {"type": "json-file", "config": {"max-size": cfg.log_max_size, "max-file": "1"}},
-        }
-        if cfg.runtime:
-            kwargs["runtime"] = cfg.runtime
-        return kwargs
+    @property
+    def workspace(self) -> VolumeMount:
+        return self.volumes[0]
 
-    def create_kwargs(self, host_config: Mapping[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for `APIClient.create_container`; `host_config` from `create_host_config`."""
-        return {
-            "image": self.image,
-            "command": list(KEEPER_COMMAND),
-            "name": self.name,
-            "user": self.config.user,
-            "working_dir": self.config.workspace,
-            "labels": dict(self.labels),
-            "environment": dict(self.environment) or None,
-            "host_config": host_config,
-            "detach": True,
-            "stdin_open": False,
-            "tty": False,
-        }
+
+def project_cache(owner: Owner, project_id: str, language: Language) -> VolumeMount | None:
+    """The language's per-project cache volume (languages.yaml `cache`), if it declares one.
+
+    Per project, never shared: a build cache is trusted by whoever reads it, and a sandbox
+    can write anything into its own.
+    """
+    if language.cache is None:
+        return None
+    return VolumeMount(
+        cache_volume_name(project_id, language.name),
+        language.cache.path,
+        owner.volume_labels(project_id, cache_of=language.name),
+    )
+
+
+def network_for(config: RuntimeConfig, mode: str | None) -> str:
+    """The network a task joins: the sandbox network, or none."""
+    return NO_NETWORK if (mode or config.network.mode) == NO_NETWORK else config.network.name
+
+
+def build_spec(
+    config: RuntimeConfig,
+    registry: Registry,
+    owner: Owner,
+    *,
+    name: str,
+    project_id: str,
+    language: Language,
+    labels: Mapping[str, str],
+    network: str,
+) -> ContainerSpec:
+    """The hardened container for one task (or spare) of `project_id` in `language`."""
+    cache = project_cache(owner, project_id, language)
+    workspace = VolumeMount(volume_name(project_id), config.security.workspace, owner.volume_labels(project_id))
+    return ContainerSpec(
+        image=f"{language.image}:{config.engine.image_tag}",
+        name=name,
+        labels=labels,
+        volumes=(workspace, *([cache] if cache else [])),
+        network=network,
+        resources=registry.resources_for(language),
+        security=config.security,
+        runtime=config.engine.runtime,
+    )

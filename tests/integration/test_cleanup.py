@@ -24,10 +24,10 @@ import pytest
 
 from runtime import labels
 from runtime.config import RuntimeConfig
-from runtime.ops.cleanup import CleanupScheduler, task_of
+from runtime.ops.scheduler import CleanupScheduler
 from runtime.registry import Language
 from runtime.sandbox.manager import ContainerManager
-from runtime.sandbox.owner import host_identity
+from runtime.sandbox.owner import host_identity, task_of
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +97,7 @@ def _killed_manager(installation: str, project: str) -> None:
 
 def _cleanup_cli(installation: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.ops.cleanup", *args], env=_env(installation), cwd=ROOT,
+        [sys.executable, "-m", "runtime.cleanup", *args], env=_env(installation), cwd=ROOT,
         capture_output=True, text=True, timeout=120,
     )
 
@@ -126,8 +126,10 @@ async def test_cleanup_removes_a_killed_managers_containers_and_nothing_else(
     orphans = _tasks(docker_client, installation)
     assert {"task-a", "task-b"} <= orphans <= {"task-a", "task-b", "(spare)"}  # SIGKILL left them running
 
-    # A live manager of the same installation, with a task in the same project: must survive.
-    live = ContainerManager(RuntimeConfig.load(installation_id=installation, network="none", pool_enabled=False))
+    # A live manager of the same installation, with a task in the same project: must survive. It does
+    # not take over the dead manager's tasks (that is tested below), so cleanup has orphans to find.
+    live = ContainerManager(RuntimeConfig.load(
+        installation_id=installation, network="none", pool_enabled=False, adopt_orphans=False))
     await live.startup()
     try:
         await live.create_container("task-live", project, "python")
@@ -158,6 +160,48 @@ async def test_cleanup_removes_a_killed_managers_containers_and_nothing_else(
         print(f"cleanup CLI removed 2 orphans in {took:.2f}s (process start included)")
     finally:
         await live.shutdown()
+
+
+async def test_a_restarted_orchestrator_takes_over_its_running_tasks_and_cleanup_keeps_them(
+    docker_client: docker.DockerClient, python_image: Language, installation: str
+) -> None:
+    """The orchestrator process is SIGKILLed with two live tasks; new managers of the installation take
+    them over at startup (each task exactly once, even starting together), can use them by task id,
+    and cleanup no longer calls them orphans."""
+    project = f"proj-{uuid.uuid4().hex[:8]}"
+    _killed_manager(installation, project)
+
+    def manager() -> ContainerManager:
+        return ContainerManager(RuntimeConfig.load(installation_id=installation, network="none", pool_enabled=False))
+
+    first, second = manager(), manager()
+    await asyncio.gather(first.startup(), second.startup())
+    late = manager()
+    try:
+        assert sorted(first.adopted + second.adopted) == ["task-a", "task-b"]
+        assert not set(first.adopted) & set(second.adopted)
+        owner_of = {task: m for m in (first, second) for task in m.adopted}
+        a, b = owner_of["task-a"], owner_of["task-b"]
+        assert a.tasks["task-a"].project_id == project and a.tasks["task-a"].language == "python"
+        assert await a.read_file("task-a", "keep/notes.txt") == b"survives cleanup\n"
+        assert (await b.exec_command("task-b", "cat keep/notes.txt")).stdout == "survives cleanup\n"
+        await a.write_files("task-a", {"after.txt": "written by the new manager"})
+
+        await late.startup()
+        assert late.adopted == []  # their owners are alive again: a live manager's tasks are never taken
+
+        done = _cleanup_cli(installation)
+        assert done.returncode == 0, done.stderr
+        assert "task=task-a" not in done.stdout and "task=task-b" not in done.stdout, done.stdout
+        assert {"task-a", "task-b"} == _tasks(docker_client, installation) - {"(spare)"}
+
+        assert await a.destroy_container("task-a") is True
+        await a.settle()
+        assert "task-a" not in _tasks(docker_client, installation)
+    finally:
+        for m in (first, second, late):
+            await m.shutdown()
+    assert _tasks(docker_client, installation) <= {"(spare)"}  # shutdown destroyed the taken-over task too
 
 
 async def test_project_volume_goes_only_on_explicit_request(
@@ -259,9 +303,10 @@ async def test_cleanup_from_another_pid_namespace_leaves_a_live_managers_sandbox
         assert probe.stdout.strip() == "False"  # control: in there, the owner's pid is indeed gone
         # Control: judged as if the namespaces were one host, the live sandbox would be an orphan.
         naive = (
-            "import docker, sys; from runtime.ops.cleanup import find_orphans; "
-            "orphans, _ = find_orphans(docker.from_env().api, sys.argv[1], host=sys.argv[2]); "
-            "print([o.reason for o in orphans])"
+            "import asyncio, sys; from runtime.backends import open_backend; from runtime.config import RuntimeConfig; "
+            "from runtime.ops.cleanup import find_orphans; "
+            "found = find_orphans(open_backend(RuntimeConfig.load()), sys.argv[1], host=sys.argv[2]); "
+            "print([o.reason for o in asyncio.run(found)[0]])"
         )
         judged = subprocess.run(
             [*isolated, "-c", naive, installation, live.owner.host], cwd=ROOT, env=_env(installation),
@@ -269,7 +314,7 @@ async def test_cleanup_from_another_pid_namespace_leaves_a_live_managers_sandbox
         )
         assert judged.stdout.strip() == "['owner gone']"
         done = subprocess.run(
-            [*isolated, "-m", "runtime.ops.cleanup"], env=_env(installation), cwd=ROOT,
+            [*isolated, "-m", "runtime.cleanup"], env=_env(installation), cwd=ROOT,
             capture_output=True, text=True, timeout=120,
         )
         assert done.returncode == 0, done.stderr

@@ -570,3 +570,25 @@ def test_without_net_admin_ensure_reports_instead_of_raising(
         assert _tagged_rules("iptables", bridge_interface_name(name)) == []
     finally:
         remove_sandbox_network(docker_client, name)
+
+
+# --- what doctor says about it (it only looks) -----------------------------------------------------
+
+
+def test_doctor_passes_the_isolated_network_warns_on_a_missing_one_and_fails_a_foreign_one(
+    docker_client: docker.DockerClient, sandbox_net: Sandbox
+) -> None:
+    from runtime.backends.docker.diagnose import network_policy
+
+    assert network_policy(docker_client, sandbox_net.name, "sandbox").status == "PASS"
+    missing = f"theappapp-test-missing-{RUN}"
+    check = network_policy(docker_client, missing, "sandbox")
+    assert check.status == "WARN" and "does not exist yet" in check.detail
+    assert not docker_client.networks.list(names=[missing])  # looking made nothing
+    foreign = docker_client.networks.create(f"theappapp-test-foreign-{RUN}", driver="bridge")
+    try:
+        check = network_policy(docker_client, foreign.name, "sandbox")
+        assert check.status == "FAIL" and "not made by the sandbox" in check.detail
+    finally:
+        foreign.remove()
+    assert network_policy(docker_client, missing, "none").status == "PASS"  # no network, no policy needed

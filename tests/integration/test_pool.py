@@ -35,7 +35,7 @@ def _pool(manager: ContainerManager) -> WarmPool:
 async def pooled(runtime_config: RuntimeConfig, python_image: Language) -> AsyncIterator[ContainerManager]:
     """A manager whose pool refills nothing by itself: spares exist only where a test prewarms."""
     config = RuntimeConfig.load(
-        network_name=runtime_config.network_name, pool_enabled=True, pool_spares_per_key=0, pool_max_per_key=4,
+        network_name=runtime_config.network.name, pool_enabled=True, pool_spares_per_key=0, pool_max_per_key=4,
     )
     mgr = ContainerManager(config)
     await mgr.startup()
@@ -108,7 +108,7 @@ async def test_pool_shutdown_leaves_nothing_behind(
     runtime_config: RuntimeConfig, python_image: Language, docker_client: docker.DockerClient, unique: str
 ) -> None:
     # Auto refill on: tasks below leave spares being made in the background when shutdown starts.
-    mgr = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network_name, pool_spares_per_key=2))
+    mgr = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network.name, pool_spares_per_key=2))
     await mgr.startup()
     try:
         await mgr.prewarm(f"p1{unique}", "python", 2)
@@ -126,7 +126,7 @@ async def test_a_spare_made_before_an_image_rebuild_is_not_handed_out(
     tag = f"pool-{unique}"  # our own tag: theappapp-python:latest stays untouched for other tests
     repo = python_image.image
     docker_client.api.tag(f"{repo}:latest", repo, tag)
-    config = RuntimeConfig.load(network_name=runtime_config.network_name, image_tag=tag, pool_spares_per_key=0)
+    config = RuntimeConfig.load(network_name=runtime_config.network.name, image_tag=tag, pool_spares_per_key=0)
     mgr = ContainerManager(config)
     await mgr.startup()
     try:
@@ -154,10 +154,10 @@ async def test_a_failed_spare_creation_never_fails_a_task(
 ) -> None:
     pool = _pool(pooled)
 
-    async def broken(key: tuple[str, str]) -> Any:
+    async def broken(key: tuple[str, str], remove_soon: Any) -> Any:
         raise RuntimeError("injected: the engine refused the spare")
 
-    monkeypatch.setattr(pool, "_create", broken)
+    monkeypatch.setattr(pool.maker, "make", broken)
     assert await pooled.prewarm(f"p{unique}", "python", 2) == 0
     assert pool.counts["failed"] == 2
 
@@ -198,7 +198,7 @@ async def test_idle_spares_go_after_the_ttl(
     runtime_config: RuntimeConfig, python_image: Language, docker_client: docker.DockerClient, unique: str
 ) -> None:
     mgr = ContainerManager(RuntimeConfig.load(
-        network_name=runtime_config.network_name, pool_spares_per_key=0, pool_idle_ttl=1.0,
+        network_name=runtime_config.network.name, pool_spares_per_key=0, pool_idle_ttl=1.0,
     ))
     await mgr.startup()
     try:
@@ -214,7 +214,7 @@ async def test_idle_spares_go_after_the_ttl(
 async def test_the_pool_off_creates_cold_and_prewarm_does_nothing(
     runtime_config: RuntimeConfig, python_image: Language, docker_client: docker.DockerClient, unique: str
 ) -> None:
-    mgr = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network_name, pool_enabled=False))
+    mgr = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network.name, pool_enabled=False))
     await mgr.startup()
     try:
         assert mgr.pool is None

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from runtime.backends.docker.exec import host_kill
 from runtime.errors import InvalidIdentifier, InvalidPath
-from runtime.sandbox.execution import host_kill
 from runtime.sandbox.manager import ContainerManager, Sandbox
 
 pytestmark = pytest.mark.integration
@@ -139,7 +139,7 @@ async def test_oom_kill_is_reported_for_the_command_and_for_a_child(manager: Con
         fine = await sandbox.exec("python3 -c 'x = b\"x\" * (100 * 1024**2)'")
         assert not fine.oom_killed and fine.exit_code == 0
         # Without the host's view of the cgroup, the counter is read from inside the container.
-        manager._tasks[f"t{unique}"].target.cgroup = None
+        manager.backend._target(manager.task_info(f"t{unique}").container_id).cgroup = None
         inside = await sandbox.exec(f"exec {hog}")
         assert inside.oom_killed and inside.exit_code == 137
         killed = await sandbox.exec("kill -KILL $$")
@@ -149,7 +149,7 @@ async def test_oom_kill_is_reported_for_the_command_and_for_a_child(manager: Con
 async def test_host_side_fallback_killer_spares_only_init_and_keeper(
     manager: ContainerManager, sandbox: Sandbox
 ) -> None:
-    target = manager._tasks[sandbox.task_id].target
+    target = manager.backend._target(sandbox.info.container_id)
     if target.cgroup is None or not target.host_kill:
         pytest.skip("the container's cgroup is not on this host (remote engine or another OCI runtime)")
     await sandbox.exec("setsid sleep 401 & nohup sleep 402 >/dev/null 2>&1 & disown; true")

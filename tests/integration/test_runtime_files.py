@@ -55,7 +55,7 @@ async def test_symlinks_leading_out_of_the_workspace_are_refused(sandbox: Sandbo
 async def test_oversize_and_odd_targets(
     runtime_config: RuntimeConfig, python_image: Language, unique: str
 ) -> None:
-    small = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network_name, max_archive_bytes=64 * 1024))
+    small = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network.name, max_archive_bytes=64 * 1024))
     await small.startup()
     try:
         async with small.task(f"t{unique}", f"p{unique}", "python") as sandbox:

@@ -203,7 +203,7 @@ async def test_observers_see_create_exec_and_destroy_with_usage(manager: Contain
 async def test_missing_image_names_the_build_command(
     runtime_config: RuntimeConfig, python_image: Language, unique: str
 ) -> None:
-    mgr = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network_name, image_tag=f"absent-{unique}"))
+    mgr = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network.name, image_tag=f"absent-{unique}"))
     await mgr.startup()
     try:
         assert mgr.images["python"] is False
@@ -218,7 +218,7 @@ async def test_required_language_without_image_fails_startup_with_the_build_comm
     runtime_config: RuntimeConfig, python_image: Language, unique: str
 ) -> None:
     mgr = ContainerManager(RuntimeConfig.load(
-        network_name=runtime_config.network_name, image_tag=f"absent-{unique}", required_languages=("py",)
+        network_name=runtime_config.network.name, image_tag=f"absent-{unique}", required_languages=("py",)
     ))
     try:
         with pytest.raises(ImageMissing, match=r"nox -s build -- python"):

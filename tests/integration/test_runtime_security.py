@@ -55,7 +55,7 @@ async def test_setgid_escalation_is_blocked_by_no_new_privileges(
         result = await sandbox.exec(attack)
         assert "ESCALATED" not in result.stdout and "NoNewPrivs:\t1" in result.stdout
     # The control proves the attack is real: with the default switched off, it succeeds.
-    loose = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network_name, no_new_privileges=False))
+    loose = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network.name, no_new_privileges=False))
     await loose.startup()
     try:
         async with loose.task(f"c{unique}", f"p{unique}", "python") as control:
@@ -88,7 +88,7 @@ async def test_fork_bomb_is_bounded_by_the_pids_limit_and_killed_on_timeout(
     t0 = time.monotonic()
     bomb = await sandbox.exec("bomb() { bomb | bomb & }; bomb; sleep 60", timeout=3)
     assert bomb.timed_out and time.monotonic() - t0 < 3 + 2
-    cgroup = manager._tasks[sandbox.task_id].target.cgroup
+    cgroup = manager.backend._target(sandbox.info.container_id).cgroup
     if cgroup is not None:
         usage = cgroup.usage()
         # It really bombed, and hit the wall: forks stop at 256; only processes moved into the
@@ -208,7 +208,7 @@ async def test_default_network_reaches_neither_the_host_nor_other_sandboxes(
     status = manager.network_status
     if status is None or not status.host_blocked:
         pytest.skip(f"the firewall could not be installed here: {status.problems if status else 'no status'}")
-    gateway = docker_client.api.inspect_network(manager.config.network_name)["IPAM"]["Config"][0]["Gateway"]
+    gateway = docker_client.api.inspect_network(manager.config.network.name)["IPAM"]["Config"][0]["Gateway"]
     addresses = {gateway, "172.17.0.1"} | set(os.popen("hostname -I").read().split())  # every host address
     with _listener("0.0.0.0") as port:
         async with manager.task(f"a{unique}", f"p{unique}", "python") as a, \
@@ -227,7 +227,7 @@ async def test_default_network_reaches_neither_the_host_nor_other_sandboxes(
 
 
 async def test_unknown_oci_runtime_is_refused_at_startup(runtime_config: RuntimeConfig, python_image: Language) -> None:
-    mgr = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network_name, runtime="no-such-runtime"))
+    mgr = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network.name, runtime="no-such-runtime"))
     with pytest.raises(SandboxError, match="no-such-runtime"):
         await mgr.startup()
-    mgr._engine.close()
+    mgr.backend.close()

@@ -1,4 +1,4 @@
-"""Orphan cleanup without Docker: what counts as an orphan, and what is never touched."""
+"""Orphan cleanup against the in-memory backend: what counts as an orphan, and what is never touched."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ import os
 import socket
 from typing import Any
 
-import docker.errors
 import pytest
 
 from runtime import labels
+from runtime.backends.base import ContainerRecord
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
 from runtime.ops import cleanup
-from runtime.ops.cleanup import CleanupReport, CleanupScheduler, classify, owner_gone
-from runtime.sandbox.owner import host_identity
+from runtime.ops import scheduler as scheduler_module
+from runtime.ops.cleanup import CleanupReport, classify
+from runtime.ops.scheduler import CleanupScheduler
+from runtime.sandbox.owner import host_identity, owner_gone
+from tests.unit.fake_backend import FakeBackend
 
 OURS = "inst-ours"
 HOST = "host-a"
@@ -39,7 +42,7 @@ def entry(
     host: str = HOST,
     pid: int = LIVE_PID,
     started: str = LIVE_START,
-) -> dict[str, Any]:
+) -> ContainerRecord:
     values = {
         labels.TASK: f"task-{name}",
         labels.PROJECT: "proj",
@@ -53,10 +56,10 @@ def entry(
         values[labels.MANAGED] = managed
     if installation is not None:
         values[labels.INSTALLATION] = installation
-    return {"Id": f"id-{name}" + "0" * 20, "Names": [f"/{name}"], "State": state, "Labels": values}
+    return ContainerRecord(f"id-{name}" + "0" * 20, name, state, values)
 
 
-def why(container: dict[str, Any]) -> str | None:
+def why(container: ContainerRecord) -> str | None:
     return classify(container, OURS, now=NOW, host=HOST, probe=probe)
 
 
@@ -101,8 +104,9 @@ def test_host_identity_names_the_pid_namespace_on_linux() -> None:
 
 def test_missing_or_garbled_owner_labels_do_not_make_an_orphan() -> None:
     container = entry()
-    container["Labels"][labels.OWNER_PID] = "not-a-pid"
-    container["Labels"][labels.EXPIRES_AT] = "soon"
+    values: dict[str, str] = container.labels  # type: ignore[assignment]
+    values[labels.OWNER_PID] = "not-a-pid"
+    values[labels.EXPIRES_AT] = "soon"
     assert why(container) is None
 
 
@@ -117,7 +121,7 @@ def test_missing_or_garbled_owner_labels_do_not_make_an_orphan() -> None:
     ],
     ids=["other-installation", "no-installation", "unmanaged", "managed-false", "expired-foreign"],
 )
-def test_containers_without_our_labels_are_never_orphans(container: dict[str, Any]) -> None:
+def test_containers_without_our_labels_are_never_orphans(container: ContainerRecord) -> None:
     assert why(container) is None
 
 
@@ -126,120 +130,87 @@ def test_container_being_removed_is_left_to_the_engine() -> None:
 
 
 def test_owner_gone_needs_a_recorded_start_to_detect_pid_reuse() -> None:
-    values = entry(started="")["Labels"]
+    values = entry(started="").labels
     assert not owner_gone(values, host=HOST, probe=lambda pid: "999")  # alive, start unknown: keep
     assert owner_gone(values, host=HOST, probe=lambda pid: None)  # dead: orphan
 
 
-class FakeAPI:
-    """The few docker.APIClient calls cleanup makes, over an in-memory engine."""
-
-    def __init__(self, containers: list[dict[str, Any]], volumes: dict[str, dict[str, Any]] | None = None) -> None:
-        self.containers_ = containers
-        self.volumes_ = volumes or {}
-        self.removed: list[str] = []
-        self.removed_volumes: list[str] = []
-        self.fail: set[str] = set()
-        self.in_use: set[str] = set()
-        self.filters: list[Any] = []
-
-    def containers(self, all: bool, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
-        assert all
-        self.filters.append(filters)
-        return list(self.containers_)  # deliberately unfiltered: classify() must hold the line alone
-
-    def remove_container(self, container_id: str, force: bool, v: bool) -> None:
-        assert force and not v  # anonymous volumes are not ours to judge; named ones never go this way
-        if container_id in self.fail:
-            raise docker.errors.APIError("boom", explanation="device busy")
-        self.removed.append(container_id)
-
-    def inspect_volume(self, name: str) -> dict[str, Any]:
-        if name not in self.volumes_:
-            raise docker.errors.NotFound("no such volume")
-        return self.volumes_[name]
-
-    def volumes(self, filters: dict[str, list[str]]) -> dict[str, Any]:
-        """The engine's label filter: every `key=value` must match, every bare `key` be present."""
-        def matches(values: dict[str, str]) -> bool:
-            return all(
-                values.get(key) == value if sep else key in values
-                for key, sep, value in (f.partition("=") for f in filters["label"])
-            )
-
-        found = [{"Name": n, **v} for n, v in self.volumes_.items() if matches(v.get("Labels") or {})]
-        return {"Volumes": found or None}
-
-    def remove_volume(self, name: str) -> None:
-        if name in self.in_use:
-            response = type("R", (), {"status_code": 409, "reason": "Conflict", "url": ""})()
-            raise docker.errors.APIError("in use", response=response, explanation="volume is in use")
-        self.removed_volumes.append(name)
-        self.volumes_.pop(name, None)
+def engine(containers: list[ContainerRecord], volumes: dict[str, dict[str, str]] | None = None) -> FakeBackend:
+    backend = FakeBackend()
+    for c in containers:
+        backend.add_container(c.name, c.labels, state=c.state, container_id=c.id)
+    for name, values in (volumes or {}).items():
+        backend.add_volume(name, values)
+    return backend
 
 
-def run_cleanup(api: FakeAPI, **kwargs: Any) -> CleanupReport:
-    return cleanup.cleanup(api, OURS, now=NOW, host=HOST, probe=probe, **kwargs)  # type: ignore[arg-type]
+def removed(backend: FakeBackend) -> list[str]:
+    return [str(arg) for call, arg in backend.calls if call == "remove"]
 
 
-def test_cleanup_removes_only_orphans_and_asks_the_engine_for_our_labels() -> None:
-    api = FakeAPI([entry("keep"), entry("gone", pid=4242), entry("old", state="exited"),
-                   entry("foreign", state="exited", installation="inst-other")])
-    report = run_cleanup(api)
-    assert sorted(api.removed) == sorted(["id-gone" + "0" * 20, "id-old" + "0" * 20])
+def run_cleanup(backend: FakeBackend, **kwargs: Any) -> CleanupReport:
+    return asyncio.run(cleanup.cleanup(backend, OURS, now=NOW, host=HOST, probe=probe, **kwargs))
+
+
+OUR_VOLUME = {labels.MANAGED: "true", labels.INSTALLATION: OURS}
+
+
+def test_cleanup_removes_only_orphans_of_this_installation() -> None:
+    backend = engine([entry("keep"), entry("gone", pid=4242), entry("old", state="exited"),
+                      entry("foreign", state="exited", installation="inst-other")])
+    report = run_cleanup(backend)
+    assert sorted(removed(backend)) == sorted(["id-gone" + "0" * 20, "id-old" + "0" * 20])
     assert {o.name for o in report.removed} == {"gone", "old"}
     assert report.kept == 1  # "foreign" is not counted as ours at all
-    assert api.filters == [{"label": [f"{labels.MANAGED}=true", f"{labels.INSTALLATION}={OURS}"]}]
+    assert sorted(c.name for c in backend.containers.values()) == ["foreign", "keep"]
 
 
 def test_dry_run_lists_orphans_and_removes_nothing() -> None:
-    api = FakeAPI([entry("gone", pid=4242), entry("old", state="exited")], {
-        "theappapp-project-p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: OURS}},
-    })
-    report = run_cleanup(api, dry_run=True, volume_projects=["p1"])
+    backend = engine([entry("gone", pid=4242), entry("old", state="exited")], {"theappapp-project-p1": OUR_VOLUME})
+    report = run_cleanup(backend, dry_run=True, volume_projects=["p1"])
     assert {o.name for o in report.orphans} == {"gone", "old"}
     assert report.removed == ()
     assert report.volumes == ("theappapp-project-p1",)
-    assert api.removed == [] and api.removed_volumes == []
+    assert removed(backend) == [] and len(backend.containers) == 2 and "theappapp-project-p1" in backend.volumes
 
 
 def test_a_failed_removal_is_reported_and_the_rest_still_go() -> None:
-    api = FakeAPI([entry("stuck", state="dead"), entry("old", state="exited")])
-    api.fail.add("id-stuck" + "0" * 20)
-    report = run_cleanup(api)
+    backend = engine([entry("stuck", state="dead"), entry("old", state="exited")])
+    backend.fail_remove.add("id-stuck" + "0" * 20)
+    report = run_cleanup(backend)
     assert [o.name for o, _ in report.failed] == ["stuck"]
     assert [o.name for o in report.removed] == ["old"]
 
 
 def test_volumes_are_never_removed_without_being_named() -> None:
-    api = FakeAPI([], {"theappapp-project-p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: OURS}}})
-    run_cleanup(api)
-    assert api.removed_volumes == []
-    run_cleanup(api, volume_projects=["p1"])
-    assert api.removed_volumes == ["theappapp-project-p1"]
+    backend = engine([], {"theappapp-project-p1": OUR_VOLUME})
+    run_cleanup(backend)
+    assert "theappapp-project-p1" in backend.volumes
+    run_cleanup(backend, volume_projects=["p1"])
+    assert backend.volumes == {}
 
 
 def test_foreign_volume_is_refused_and_kept() -> None:
-    api = FakeAPI([], {"theappapp-project-p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: "x"}}})
+    backend = engine([], {"theappapp-project-p1": {labels.MANAGED: "true", labels.INSTALLATION: "x"}})
     with pytest.raises(SandboxError, match="left alone"):
-        run_cleanup(api, volume_projects=["p1"])
-    assert api.removed_volumes == []
+        run_cleanup(backend, volume_projects=["p1"])
+    assert "theappapp-project-p1" in backend.volumes
 
 
 def test_volume_in_use_raises_a_clear_error() -> None:
-    api = FakeAPI([], {"theappapp-project-p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: OURS}}})
-    api.in_use.add("theappapp-project-p1")
+    backend = engine([], {"theappapp-project-p1": OUR_VOLUME})
+    backend.in_use.add("theappapp-project-p1")
     with pytest.raises(SandboxError, match="in use"):
-        run_cleanup(api, volume_projects=["p1"])
+        run_cleanup(backend, volume_projects=["p1"])
 
 
 def test_missing_volume_is_not_an_error() -> None:
-    assert run_cleanup(FakeAPI([]), volume_projects=["nope"]).volumes == ()
+    assert run_cleanup(engine([]), volume_projects=["nope"]).volumes == ()
 
 
 def test_an_empty_installation_id_is_refused() -> None:
     with pytest.raises(SandboxError, match="installation id"):
-        cleanup.cleanup(FakeAPI([entry(state="exited", installation="")]), "")  # type: ignore[arg-type]
+        asyncio.run(cleanup.cleanup(engine([entry(state="exited", installation="")]), ""))
 
 
 @pytest.mark.parametrize(
@@ -256,16 +227,8 @@ def test_command_line_refuses_volume_removal_by_age(
 
 
 def test_command_line_prints_what_it_would_remove(monkeypatch: pytest.MonkeyPatch) -> None:
-    api = FakeAPI([entry("gone", pid=4242, expires=4e9)])  # judged at the real time: not expired
-
-    class Client:
-        def __init__(self) -> None:
-            self.api = api
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(cleanup, "engine_client", lambda config: Client())
+    backend = engine([entry("gone", pid=4242, expires=4e9)])  # judged at the real time: not expired
+    monkeypatch.setattr(cleanup, "open_backend", lambda config: backend)
     monkeypatch.setattr(cleanup, "default_probe", probe)
     monkeypatch.setattr(cleanup, "host_identity", lambda: HOST)
     out = io.StringIO()
@@ -274,47 +237,52 @@ def test_command_line_prints_what_it_would_remove(monkeypatch: pytest.MonkeyPatc
     text = out.getvalue()
     assert "would remove container gone" in text and "owner gone" in text
     assert f"installation {OURS}: 1 orphan(s)" in text
-    assert api.removed == []
+    assert removed(backend) == []
 
 
 async def test_scheduler_runs_rounds_until_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
     rounds: list[int] = []
-    scheduler = CleanupScheduler(RuntimeConfig.load(installation_id=OURS), interval=0.05)
+    job = CleanupScheduler(RuntimeConfig.load(installation_id=OURS), interval=0.05)
 
-    def fake_round() -> CleanupReport:
+    async def fake_cleanup(backend: Any, installation: str) -> CleanupReport:
         rounds.append(1)
         if len(rounds) == 2:
             raise RuntimeError("engine hiccup")  # logged; the next round still runs
         return CleanupReport(False, (), 0)
 
-    monkeypatch.setattr(scheduler, "_round", fake_round)
-    scheduler.start()
-    assert scheduler.running
-    await asyncio.sleep(0.3)
-    await scheduler.stop()
+    monkeypatch.setattr(scheduler_module, "cleanup", fake_cleanup)
+    monkeypatch.setattr(scheduler_module, "open_backend", lambda config: FakeBackend())
+    job.start()
+    assert job.running
+    for _ in range(100):  # three rounds, 0.05 s apart (generous: a loaded machine is slow)
+        if len(rounds) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    await job.stop()
     seen = len(rounds)
-    assert seen >= 3 and not scheduler.running
+    assert seen >= 3 and not job.running
     await asyncio.sleep(0.15)
     assert len(rounds) == seen  # stopped means stopped
 
 
 async def test_scheduler_defaults_to_hourly_and_trigger_runs_a_round_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    scheduler = CleanupScheduler(RuntimeConfig.load(installation_id=OURS), run_first=False)
-    assert scheduler.interval == 3600.0
+    job = CleanupScheduler(RuntimeConfig.load(installation_id=OURS), run_first=False)
+    assert job.interval == 3600.0
     done = asyncio.Event()
 
-    def fake_round() -> CleanupReport:
+    async def fake_cleanup(backend: Any, installation: str) -> CleanupReport:
         done.set()
         return CleanupReport(False, (), 0)
 
-    monkeypatch.setattr(scheduler, "_round", fake_round)
-    scheduler.start()
+    monkeypatch.setattr(scheduler_module, "cleanup", fake_cleanup)
+    monkeypatch.setattr(scheduler_module, "open_backend", lambda config: FakeBackend())
+    job.start()
     await asyncio.sleep(0.05)
     assert not done.is_set()  # run_first=False: nothing until the interval or a trigger
-    scheduler.trigger()
+    job.trigger()
     await asyncio.wait_for(done.wait(), 2)
-    await scheduler.stop()
-    assert scheduler.rounds == 1
+    await job.stop()
+    assert job.rounds == 1
 
 
 def test_scheduler_rejects_a_non_positive_interval() -> None:
@@ -323,30 +291,28 @@ def test_scheduler_rejects_a_non_positive_interval() -> None:
 
 
 def test_a_projects_language_caches_go_with_its_volume_and_nobody_elses() -> None:
-    def cache(project: str, installation: str = OURS) -> dict[str, Any]:
-        return {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: installation,
-                           labels.PROJECT: project, labels.CACHE: "go"}}
+    def cache(project: str, installation: str = OURS) -> dict[str, str]:
+        return {labels.MANAGED: "true", labels.INSTALLATION: installation, labels.PROJECT: project, labels.CACHE: "go"}
 
-    api = FakeAPI([], {
-        "theappapp-project-p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: OURS}},
+    backend = engine([], {
+        "theappapp-project-p1": OUR_VOLUME,
         "theappapp-cache.go.p1": cache("p1"),
         "theappapp-cache.go.p2": cache("p2"),
         "theappapp-cache.go.p1-x": cache("p1", installation="other"),
     })
-    dry = run_cleanup(api, dry_run=True, volume_projects=["p1"])
-    assert dry.volumes == ("theappapp-project-p1", "theappapp-cache.go.p1") and api.removed_volumes == []
-    report = run_cleanup(api, volume_projects=["p1"])
+    dry = run_cleanup(backend, dry_run=True, volume_projects=["p1"])
+    assert dry.volumes == ("theappapp-project-p1", "theappapp-cache.go.p1") and len(backend.volumes) == 4
+    report = run_cleanup(backend, volume_projects=["p1"])
     assert report.volumes == ("theappapp-project-p1", "theappapp-cache.go.p1")
-    assert sorted(api.volumes_) == ["theappapp-cache.go.p1-x", "theappapp-cache.go.p2"]
+    assert sorted(backend.volumes) == ["theappapp-cache.go.p1-x", "theappapp-cache.go.p2"]
 
 
 def test_a_cache_in_use_stops_the_deletion_before_the_projects_files_go() -> None:
-    api = FakeAPI([], {
-        "theappapp-project-p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: OURS}},
-        "theappapp-cache.go.p1": {"Labels": {labels.MANAGED: "true", labels.INSTALLATION: OURS,
-                                             labels.PROJECT: "p1", labels.CACHE: "go"}},
+    backend = engine([], {
+        "theappapp-project-p1": OUR_VOLUME,
+        "theappapp-cache.go.p1": {**OUR_VOLUME, labels.PROJECT: "p1", labels.CACHE: "go"},
     })
-    api.in_use.add("theappapp-cache.go.p1")
+    backend.in_use.add("theappapp-cache.go.p1")
     with pytest.raises(SandboxError, match="in use"):
-        run_cleanup(api, volume_projects=["p1"])
-    assert api.removed_volumes == []  # the project's files are still there
+        run_cleanup(backend, volume_projects=["p1"])
+    assert "theappapp-project-p1" in backend.volumes  # the project's files are still there

@@ -108,7 +108,7 @@ def test_stats_without_a_database_explains_and_creates_nothing(
 ) -> None:
     db = tmp_path / "none.sqlite3"
     code, _, err = run(["stats", "--db", str(db)], capsys)
-    assert code == 1 and "no monitor database" in err and "SandboxMonitor" in err
+    assert code == 1 and "no monitor database" in err and "THEAPPAPP_MONITOR_ENABLED" in err
     assert not db.exists()
 
 

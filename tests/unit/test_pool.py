@@ -1,103 +1,34 @@
-"""WarmPool logic without Docker: caps, memory, freshness, hand-over races, TTL, shutdown, the rename gate."""
+"""WarmPool logic against the in-memory backend: caps, memory, freshness, hand-over races, TTL, shutdown."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-import uuid
-from concurrent.futures import Future
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import docker.errors
 import pytest
 
 from runtime import labels
 from runtime.config import RuntimeConfig
-from runtime.errors import SandboxError
+from runtime.errors import EngineError, SandboxError
 from runtime.registry import get_registry
 from runtime.sandbox.owner import Owner
-from runtime.sandbox.pool import GATE, LOAD, SPARE, SPARE_PREFIX, EndpointGate, WarmPool, mem_available
+from runtime.sandbox.pool import SPARE, SPARE_PREFIX, WarmPool, mem_available
+from runtime.sandbox.spec import ContainerSpec, build_spec
+from tests.unit.fake_backend import FakeBackend
 
 
-class FakeAPI:
-    """Just enough of docker-py's APIClient, with the engine's name uniqueness."""
-
-    def __init__(self) -> None:
-        self.image_id = "sha256:first"
-        self.made: dict[str, dict[str, Any]] = {}
-        self.fail_create = False
-        self.create_delay = 0.0
-
-    def create_host_config(self, **kwargs: Any) -> dict[str, Any]:
-        return kwargs
-
-    def create_container(self, **kwargs: Any) -> dict[str, str]:
-        if self.fail_create:
-            raise docker.errors.APIError("injected create failure")
-        time.sleep(self.create_delay)
-        if any(c["name"] == kwargs["name"] for c in self.made.values()):
-            raise docker.errors.APIError("conflict", response=SimpleNamespace(status_code=409))  # type: ignore[arg-type]
-        cid = uuid.uuid4().hex
-        self.made[cid] = {"name": kwargs["name"], "labels": kwargs["labels"], "image": self.image_id, "running": False}
-        return {"Id": cid}
-
-    def start(self, cid: str) -> None:
-        self.made[cid]["running"] = True
-
-    def inspect_container(self, cid: str) -> dict[str, Any]:
-        if cid not in self.made:
-            raise docker.errors.NotFound("no such container")
-        c = self.made[cid]
-        return {"Image": c["image"], "Name": "/" + c["name"],
-                "State": {"Running": c["running"], "Status": "running" if c["running"] else "exited"}}
-
-    def inspect_image(self, ref: str) -> dict[str, str]:
-        return {"Id": self.image_id}
-
-    def rename(self, cid: str, name: str) -> None:
-        if cid not in self.made:
-            raise docker.errors.NotFound("no such container")
-        if any(c["name"] == name for c in self.made.values()):
-            raise docker.errors.APIError("conflict", response=SimpleNamespace(status_code=409))  # type: ignore[arg-type]
-        self.made[cid]["name"] = name
-
-    def remove_container(self, cid: str, force: bool = False, v: bool = False) -> None:
-        if self.made.pop(cid, None) is None:
-            raise docker.errors.NotFound("no such container")
-
-    def containers(self, **kwargs: Any) -> list[dict[str, Any]]:  # docker-py's own `all=` keyword
-        wanted = [f.split("=", 1) for f in (kwargs.get("filters") or {}).get("label", [])]
-        return [
-            {"Id": cid, "Names": ["/" + c["name"]]}
-            for cid, c in self.made.items()
-            if (kwargs.get("all") or c["running"]) and all(c["labels"].get(k) == v for k, v in wanted)
-        ]
+def make_pool(backend: FakeBackend, **settings: Any) -> WarmPool:
+    config = RuntimeConfig.load(env={}, installation_id="unit", **settings)
+    return WarmPool(backend, config, Owner(installation="unit"), get_registry(), "net")
 
 
-class FakeEngine:
-    def __init__(self) -> None:
-        self.api = FakeAPI()
-        self.client = SimpleNamespace(api=self.api)
-
-    async def call(self, fn: Any, *args: Any, deadline: float | None = None, on_abandon: Any = None, **kw: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kw)
-
-    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as err:
-            future.set_exception(err)
-        return future
-
-
-def make_pool(engine: FakeEngine, **settings: Any) -> WarmPool:
-    config = RuntimeConfig(installation_id="unit", **settings)
+def spec(name: str, values: dict[str, str]) -> ContainerSpec:
     registry = get_registry()
-    return WarmPool(lambda: engine, config, Owner(installation="unit"), registry, "net")  # type: ignore[arg-type, return-value]
+    config = RuntimeConfig.load(env={}, installation_id="unit")
+    return build_spec(config, registry, Owner(installation="unit"), name=name, project_id="a",
+                      language=registry.resolve("python"), labels=values, network="net")
 
 
 IMAGE = "theappapp-python:latest"
@@ -115,8 +46,8 @@ def test_mem_available_reads_meminfo_and_is_none_when_unreadable(tmp_path: Path)
 
 
 def test_spare_labels_carry_what_is_known_and_no_task() -> None:
-    pool = make_pool(FakeEngine(), pool_idle_ttl=100.0, container_ttl=1000.0)
-    got = pool.spare_labels("proj", "python", now=5000.0)
+    pool = make_pool(FakeBackend(), pool_idle_ttl=100.0, container_ttl=1000.0)
+    got = pool.maker.spare_labels("proj", "python", now=5000.0)
     assert labels.TASK not in got
     assert got[labels.POOL] == SPARE and got[labels.PROJECT] == "proj" and got[labels.LANGUAGE] == "python"
     assert got[labels.MANAGED] == "true" and got[labels.INSTALLATION] == "unit"
@@ -124,19 +55,19 @@ def test_spare_labels_carry_what_is_known_and_no_task() -> None:
 
 
 async def test_prewarm_respects_the_per_key_and_global_caps() -> None:
-    engine = FakeEngine()
-    pool = make_pool(engine, pool_max_per_key=2, pool_max_spares=3)
+    backend = FakeBackend()
+    pool = make_pool(backend, pool_max_per_key=2, pool_max_spares=3)
     assert await pool.prewarm("a", "python", 5) == 2
     assert await pool.prewarm("b", "python", 5) == 1  # the global cap leaves room for one
     assert await pool.prewarm("c", "python", 5) == 0
-    assert len(engine.api.made) == 3
-    assert all(c["name"].startswith(SPARE_PREFIX) for c in engine.api.made.values())
+    assert len(backend.containers) == 3
+    assert all(c.name.startswith(SPARE_PREFIX) for c in backend.containers.values())
 
 
 async def test_background_refills_are_capped_but_an_explicit_prewarm_is_not() -> None:
-    engine = FakeEngine()
-    engine.api.create_delay = 0.02
-    pool = make_pool(engine, pool_max_making=2, pool_spares_per_key=1)
+    backend = FakeBackend()
+    backend.create_delay = 0.02
+    pool = make_pool(backend, pool_max_making=2, pool_spares_per_key=1)
     for project in "abcdef":
         pool.refill(project, "python")
     assert sum(pool._making.values()) == 2  # under load, spares must not crowd out task starts
@@ -146,97 +77,74 @@ async def test_background_refills_are_capped_but_an_explicit_prewarm_is_not() ->
 
 
 async def test_refills_wait_for_spare_engine_capacity_but_an_explicit_prewarm_does_not() -> None:
-    engine = FakeEngine()
-    pool = make_pool(engine, pool_fill_max_load=1)
-    release = threading.Event()
-    busy = [threading.Thread(target=GATE.shared_call, args=(release.wait, 5)) for _ in range(2)]
-    for t in busy:  # two task starts or removals in flight: the engine is busy with task work
-        t.start()
-    try:
-        while LOAD.busy < 2:
-            await asyncio.sleep(0.001)
-        pool.refill("a", "python")
-        assert sum(pool._making.values()) == 0 and pool.counts["busy"] == 1
-        assert await take(pool, "a", "t1") is None  # nothing in the making to wait for: cold, once
-        assert engine.api.made == {}  # no engine work beyond what the task itself does
-        assert await pool.prewarm("b", "python", 1) == 1  # the orchestrator's explicit call is not deferred
-    finally:
-        release.set()
-        for t in busy:
-            t.join(5)
-    assert LOAD.busy == 0
+    backend = FakeBackend()
+    pool = make_pool(backend, pool_fill_max_load=1)
+    backend.busy = 2  # two task starts or removals in flight: the engine is busy with task work
+    pool.refill("a", "python")
+    assert sum(pool._making.values()) == 0 and pool.counts["busy"] == 1
+    assert await take(pool, "a", "t1") is None  # nothing in the making to wait for: cold, once
+    assert backend.containers == {}  # no engine work beyond what the task itself does
+    assert await pool.prewarm("b", "python", 1) == 1  # the orchestrator's explicit call is not deferred
+    backend.busy = 0
     pool.refill("a", "python")  # the engine is idle again: spare capacity
     assert sum(pool._making.values()) == 1
     await asyncio.sleep(0.05)
     assert pool.ready("a", "python") == 1
 
 
-def test_the_engine_load_counts_calls_in_flight_and_releases_them_on_failure() -> None:
-    seen: list[int] = []
-
-    def boom() -> None:
-        seen.append(LOAD.busy)
-        raise RuntimeError("injected")
-
-    before = LOAD.busy
-    with pytest.raises(RuntimeError):
-        GATE.shared_call(boom)
-    assert seen == [before + 1] and LOAD.busy == before
-
-
 async def test_no_spare_is_made_when_the_host_is_short_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = FakeEngine()
-    pool = make_pool(engine, pool_min_available_memory=1 << 30)
-    monkeypatch.setattr("runtime.sandbox.pool.mem_available", lambda: 100 << 20)
+    backend = FakeBackend()
+    pool = make_pool(backend, pool_min_available_memory=1 << 30)
+    monkeypatch.setattr("runtime.sandbox.spare_maker.mem_available", lambda: 100 << 20)
     assert await pool.prewarm("a", "python", 1) == 0
-    assert pool.counts["no_memory"] == 1 and engine.api.made == {}
+    assert pool.counts["no_memory"] == 1 and backend.containers == {}
 
 
 async def test_one_spare_goes_to_exactly_one_of_many_concurrent_takes() -> None:
-    engine = FakeEngine()
-    pool = make_pool(engine)
+    backend = FakeBackend()
+    pool = make_pool(backend)
     await pool.prewarm("a", "python", 1)
     (spare,) = pool.spares()
     got = await asyncio.gather(*(take(pool, "a", f"t{i}") for i in range(8)))
     assert got.count(spare.container_id) == 1 and got.count(None) == 7
-    assert engine.api.made[spare.container_id]["name"] == f"theappapp-a-t{got.index(spare.container_id)}"
+    assert backend.containers[spare.container_id].name == f"theappapp-a-t{got.index(spare.container_id)}"
 
 
 async def test_a_spare_of_one_project_is_never_taken_for_another() -> None:
-    pool = make_pool(FakeEngine())
+    pool = make_pool(FakeBackend())
     await pool.prewarm("a", "python", 1)
     assert await take(pool, "b", "t") is None
     assert pool.ready("a", "python") == 1
 
 
 async def test_a_spare_of_an_older_image_is_dropped_with_its_siblings() -> None:
-    engine = FakeEngine()
-    pool = make_pool(engine)
+    backend = FakeBackend()
+    pool = make_pool(backend)
     await pool.prewarm("a", "python", 2)
     await pool.prewarm("b", "python", 1)
-    engine.api.image_id = "sha256:rebuilt"
+    backend.rebuild("theappapp-python:latest")
     assert await take(pool, "a", "t") is None
     assert pool.counts["stale"] == 1 and pool.size == 0
-    assert engine.api.made == {}  # every old spare removed, none renamed to the task's name left behind
+    assert backend.containers == {}  # every old spare removed, none renamed to the task's name left behind
 
 
 async def test_a_taken_name_keeps_the_spare_and_a_vanished_spare_means_cold() -> None:
-    engine = FakeEngine()
-    pool = make_pool(engine)
+    backend = FakeBackend()
+    pool = make_pool(backend)
     await pool.prewarm("a", "python", 1)
     (spare,) = pool.spares()
-    engine.api.made["holder"] = {"name": "theappapp-a-t", "labels": {}, "image": "x", "running": True}
+    await backend.create(spec("theappapp-a-t", {}))  # another container holds the task's name
     assert await take(pool, "a", "t") is None  # the cold path will report the conflict
     assert pool.ready("a", "python") == 1
-    del engine.api.made[spare.container_id]  # removed behind the pool's back
+    del backend.containers[spare.container_id]  # removed behind the pool's back
     assert await take(pool, "a", "u") is None
     assert pool.counts["failed"] == 1 and pool.size == 0
 
 
 async def test_a_create_waits_for_a_spare_in_the_making_instead_of_duplicating_it() -> None:
-    engine = FakeEngine()
-    engine.api.create_delay = 0.05
-    pool = make_pool(engine, pool_spares_per_key=1)
+    backend = FakeBackend()
+    backend.create_delay = 0.05
+    pool = make_pool(backend, pool_spares_per_key=1)
     pool.refill("a", "python")  # in the background
     await asyncio.sleep(0)
     got = await asyncio.gather(take(pool, "a", "t1"), take(pool, "a", "t2"))
@@ -245,9 +153,9 @@ async def test_a_create_waits_for_a_spare_in_the_making_instead_of_duplicating_i
 
 
 async def test_drop_also_removes_the_projects_spares_still_being_made() -> None:
-    engine = FakeEngine()
-    engine.api.create_delay = 0.05
-    pool = make_pool(engine, pool_spares_per_key=1)
+    backend = FakeBackend()
+    backend.create_delay = 0.05
+    pool = make_pool(backend, pool_spares_per_key=1)
     pool.refill("a", "python")  # in the background, as after a task of project a ended
     pool.refill("b", "python")
     await asyncio.sleep(0.01)
@@ -257,13 +165,13 @@ async def test_drop_also_removes_the_projects_spares_still_being_made() -> None:
             break
         await asyncio.sleep(0.01)
     assert pool.ready("a", "python") == 0 and pool.ready("b", "python") == 1
-    assert [c["labels"][labels.PROJECT] for c in engine.api.made.values()] == ["b"]
+    assert [c.labels[labels.PROJECT] for c in backend.containers.values()] == ["b"]
 
 
 async def test_a_prewarm_cancelled_before_its_makers_ran_gives_their_reservations_back() -> None:
-    engine = FakeEngine()
-    engine.api.create_delay = 0.05
-    pool = make_pool(engine)
+    backend = FakeBackend()
+    backend.create_delay = 0.05
+    pool = make_pool(backend)
     prewarm = asyncio.create_task(pool.prewarm("a", "python", 2))
     await asyncio.sleep(0)  # reserved, makers not yet running
     prewarm.cancel()
@@ -274,23 +182,23 @@ async def test_a_prewarm_cancelled_before_its_makers_ran_gives_their_reservation
 
 
 async def test_no_spare_is_started_for_a_project_while_it_is_being_dropped() -> None:
-    engine = FakeEngine()
-    engine.api.create_delay = 0.05
-    pool = make_pool(engine, pool_spares_per_key=1)
+    backend = FakeBackend()
+    backend.create_delay = 0.05
+    pool = make_pool(backend, pool_spares_per_key=1)
     pool.refill("a", "python")
     await asyncio.sleep(0.01)
     dropping = asyncio.create_task(pool.drop("a"))
     await asyncio.sleep(0.01)
     pool.refill("a", "python")  # a task's command finished meanwhile: no new spare while dropping
     assert await asyncio.wait_for(dropping, 5) == 1
-    assert pool.ready("a", "python") == 0 and engine.api.made == {}
+    assert pool.ready("a", "python") == 0 and backend.containers == {}
 
 
 async def test_a_failed_spare_creation_releases_its_waiter_and_counts() -> None:
-    engine = FakeEngine()
-    engine.api.create_delay = 0.02
-    pool = make_pool(engine, pool_spares_per_key=1)
-    engine.api.fail_create = True
+    backend = FakeBackend()
+    backend.create_delay = 0.02
+    pool = make_pool(backend, pool_spares_per_key=1)
+    backend.fail_create = EngineError("injected create failure")
     pool.refill("a", "python")
     await asyncio.sleep(0)
     assert await take(pool, "a", "t") is None
@@ -298,66 +206,34 @@ async def test_a_failed_spare_creation_releases_its_waiter_and_counts() -> None:
 
 
 async def test_idle_spares_expire() -> None:
-    engine = FakeEngine()
-    pool = make_pool(engine, pool_idle_ttl=0.1)
+    backend = FakeBackend()
+    pool = make_pool(backend, pool_idle_ttl=0.1)
     await pool.prewarm("a", "python", 2)
     await asyncio.sleep(0.3)  # the reaper wakes at the oldest spare's deadline
-    assert pool.size == 0 and pool.counts["expired"] == 2 and engine.api.made == {}
+    assert pool.size == 0 and pool.counts["expired"] == 2 and backend.containers == {}
 
 
 async def test_shutdown_removes_spares_and_sweeps_leaked_ones_but_not_renamed_ones() -> None:
-    engine = FakeEngine()
-    pool = make_pool(engine)
+    backend = FakeBackend()
+    pool = make_pool(backend)
     await pool.prewarm("a", "python", 2)
     served = await take(pool, "a", "t")
     assert served is not None
-    leaked = {"name": SPARE_PREFIX + "leaked", "labels": pool.spare_labels("a", "python", time.time()),
-              "image": "x", "running": True}
-    engine.api.made["leaked"] = leaked  # a creation cut off before the pool recorded it
+    # A creation cut off before the pool recorded it:
+    await backend.create(spec(SPARE_PREFIX + "leaked", pool.maker.spare_labels("a", "python", time.time())))
     await pool.shutdown()
-    assert list(engine.api.made) == [served]  # a task's container is the manager's to destroy
+    assert list(backend.containers) == [served]  # a task's container is the manager's to destroy
     assert await pool.prewarm("a", "python", 1) == 0  # closed
-
-
-def test_the_gate_keeps_a_rename_apart_from_starts_and_removals() -> None:
-    gate = EndpointGate()
-    events: list[str] = []
-    started = threading.Event()
-    release = threading.Event()
-
-    def slow_start() -> None:
-        events.append("start begins")
-        started.set()
-        release.wait(2)
-        events.append("start ends")
-
-    t1 = threading.Thread(target=gate.shared_call, args=(slow_start,))
-    t1.start()
-    started.wait(2)
-    t2 = threading.Thread(target=gate.exclusive_call, args=(lambda: events.append("rename"),))
-    t2.start()
-    time.sleep(0.05)
-    t3 = threading.Thread(target=gate.shared_call, args=(lambda: events.append("later start"),))
-    t3.start()
-    time.sleep(0.05)
-    assert events == ["start begins"]  # the rename waits for the start, the later start for the rename
-    release.set()
-    for t in (t1, t2, t3):
-        t.join(2)
-    assert events == ["start begins", "start ends", "rename", "later start"]
 
 
 def test_pool_settings_come_from_the_environment_and_are_checked() -> None:
     env = {"THEAPPAPP_POOL_ENABLED": "false", "THEAPPAPP_POOL_SPARES_PER_KEY": "2",
            "THEAPPAPP_POOL_IDLE_TTL": "30", "THEAPPAPP_INSTALLATION_ID": "unit"}
-    config = RuntimeConfig.load(env)
-    assert (config.pool_enabled, config.pool_spares_per_key, config.pool_idle_ttl) == (False, 2, 30.0)
-    assert RuntimeConfig(installation_id="unit").pool_enabled is True
-    with pytest.raises(SandboxError):
-        RuntimeConfig(installation_id="unit", pool_max_spares=-1)
-    with pytest.raises(SandboxError):
-        RuntimeConfig(installation_id="unit", pool_idle_ttl=0)
-    with pytest.raises(SandboxError):
-        RuntimeConfig(installation_id="unit", pool_fill_max_load=-1)
+    pool = RuntimeConfig.load(env).pool
+    assert (pool.enabled, pool.spares_per_key, pool.idle_ttl) == (False, 2, 30.0)
+    assert RuntimeConfig.load(env={}, installation_id="unit").pool.enabled is True
+    for bad in ({"pool_max_spares": -1}, {"pool_idle_ttl": 0}, {"pool_fill_max_load": -1}):
+        with pytest.raises(SandboxError):
+            RuntimeConfig.load(env={}, installation_id="unit", **bad)
     loaded = RuntimeConfig.load({"THEAPPAPP_POOL_FILL_MAX_LOAD": "3", "THEAPPAPP_INSTALLATION_ID": "unit"})
-    assert loaded.pool_fill_max_load == 3
+    assert loaded.pool.fill_max_load == 3

@@ -6,18 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import RuntimeConfig, installation_id
-from runtime.errors import SandboxError
+from runtime.config import PoolSettings, RuntimeConfig, flat_names, installation_id
+from runtime.errors import ConfigError, SandboxError
 
 ENV = {"THEAPPAPP_INSTALLATION_ID": "inst-1"}
 
 
 def test_defaults_are_the_hardened_ones() -> None:
     config = RuntimeConfig.load(env=ENV)
-    assert (config.image_tag, config.network, config.runtime) == ("latest", "sandbox", None)
-    assert config.max_output_bytes == 1 << 20
-    assert config.user == "1000:1000" and config.cap_drop_all and config.no_new_privileges
-    assert config.read_only_root and config.init and config.installation_id == "inst-1"
+    assert (config.engine.image_tag, config.network.mode, config.engine.runtime) == ("latest", "sandbox", None)
+    assert config.limits.max_output_bytes == 1 << 20
+    sec = config.security
+    assert sec.user == "1000:1000" and sec.cap_drop_all and sec.no_new_privileges
+    assert sec.read_only_root and sec.init and config.installation_id == "inst-1"
+    assert config.monitor.enabled and config.pool.enabled
 
 
 def test_environment_is_parsed_by_field_type_and_arguments_win() -> None:
@@ -31,10 +33,37 @@ def test_environment_is_parsed_by_field_type_and_arguments_win() -> None:
         "DOCKER_HOST": "unix:///tmp/x.sock",
     }
     config = RuntimeConfig.load(env=env, default_timeout=9.0)
-    assert config.network == "none" and config.read_only_root is False
-    assert config.max_output_bytes == 4096 and config.default_timeout == 9.0
-    assert config.shell == ("/bin/sh", "-c") and config.runtime == "runsc"
-    assert config.docker_host == "unix:///tmp/x.sock"
+    assert config.network.mode == "none" and config.security.read_only_root is False
+    assert config.limits.max_output_bytes == 4096 and config.limits.default_timeout == 9.0
+    assert config.limits.shell == ("/bin/sh", "-c") and config.engine.runtime == "runsc"
+    assert config.engine.docker_host == "unix:///tmp/x.sock"
+
+
+def test_settings_are_grouped_by_concern_and_keep_their_flat_names() -> None:
+    config = RuntimeConfig.load(env=ENV | {"THEAPPAPP_POOL_MAX_SPARES": "3", "THEAPPAPP_NETWORK_NAME": "n1",
+                                           "THEAPPAPP_MONITOR_DB": "/tmp/m.db"})
+    assert config.pool.max_spares == 3 and config.network.name == "n1" and config.monitor.db == "/tmp/m.db"
+    names = flat_names()
+    assert names["pool_enabled"] == ("pool", "enabled") and names["network"] == ("network", "mode")
+    assert names["user"] == ("security", "user") and names["default_timeout"] == ("limits", "default_timeout")
+    assert len(names) == len(set(names))  # one flat name per setting, no two settings share one
+    changed = config.replace(pool_enabled=False, user="1001:1001", installation_id="other")
+    assert (changed.pool.enabled, changed.security.user, changed.installation_id) == (False, "1001:1001", "other")
+    assert changed.pool.max_spares == 3 and config.pool.enabled  # the rest kept; the original untouched
+
+
+def test_a_whole_part_can_be_given_and_flat_names_still_win_over_it() -> None:
+    config = RuntimeConfig.load(env=ENV, pool=PoolSettings(max_spares=2, enabled=False), pool_enabled=True)
+    assert config.pool.max_spares == 2 and config.pool.enabled is True
+    with pytest.raises(SandboxError, match="PoolSettings"):
+        RuntimeConfig.load(env=ENV, pool={"enabled": False})
+
+
+def test_bad_settings_are_configuration_errors() -> None:
+    with pytest.raises(ConfigError):
+        RuntimeConfig.load(env=ENV, user="sandbox")
+    with pytest.raises(ConfigError):
+        RuntimeConfig.load(env=ENV, workspace="relative")
 
 
 @pytest.mark.parametrize(

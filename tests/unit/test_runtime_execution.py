@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from runtime.backends.docker.exec import KILLER_SCRIPT, Capture, ExecTarget, Executor
 from runtime.config import RuntimeConfig
 from runtime.errors import EngineUnavailable, InvalidIdentifier, InvalidPath, SandboxError
-from runtime.sandbox.execution import KILLER_SCRIPT, Capture, ExecRequest, ExecStream, ExecTarget, Executor
+from runtime.sandbox.execution import ExecRequest, ExecStream
 
 CONFIG = RuntimeConfig.load(env={"THEAPPAPP_INSTALLATION_ID": "x"}, max_output_bytes=8, default_timeout=5)
 
@@ -79,7 +80,7 @@ class _SilentConnection:
 def _silent_executor(answer: Any) -> Executor:
     """An executor whose exec prints nothing and whose engine answers inspects with `answer` (or raises it)."""
     engine = SimpleNamespace(api_timeout=60.0, api_version="1.41", endpoint=lambda: ("unix", "/nonexistent"))
-    executor = Executor(engine, RuntimeConfig(installation_id="unit"))  # type: ignore[arg-type]
+    executor = Executor(engine, "1000:1000")  # type: ignore[arg-type]
 
     async def start(target: ExecTarget, request: ExecRequest) -> _SilentConnection:
         return _SilentConnection()
@@ -107,7 +108,7 @@ async def test_an_unanswered_liveness_check_neither_kills_the_exec_nor_outlasts_
     executor = _silent_executor(answer)
     target = ExecTarget("c1", None, host_kill=False)  # no cgroup to read, not runc here: the inspect path
     request = ExecRequest.shell(CONFIG, "sleep 100", timeout=2.5)
-    stream = ExecStream(executor, target, request, lambda _: None)
+    stream = ExecStream(lambda _cid, req, finish: executor.chunks(target, req, finish), "c1", request)
     started = time.monotonic()
     result = await stream.collect()
     assert result.timed_out and time.monotonic() - started < 5

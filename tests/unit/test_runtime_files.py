@@ -7,8 +7,9 @@ import tarfile
 
 import pytest
 
+from runtime.backends.docker.files import build_archive, check_resolved, resolve_command, single_file
 from runtime.errors import InvalidPath
-from runtime.sandbox.files import build_archive, check_resolved, resolve_command, single_file
+from runtime.sandbox.files import prepare_files
 from runtime.sandbox.paths import relative_parts, under_workspace
 
 
@@ -38,8 +39,9 @@ def test_workdirs_stay_under_the_workspace() -> None:
 
 def test_archive_holds_regular_files_and_parent_dirs_owned_by_the_sandbox_user() -> None:
     files = {"src/pkg/a.py": "print('é')", "b.bin": b"\x00\xff"}
-    data, paths = build_archive(files, uid=1000, gid=1000, max_bytes=1 << 20)
-    assert sorted(paths) == ["b.bin", "src/pkg/a.py"]
+    prepared = prepare_files(files, max_bytes=1 << 20)
+    assert sorted(prepared) == ["b.bin", "src/pkg/a.py"]
+    data = build_archive(prepared, uid=1000, gid=1000)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         members = {m.name: m for m in tar.getmembers()}
         assert set(members) == {"src", "src/pkg", "src/pkg/a.py", "b.bin"}
@@ -63,7 +65,7 @@ def test_archive_holds_regular_files_and_parent_dirs_owned_by_the_sandbox_user()
 )
 def test_bad_archives_are_refused(files: dict[str, object], match: str) -> None:
     with pytest.raises(InvalidPath, match=match):
-        build_archive(files, uid=1000, gid=1000, max_bytes=4096)  # type: ignore[arg-type]
+        prepare_files(files, max_bytes=4096)  # type: ignore[arg-type]
 
 
 def _tar(kind: bytes, name: str = "x", data: bytes = b"") -> bytes:

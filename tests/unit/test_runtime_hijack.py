@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime.backends.docker.hijack import STDERR, STDOUT, api_call, start_exec
-from runtime.errors import EngineUnavailable, SandboxError, TaskNotFound
+from runtime.errors import EngineError, EngineUnavailable, SandboxGone
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -60,7 +60,7 @@ async def test_output_sent_with_the_headers_is_not_lost_and_stdin_gets_eof(tmp_p
 
 
 @pytest.mark.parametrize(
-    ("status", "error"), [(404, TaskNotFound), (409, SandboxError), (500, EngineUnavailable)]
+    ("status", "error"), [(404, SandboxGone), (409, SandboxGone), (500, EngineError)]
 )
 async def test_engine_refusals_become_sandbox_errors(tmp_path: Path, status: int, error: type[Exception]) -> None:
     async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -1,5 +1,8 @@
 """The Docker engine connection: docker-py's blocking calls, run off the event loop with a deadline.
 
+This is the one client factory of the runtime: the Docker backend, and through it the
+manager, the pool, cleanup, `ls` and `doctor`, all connect here.
+
 docker-py has no per-call cancellation and some calls (an exec under gVisor) can hang
 forever, so every call runs in a dedicated thread pool and the caller stops waiting at
 the deadline; the socket timeout eventually frees the thread.
@@ -21,7 +24,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from runtime.errors import ENGINE_START_HINT, EngineUnavailable
+from runtime.errors import ENGINE_START_HINT, EngineError, EngineUnavailable
 
 T = TypeVar("T")
 
@@ -117,6 +120,11 @@ class Engine:
             raise
         except _TRANSPORT_ERRORS as err:
             raise EngineUnavailable(f"lost the Docker engine at {self.where}: {err}") from err
+        except docker.errors.DockerException as err:
+            # An answer, not a lost engine: a refusal the backend did not handle itself.
+            name = getattr(getattr(job, "func", job), "__name__", "a call")
+            detail = getattr(err, "explanation", None) or str(err)
+            raise EngineError(f"the Docker engine refused {name}: {detail}") from err
 
     @staticmethod
     def _abandon(future: Future[T], on_abandon: Callable[[T], object] | None) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import json
 from typing import Any
 
-from runtime.errors import EngineUnavailable, SandboxError, TaskNotFound
+from runtime.errors import EngineError, EngineUnavailable, SandboxGone
 
 STDOUT, STDERR = 1, 2
 _READ = 64 * 1024
@@ -165,7 +165,7 @@ async def start_exec(endpoint: tuple[str, str | int], api_version: str, exec_id:
     writer.close()
     message = _message(raw)
     if status == 404:
-        raise TaskNotFound(f"exec {exec_id} vanished: {message}")
+        raise SandboxGone(f"the sandbox is gone: exec {exec_id[:12]} vanished with its container ({message})")
     if status == 409:
-        raise SandboxError(f"the sandbox container is not running: {message}")
-    raise EngineUnavailable(f"exec start failed with HTTP {status}: {message}")
+        raise SandboxGone(f"the sandbox is gone: its container is not running ({message})")
+    raise EngineError(f"exec start failed with HTTP {status}: {message}")

@@ -13,13 +13,13 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import docker.errors
 from docker.models.networks import Network
 
+from runtime.backends.base import NetworkPolicyStatus
 from runtime.backends.docker import firewall
 from runtime.backends.docker.firewall import Firewall, FirewallError, Rule
 from runtime.errors import NetworkPolicyError
@@ -33,15 +33,6 @@ _IFNAMSIZ = 15  # Linux interface names are at most 15 bytes
 RESOLV_CONF_FILES = ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf")
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NetworkPolicyStatus:
-    network_name: str
-    host_blocked: bool
-    metadata_blocked: bool
-    icc_disabled: bool
-    problems: tuple[str, ...]  # plain sentences: what could not be done and what to do
 
 
 BRIDGE_PREFIX = "tapp-"  # our bridges' interface names; rule pruning touches no other

@@ -1,0 +1,248 @@
+"""`DockerBackend`: the `Backend` protocol on a Docker engine, through docker-py and the Engine API.
+
+Every blocking docker-py call runs in the engine's thread pool with a deadline
+(`Engine.call`); the exec path speaks the Engine API directly over an asyncio stream
+(`hijack`). Docker's errors are translated here, so the core only ever sees the
+`SandboxError` tree. Per-container state the exec path needs (cgroup paths, the OOM count
+seen last) is kept here too, keyed by container id, and dropped on removal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+import docker
+import docker.errors
+
+from runtime.backends.base import (
+    ContainerRecord,
+    ContainerState,
+    Diagnosis,
+    EngineFacts,
+    ImageRecord,
+    LabelFilter,
+    NetworkPolicyStatus,
+    VolumeRecord,
+)
+from runtime.backends.docker import calls, diagnose, files
+from runtime.backends.docker.cgroups import ContainerCgroup
+from runtime.backends.docker.engine import Engine
+from runtime.backends.docker.exec import ExecTarget, Executor
+from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
+from runtime.backends.docker.relabel import LabelRecords
+from runtime.config import EngineSettings
+from runtime.errors import EngineUnavailable
+from runtime.sandbox.events import ResourceUsage
+from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
+from runtime.sandbox.spec import ContainerSpec
+
+
+def _filters(labels: LabelFilter) -> dict[str, list[str]]:
+    return {"label": [key if value is None else f"{key}={value}" for key, value in labels.items()]}
+
+
+def _matches(values: Mapping[str, str], labels: LabelFilter) -> bool:
+    """The engine's label filter, checked again: a filter bug must not widen what the core acts on."""
+    return all(key in values and (want is None or values[key] == want) for key, want in labels.items())
+
+
+class DockerBackend:
+    """One Docker engine (local socket, `DOCKER_HOST`, or plain TCP)."""
+
+    def __init__(self, settings: EngineSettings, user: str) -> None:
+        self.settings = settings
+        self.user = user  # helper commands (the timeout killer, probes) run as the sandbox user
+        self._engine = Engine(settings.docker_host, settings.api_timeout)
+        self._executor = Executor(self._engine, user)
+        self._targets: dict[str, ExecTarget] = {}
+        self._cgroup_layout: tuple[int, str] = (1, "cgroupfs")
+        self._host_kill = False
+        self._changed = LabelRecords()  # labels changed after creation (Docker cannot change them)
+
+    @property
+    def engine(self) -> Engine:
+        """The live engine connection (benchmarks and tests reach docker-py through it)."""
+        if self._engine.closed:
+            self._engine = Engine(self.settings.docker_host, self.settings.api_timeout)
+            self._executor = Executor(self._engine, self.user)
+        return self._engine
+
+    async def _client(self) -> docker.DockerClient:
+        return await self.engine.connect()
+
+    # -- the engine ------------------------------------------------------------------------------
+
+    async def probe(self) -> EngineFacts:
+        client = await self._client()
+        info: dict[str, Any] = await self.engine.call(client.info)
+        version: dict[str, Any] = await self.engine.call(client.version)
+        self._cgroup_layout = (int(info.get("CgroupVersion") or 1), str(info.get("CgroupDriver") or "cgroupfs"))
+        runtime = self.settings.runtime or str(info.get("DefaultRuntime") or "runc")
+        # The host-side fallback killer acts on host pids: only valid for runc on this very host.
+        self._host_kill = runtime == "runc" and self.engine.endpoint()[0] == "unix"
+        every = await self.engine.call(client.api.containers, all=True, quiet=True)
+        self._changed.prune(str(c["Id"]) for c in every)
+        tags: set[str] = set()
+        for image in await self.engine.call(client.api.images, name=None):
+            tags.update(image.get("RepoTags") or ())
+        number = str(version.get("Version") or "?")
+        system, cgroup = info.get("OperatingSystem", "?"), info.get("CgroupVersion", "?")
+        return EngineFacts(
+            description=f"Docker {number} ({system}, cgroup v{cgroup})",
+            version=number,
+            runtimes=tuple(sorted(info.get("Runtimes") or {})),
+            default_runtime=str(info.get("DefaultRuntime") or "runc"),
+            images=frozenset(tags),
+        )
+
+    async def image(self, reference: str) -> ImageRecord | None:
+        return await self.engine.call(calls.image, (await self._client()).api, reference)
+
+    async def ensure_network(self, name: str, *, install_firewall: bool) -> NetworkPolicyStatus:
+        from runtime.backends.docker.network import ensure_sandbox_network
+
+        client = await self._client()
+        return await self.engine.call(ensure_sandbox_network, client, name, install_firewall=install_firewall)
+
+    async def diagnose(self, network_name: str, network_mode: str) -> list[Diagnosis]:
+        client = await self._client()
+        return await self.engine.call(diagnose.engine_checks, client, network_name, network_mode)
+
+    def load(self) -> int:
+        return LOAD.busy
+
+    def close(self) -> None:
+        self._engine.close()
+
+    # -- containers -------------------------------------------------------------------------------
+
+    async def create(self, spec: ContainerSpec) -> str:
+        engine = self.engine
+        api = (await self._client()).api
+        # Created after all, but nobody waits for it any more (deadline, cancel): remove it.
+
+        def abandoned(container_id: str) -> None:
+            remove_container_sync(api, container_id)
+
+        container_id = await engine.call(calls.create, api, spec, on_abandon=abandoned)
+        try:
+            await engine.call(GATE.shared_call, api.start, container_id)  # GATE: see gate.py
+        except BaseException:
+            self.remove_soon(container_id)
+            raise
+        return container_id
+
+    async def rename(self, container_id: str, name: str) -> None:
+        await self.engine.call(calls.rename, (await self._client()).api, container_id, name)
+
+    async def inspect(self, container: str) -> ContainerState | None:
+        attrs = await self.engine.call(calls.inspect_container, (await self._client()).api, container)
+        if attrs is None:
+            return None
+        state = attrs.get("State") or {}
+        code = state.get("ExitCode")
+        return ContainerState(
+            id=str(attrs["Id"]),
+            name=str(attrs.get("Name", "")).lstrip("/"),
+            running=bool(state.get("Running")),
+            status=str(state.get("Status") or "?"),
+            exit_code=None if code is None else int(code),
+            oom_killed=bool(state.get("OOMKilled")),
+            image_id=str(attrs.get("Image") or ""),
+            labels=self._changed.merged(str(attrs["Id"]), (attrs.get("Config") or {}).get("Labels") or {}),
+            network=str((attrs.get("HostConfig") or {}).get("NetworkMode") or "?"),
+        )
+
+    async def relabel(self, container_id: str, expect: Mapping[str, str], new: Mapping[str, str]) -> bool:
+        api = (await self._client()).api
+
+        def change() -> bool:
+            attrs = calls.inspect_container(api, container_id)
+            if attrs is None:
+                return False
+            return self._changed.change(container_id, (attrs.get("Config") or {}).get("Labels") or {}, expect, new)
+
+        return await self.engine.call(change)
+
+    async def remove(self, container_id: str) -> None:
+        self._targets.pop(container_id, None)
+        self._changed.forget(container_id)
+        api = (await self._client()).api
+        await self.engine.call(remove_container_sync, api, container_id)
+
+    def remove_soon(self, container_id: str) -> Future[None]:
+        self._targets.pop(container_id, None)
+        self._changed.forget(container_id)
+        engine = self.engine
+        try:
+            return engine.submit(lambda: remove_container_sync(engine.client.api, container_id))
+        except RuntimeError as err:  # the engine's pool is shut down: cleanup finds it by its labels
+            failed: Future[None] = Future()
+            failed.set_exception(EngineUnavailable(f"cannot remove {container_id[:12]}: {err}"))
+            return failed
+
+    async def list_containers(self, labels: LabelFilter) -> list[ContainerRecord]:
+        api = (await self._client()).api
+        # The engine filters on its own labels only: keys changed after creation are matched here.
+        changed_keys = self._changed.keys()
+        engine_side = {k: v for k, v in labels.items() if k not in changed_keys}
+        found = await self.engine.call(api.containers, all=True, filters=_filters(engine_side))
+        records = (calls.container_record(e, self._changed.merged(str(e["Id"]), e.get("Labels") or {})) for e in found)
+        return [r for r in records if _matches(r.labels, labels)]
+
+    def usage(self, container_id: str) -> ResourceUsage:
+        target = self._targets.get(container_id)
+        return target.cgroup.usage() if target is not None and target.cgroup is not None else ResourceUsage()
+
+    # -- commands and files -----------------------------------------------------------------------
+
+    def _target(self, container_id: str) -> ExecTarget:
+        target = self._targets.get(container_id)
+        if target is None:
+            cgroup = ContainerCgroup.locate(container_id, *self._cgroup_layout)
+            target = self._targets[container_id] = ExecTarget(container_id, cgroup, self._host_kill)
+        return target
+
+    def exec(
+        self, container_id: str, request: ExecRequest, finish: Callable[[ExecResult], None]
+    ) -> AsyncIterator[OutputChunk]:
+        return self._executor.chunks(self._target(container_id), request, finish)
+
+    async def _resolved(self, container_id: str, workspace: str, paths: list[str]) -> list[str]:
+        """Where the paths really lead; `InvalidPath` if an existing symlink leads out of the workspace."""
+        output = await self._executor.run_internal(
+            self._target(container_id), files.resolve_command(workspace, paths), self.settings.api_timeout
+        )
+        return files.check_resolved(workspace, paths, output.decode("utf-8", "surrogateescape"))
+
+    async def write_files(self, container_id: str, workspace: str, contents: Mapping[str, bytes]) -> None:
+        uid, _, gid = self.user.partition(":")
+        archive = files.build_archive(contents, uid=int(uid), gid=int(gid or uid))
+        await self._resolved(container_id, workspace, list(contents))
+        api = (await self._client()).api
+        await self.engine.call(api.put_archive, container_id, workspace, archive)
+
+    async def read_file(self, container_id: str, workspace: str, path: str, limit: int) -> bytes:
+        (full,) = await self._resolved(container_id, workspace, [path])  # a link inside the workspace is followed
+        api = (await self._client()).api
+        archive = await self.engine.call(calls.fetch_file, api, container_id, full, path, limit)
+        return files.single_file(archive, path)
+
+    # -- volumes ----------------------------------------------------------------------------------
+
+    async def list_volumes(self, labels: LabelFilter) -> list[VolumeRecord]:
+        api = (await self._client()).api
+        found = (await self.engine.call(api.volumes, filters=_filters(labels))).get("Volumes") or ()
+        return [
+            VolumeRecord(str(v["Name"]), dict(v.get("Labels") or {}))
+            for v in found
+            if _matches(v.get("Labels") or {}, labels)
+        ]
+
+    async def inspect_volume(self, name: str) -> VolumeRecord | None:
+        return await self.engine.call(calls.inspect_volume, (await self._client()).api, name)
+
+    async def remove_volume(self, name: str) -> bool:
+        return await self.engine.call(calls.remove_volume, (await self._client()).api, name)

@@ -1,0 +1,106 @@
+"""The blocking docker-py calls of the Docker backend, each translating the refusals the core cares
+about into the `SandboxError` tree (anything else becomes `EngineError` in `Engine.call`).
+
+They run in the engine's thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import docker.errors
+
+from runtime.backends.base import ContainerRecord, ImageRecord, NameTaken, ResourceInUse, VolumeRecord
+from runtime.backends.docker.gate import GATE, LOAD
+from runtime.backends.docker.hostconfig import create_kwargs, host_config
+from runtime.errors import EngineError, FileMissing, ImageMissing, InvalidPath
+from runtime.sandbox.spec import ContainerSpec
+
+_READ_SLACK = 1024 * 1024  # an archive's headers and padding over the file's own size
+
+
+def create(api: docker.APIClient, spec: ContainerSpec) -> str:
+    try:
+        created = LOAD.call(api.create_container, **create_kwargs(spec, api.create_host_config(**host_config(spec))))
+    except docker.errors.ImageNotFound as err:
+        raise ImageMissing(f"image {spec.image} is not on this engine") from err
+    except docker.errors.APIError as err:
+        if err.status_code == 409:
+            raise NameTaken(f"container name {spec.name} is in use") from err
+        raise
+    return str(created["Id"])
+
+
+def rename(api: docker.APIClient, container_id: str, name: str) -> None:
+    try:
+        GATE.exclusive_call(api.rename, container_id, name)  # GATE: see gate.py
+    except docker.errors.APIError as err:
+        if err.status_code == 409:
+            raise NameTaken(f"container name {name} is in use") from err
+        raise
+
+
+def inspect_container(api: docker.APIClient, container: str) -> dict[str, Any] | None:
+    try:
+        attrs: dict[str, Any] = api.inspect_container(container)
+    except docker.errors.NotFound:
+        return None
+    return attrs
+
+
+def image(api: docker.APIClient, reference: str) -> ImageRecord | None:
+    try:
+        attrs = api.inspect_image(reference)  # type: ignore[no-untyped-call]
+    except docker.errors.ImageNotFound:
+        return None
+    values = (attrs.get("Config") or {}).get("Labels") or {}
+    return ImageRecord(reference, str(attrs["Id"]), int(attrs.get("Size") or 0), dict(values))
+
+
+def container_record(entry: dict[str, Any], labels: dict[str, str]) -> ContainerRecord:
+    """An entry of the engine's container list, with `labels` as the backend reports them."""
+    return ContainerRecord(
+        id=str(entry["Id"]),
+        name=str((entry.get("Names") or ["?"])[0]).lstrip("/"),
+        state=str(entry.get("State") or "?"),
+        labels=labels,
+        volumes=tuple(str(m.get("Name", "")) for m in entry.get("Mounts") or () if m.get("Type") == "volume"),
+        created=float(entry["Created"]) if entry.get("Created") else None,
+    )
+
+
+def fetch_file(api: docker.APIClient, container_id: str, full: str, path: str, limit: int) -> bytes:
+    """The archive holding one file, refused past `limit` bytes before or while it streams."""
+    try:
+        chunks, stat = api.get_archive(container_id, full)
+    except docker.errors.NotFound as err:
+        raise FileMissing(f"{path!r} does not exist in the workspace") from err
+    if int(stat.get("size", 0)) > limit:
+        raise InvalidPath(f"{path!r} is {stat.get('size')} bytes, over the {limit}-byte limit")
+    data = bytearray()
+    for chunk in chunks:
+        data += chunk
+        if len(data) > limit + _READ_SLACK:
+            raise InvalidPath(f"{path!r} is over the {limit}-byte limit")
+    return bytes(data)
+
+
+def inspect_volume(api: docker.APIClient, name: str) -> VolumeRecord | None:
+    try:
+        volume = api.inspect_volume(name)
+    except docker.errors.NotFound:
+        return None
+    return VolumeRecord(str(volume["Name"]), dict(volume.get("Labels") or {}))
+
+
+def remove_volume(api: docker.APIClient, name: str) -> bool:
+    try:
+        api.remove_volume(name)
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as err:
+        if err.status_code == 409:
+            raise ResourceInUse(f"volume {name} is in use by a container") from err
+        raise EngineError(f"volume {name} could not be removed: {err.explanation or err}") from err
+    return True

@@ -1,0 +1,61 @@
+"""A `ContainerSpec` in Docker's words: keyword arguments for docker-py's create calls.
+
+The benchmarks' "raw docker-py" side uses these too, so both sides create the same container.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docker.types import Mount
+
+from runtime.sandbox.spec import ContainerSpec, VolumeMount
+
+
+def mount(volume: VolumeMount) -> Mount:
+    return Mount(volume.target, volume.name, type="volume", labels=dict(volume.labels) or None)
+
+
+def host_config(spec: ContainerSpec) -> dict[str, Any]:
+    """Keyword arguments for `APIClient.create_host_config`."""
+    sec, res = spec.security, spec.resources
+    tmpfs = {
+        "/tmp": f"rw,exec,nosuid,nodev,size={res.tmp_size},mode=1777",
+        sec.home: f"rw,exec,nosuid,nodev,size={res.home_size},uid={sec.uid},gid={sec.gid}",
+    }
+    kwargs: dict[str, Any] = {
+        "mounts": [mount(v) for v in spec.volumes],
+        "tmpfs": tmpfs,
+        "read_only": sec.read_only_root,
+        "cap_drop": ["ALL"] if sec.cap_drop_all else None,
+        "security_opt": ["no-new-privileges:true"] if sec.no_new_privileges else None,
+        "privileged": False,
+        "init": sec.init,
+        "pids_limit": res.pids,
+        "mem_limit": res.memory,
+        "memswap_limit": res.memory,  # swap = memory: no swapping past the limit
+        "nano_cpus": int((res.cpus or 1.0) * 1e9),
+        "network_mode": spec.network,
+        "ipc_mode": "private",
+        "log_config": {"type": "json-file", "config": {"max-size": sec.log_max_size, "max-file": "1"}},
+    }
+    if spec.runtime:
+        kwargs["runtime"] = spec.runtime
+    return kwargs
+
+
+def create_kwargs(spec: ContainerSpec, built_host_config: Any) -> dict[str, Any]:
+    """Keyword arguments for `APIClient.create_container`; `built_host_config` from `create_host_config`."""
+    return {
+        "image": spec.image,
+        "command": list(spec.command),
+        "name": spec.name,
+        "user": spec.security.user,
+        "working_dir": spec.security.workspace,
+        "labels": dict(spec.labels),
+        "environment": dict(spec.environment) or None,
+        "host_config": built_host_config,
+        "detach": True,
+        "stdin_open": False,
+        "tty": False,
+    }

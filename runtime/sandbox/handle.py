@@ -1,0 +1,75 @@
+"""`Sandbox`: one task's container as a handle, from `async with manager.task(...) as sandbox:`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from runtime.sandbox.execution import ExecResult, ExecStream
+from runtime.sandbox.tasks import ContainerInfo
+
+if TYPE_CHECKING:
+    from runtime.sandbox.manager import ContainerManager
+    from runtime.sandbox.runcode import RunResult
+
+
+class Sandbox:
+    """The manager's methods for one task, with the task id filled in."""
+
+    def __init__(self, manager: ContainerManager, task_id: str) -> None:
+        self.manager = manager
+        self.task_id = task_id
+
+    @property
+    def info(self) -> ContainerInfo:
+        return self.manager.task_info(self.task_id)
+
+    async def exec(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        stdin: str | bytes | None = None,
+        max_output_bytes: int | None = None,
+    ) -> ExecResult:
+        return await self.manager.exec_command(
+            self.task_id, command, timeout=timeout, env=env, workdir=workdir, stdin=stdin,
+            max_output_bytes=max_output_bytes,
+        )
+
+    def stream(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        stdin: str | bytes | None = None,
+        max_output_bytes: int | None = None,
+    ) -> ExecStream:
+        return self.manager.exec_stream(
+            self.task_id, command, timeout=timeout, env=env, workdir=workdir, stdin=stdin,
+            max_output_bytes=max_output_bytes,
+        )
+
+    async def run_code(
+        self,
+        code: str,
+        filename: str | None = None,
+        *,
+        strict: bool = False,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> RunResult:
+        return await self.manager.run_code(
+            self.task_id, code, filename, strict=strict, timeout=timeout, env=env, stdin=stdin
+        )
+
+    async def write_files(self, files: Mapping[str, str | bytes]) -> list[str]:
+        return await self.manager.write_files(self.task_id, files)
+
+    async def read_file(self, path: str) -> bytes:
+        return await self.manager.read_file(self.task_id, path)

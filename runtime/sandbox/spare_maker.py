@@ -1,0 +1,58 @@
+"""Making one spare: its labels (no task yet), its container (the same spec a task gets), the memory check."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from runtime import labels
+from runtime.backends.base import Backend
+from runtime.config import RuntimeConfig
+from runtime.registry import Registry
+from runtime.sandbox.owner import Owner
+from runtime.sandbox.spares import SPARE, SPARE_PREFIX, Key, Spare, mem_available
+from runtime.sandbox.spec import build_spec
+
+
+class SpareMaker:
+    def __init__(self, backend: Backend, config: RuntimeConfig, owner: Owner, registry: Registry, network: str) -> None:
+        self.backend = backend
+        self.config = config
+        self.owner = owner
+        self.registry = registry
+        self.network = network
+
+    def memory_ok(self) -> bool:
+        available = mem_available()
+        return available is None or available >= self.config.pool.min_available_memory
+
+    def spare_labels(self, project_id: str, language: str, now: float) -> dict[str, str]:
+        """What is known when a spare is made: no task. Its expiry covers the idle wait and a task's life."""
+        tasks = self.config.tasks
+        out = self.owner.labels(
+            task_id="", project_id=project_id, language=language,
+            ttl=self.config.pool.idle_ttl + tasks.container_ttl, now=now, extra=tasks.extra_labels,
+        )
+        del out[labels.TASK]
+        out[labels.POOL] = SPARE
+        return out
+
+    async def make(self, key: Key, remove_soon: Callable[[str], None]) -> Spare:
+        """A started spare for the key; nothing is left behind if it cannot be inspected after starting."""
+        project_id, language = key
+        lang = self.registry.resolve(language)
+        name = f"{SPARE_PREFIX}{project_id}-{lang.name}-{uuid.uuid4().hex[:10]}"
+        spec = build_spec(
+            self.config, self.registry, self.owner, name=name, project_id=project_id, language=lang,
+            labels=self.spare_labels(project_id, lang.name, time.time()), network=self.network,
+        )
+        container_id = await self.backend.create(spec)
+        try:
+            state = await self.backend.inspect(container_id)
+            if state is None:
+                raise RuntimeError(f"spare {name} vanished right after it started")
+        except BaseException:
+            remove_soon(container_id)
+            raise
+        return Spare(container_id, name, key, self.network, state.image_id, time.monotonic())
