@@ -36,6 +36,7 @@ from runtime.monitor_store import (
     LifecycleStats,
     TaskUsage,
 )
+from runtime.registry import Registry
 
 MONITOR_DB_ENV = "THEAPPAPP_MONITOR_DB"
 _log = logging.getLogger(__name__)
@@ -81,9 +82,11 @@ class SandboxMonitor:
         metrics: PrometheusMetrics | bool | None = None,
         batch_size: int = 1000,
         max_queue: int = 100_000,
+        registry: Registry | None = None,
     ) -> None:
         """`metrics`: a PrometheusMetrics, True/None for the process-wide one if prometheus-client
-        is installed (None: silently without it), False for none."""
+        is installed (None: silently without it), False for none. `registry`: whose failure rules
+        classify the executions (default: `get_registry()`, read at each classification)."""
         self.path = Path(path).expanduser() if path is not None else default_monitor_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = store.connect(str(self.path))  # schema errors surface here, on the caller's thread
@@ -98,6 +101,7 @@ class SandboxMonitor:
             self.metrics: PrometheusMetrics | None = default
         else:
             self.metrics = metrics or None
+        self.registry = registry
         self.batch_size = batch_size
         self.max_queue = max_queue
         self.dropped = 0  # events lost because the queue was full (the writer could not keep up)
@@ -151,7 +155,9 @@ class SandboxMonitor:
         stop = False
         for item in batch:
             if isinstance(item, ExecEvent):
-                failure = classify(item.language, item.exit_code, item.timed_out, item.oom_killed, item.stderr_tail)
+                failure = classify(
+                    item.language, item.exit_code, item.timed_out, item.oom_killed, item.stderr_tail, self.registry
+                )
                 executions.append((item, failure))
             elif isinstance(item, LifecycleEvent):
                 lifecycle.append(item)

@@ -182,6 +182,71 @@ class Pattern:
             raise ValueError(f"pattern {self.id}: bad regex: {err}") from err
 
 
+FailureOutcome = Literal["oom", "syntax_error", "missing_module", "runtime_error", "exit_nonzero"]
+
+
+def _compiled(regex: str, what: str, flags: int = re.MULTILINE) -> re.Pattern[str]:
+    try:
+        return re.compile(regex, flags)
+    except re.error as err:
+        raise ValueError(f"{what}: bad regex: {err}") from err
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    """One way a language reports a failure on stderr. The monitor tries the running language's rules
+    first, then every other language's (a task may run any program), then generic ones (no exit
+    code, command not found, a signal, the exit status)."""
+
+    regex: str = field(
+        metadata=_doc("searched in the last 8 KiB of stderr, in multi-line mode (^ and $ match at every line); "
+                      "the error type is the text of its first group that took part in the match")
+    )
+    outcome: FailureOutcome
+    error_type: str | None = field(
+        default=None, metadata=_doc("the error type when no group of `regex` took part in the match")
+    )
+    requires: str | None = field(
+        default=None, metadata=_doc("a regex that must also occur in the tail for this rule to apply")
+    )
+    last_match: bool = field(
+        default=False,
+        metadata=_doc("the last match decides instead of the first: for a language that prints the exception "
+                      "after its stack, as Python's traceback does"),
+    )
+    strip_prefix: str | None = field(
+        default=None, metadata=_doc("removed from the start of the error type, e.g. Python's `__main__.`")
+    )
+    outcome_by_type: dict[str, FailureOutcome] = field(
+        default_factory=dict,
+        metadata=_doc("error types reported with another outcome: a regex the whole type must match -> outcome, "
+                      "first match wins (e.g. Python's `MemoryError: oom`)"),
+    )
+    only_own: bool = field(
+        default=False,
+        metadata=_doc("only for this language's own executions, and tried last: after the generic checks for no "
+                      "exit code, command not found and signals, just before the plain exit status (go run's "
+                      "`exit status 3`, the program's own status)"),
+    )
+    # Compiled once, when the registry loads (which is also where a bad regex must fail).
+    compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    compiled_requires: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    compiled_outcomes: tuple[tuple[re.Pattern[str], FailureOutcome], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: the compiled forms are set once, here
+        set_(self, "compiled", _compiled(self.regex, "regex"))
+        set_(self, "compiled_requires", None if self.requires is None else _compiled(self.requires, "requires"))
+        set_(self, "compiled_outcomes", tuple(
+            (_compiled(type_regex, f"outcome_by_type {type_regex!r}", 0), outcome)
+            for type_regex, outcome in self.outcome_by_type.items()
+        ))
+        if self.compiled.groups == 0 and self.error_type is None:
+            raise ValueError("regex: capture the error type in a group, or give a literal `error_type`")
+
+
 @dataclass(frozen=True)
 class Language:
     """One language runtime: its image, toolchain, tools, and how to run a file."""
@@ -210,6 +275,11 @@ class Language:
         default_factory=dict,
         metadata=_doc("other source extensions the image runs, each with its whole command (compile included), "
                       "e.g. node's .ts; placeholders as in `run`"),
+    )
+    failures: tuple[FailureRule, ...] = field(
+        default=(),
+        metadata=_doc("how this language reports failures on stderr, in the order they are tried; the monitor "
+                      "classifies each execution's outcome and error type with them"),
     )
     name: str = field(init=False, default="")
 

@@ -172,3 +172,26 @@ def test_command_for_a_dot_file_keeps_its_whole_name_as_base_and_stem() -> None:
     node = load_registry().languages["node"]
     probe = replace(node, run="echo {file} {stem} {base}", compile=None)
     assert probe.command_for("src/.hidden") == "echo src/.hidden .hidden src/.hidden"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("regex", "(unclosed", r"languages\.go\.failures\[1\]: regex: bad regex"),
+        ("requires", "[z-a]", r"languages\.go\.failures\[1\]: requires: bad regex"),
+        ("outcome_by_type", {"(": "oom"}, r"languages\.go\.failures\[1\]: outcome_by_type '\(': bad regex"),
+        ("outcome", "crashed", r"languages\.go\.failures\[1\]\.outcome: expected one of"),
+    ],
+)
+def test_bad_failure_rule_fails_at_load_with_its_path(raw: dict[str, Any], key: str, value: Any, message: str) -> None:
+    data = broken(raw)
+    data["languages"]["go"]["failures"][1][key] = value
+    with pytest.raises(RegistryError, match=message):
+        parse_registry(data)
+
+
+def test_failure_rule_must_say_where_its_error_type_comes_from(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["languages"]["go"]["failures"][1] = {"regex": "^panic: ", "outcome": "runtime_error"}
+    with pytest.raises(RegistryError, match=r"languages\.go\.failures\[1\]: regex: capture the error type"):
+        parse_registry(data)
