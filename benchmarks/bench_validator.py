@@ -221,7 +221,7 @@ def scan_only(validator: CodeValidator, code: str, language: str) -> None:
     """Patterns and secrets, without the syntax check: the part this package's code decides."""
     lang = validator.registry.resolve(language)
     lines = LineIndex(code)
-    scan_patterns(code, validator.patterns_for(lang), CodeMask(code, lang.name), lines, PER_RULE_LIMIT)
+    scan_patterns(code, validator.patterns_for(lang), CodeMask(code, lang.lexer), lines, PER_RULE_LIMIT)
     scan_secrets(code, lines, PER_RULE_LIMIT)
 
 

@@ -182,6 +182,74 @@ class Pattern:
             raise ValueError(f"pattern {self.id}: bad regex: {err}") from err
 
 
+# Comment and string forms many languages share; runtime/validation/lexical.py holds their regexes.
+LexerPreset = Literal[
+    "c-line-comment",  # // to the end of the line
+    "c-block-comment",  # /* ... */
+    "hash-comment",  # # to the end of the line
+    "double-quoted",  # "..." on one line, backslash escapes
+    "single-quoted",  # '...' on one line, backslash escapes
+    "double-quoted-multiline",  # "..." that may span lines
+    "single-quoted-multiline",
+    "triple-double-quoted",  # """...""" (Python, Java text blocks)
+    "triple-single-quoted",
+]
+
+
+def _lexer_regex(regex: str, what: str) -> None:
+    # Checked as the lexer uses it: one alternative of a combined multi-line regex, where
+    # global flags or named groups of its own would not compile.
+    compiled = _compiled(f"(?:{regex})", what)
+    if compiled.groupindex:
+        raise ValueError(f"{what}: named groups are not allowed (the lexer names its own)")
+
+
+@dataclass(frozen=True)
+class LexerToken:
+    """A comment or string form of the language's own, for the pattern scanner (a dangerous call inside
+    a comment or string body is not reported). Exactly one of `comment` or `string`."""
+
+    comment: str | None = field(default=None, metadata=_doc("regex of a whole comment"))
+    string: str | None = field(
+        default=None,
+        metadata=_doc("regex of a string's opening delimiter: a pattern match that starts at it still counts "
+                      "(a backtick command), one inside the body does not"),
+    )
+    body: str | None = field(
+        default=None,
+        metadata=_doc("for `string`: regex of the rest of the literal, closing delimiter included; let an "
+                      "unterminated literal run to the end of the line (or text) so it masks what follows"),
+    )
+    start_chars: str | None = field(
+        default=None,
+        metadata=_doc("every character a match can begin with: the scanner hops between them instead of trying "
+                      "each offset; required unless `slow_if`"),
+    )
+    slow_if: str | None = field(
+        default=None,
+        metadata=_doc("instead of `start_chars`, for a token whose first character is too common to hop to "
+                      "(Ruby's `=begin`): text every match contains; a text with it is lexed at every offset, "
+                      "slowly; one without it never holds the token"),
+    )
+
+    def __post_init__(self) -> None:
+        if (self.comment is None) == (self.string is None):
+            raise ValueError("a lexer token is exactly one of `comment` or `string`")
+        if (self.string is None) != (self.body is None):
+            raise ValueError("`body` goes with `string` (and only with it)")
+        if (self.start_chars is None) == (self.slow_if is None):
+            raise ValueError("give `start_chars` (or, if no few characters start every match, `slow_if`)")
+        if self.start_chars == "" or self.slow_if == "":
+            raise ValueError("start_chars and slow_if must not be empty")
+        for name in ("comment", "string", "body"):
+            value = getattr(self, name)
+            if value is not None:
+                _lexer_regex(value, name)
+
+
+LexerSpec = tuple[LexerPreset | LexerToken, ...]
+
+
 FailureOutcome = Literal["oom", "syntax_error", "missing_module", "runtime_error", "exit_nonzero"]
 
 
@@ -276,6 +344,14 @@ class Language:
         metadata=_doc("other source extensions the image runs, each with its whole command (compile included), "
                       "e.g. node's .ts; placeholders as in `run`"),
     )
+    lexer: LexerSpec = field(
+        default=(),
+        metadata=_doc("the language's comment and string forms, tried in this order at each offset, so that "
+                      "dangerous patterns are not reported inside them: preset names (c-line-comment, "
+                      "c-block-comment, hash-comment, double-quoted, single-quoted, double-quoted-multiline, "
+                      "single-quoted-multiline, triple-double-quoted, triple-single-quoted) or tokens of its own; "
+                      "none: patterns are matched everywhere"),
+    )
     failures: tuple[FailureRule, ...] = field(
         default=(),
         metadata=_doc("how this language reports failures on stderr, in the order they are tried; the monitor "
@@ -360,6 +436,9 @@ class Registry:
                     raise ValueError(
                         f"{where}.run_by_extension: {other!r} must start with a dot and differ from `extension`"
                     )
+            slow = [t for t in lang.lexer if isinstance(t, LexerToken) and t.slow_if is not None]
+            if len(slow) > 1:  # the lexer checks one text for slow scanning, not several
+                raise ValueError(f"{where}.lexer: at most one token may use slow_if; give the others start_chars")
             for key in (name, *lang.aliases):
                 if key in owners and owners[key] != name:
                     raise ValueError(f"{where}.aliases: {key!r} is already used by {owners[key]!r}")

@@ -85,7 +85,7 @@ class CodeValidator:
         checker = None if oversized else _checker_for(lang, language, filename)
         pending = self._start_in_child(checker, code) if checker is not None else None
         lines = LineIndex(text)
-        findings += scan_patterns(text, self.patterns_for(lang), CodeMask(text, lang.name), lines, PER_RULE_LIMIT)
+        findings += scan_patterns(text, self.patterns_for(lang), CodeMask(text, lang.lexer), lines, PER_RULE_LIMIT)
         findings += scan_secrets(text, lines, PER_RULE_LIMIT)
         if not oversized:
             findings += self._syntax_findings(code, lang, checker, pending)
