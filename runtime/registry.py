@@ -250,6 +250,59 @@ class LexerToken:
 LexerSpec = tuple[LexerPreset | LexerToken, ...]
 
 
+SyntaxCompiler = Literal["python"]  # checkers built into the validator (runtime/validation/syntax.py)
+_GRAMMAR = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*)?$")
+
+
+def grammar_spec(grammar: str) -> str:
+    """A tree-sitter grammar as `module:function`, the function defaulting to `language`."""
+    if not _GRAMMAR.match(grammar):
+        raise ValueError(f"grammar {grammar!r}: expected `module` or `module:function`, e.g. tree_sitter_java")
+    return grammar if ":" in grammar else f"{grammar}:language"
+
+
+@dataclass(frozen=True)
+class Syntax:
+    """How the validator checks this language's syntax: with a checker built into it, or with a tree-sitter
+    grammar (installed by the `validate` extra). Exactly one of `compiler` or `grammar`."""
+
+    compiler: SyntaxCompiler | None = field(
+        default=None, metadata=_doc("a built-in checker: `python` is CPython's own compile(), which never runs code")
+    )
+    grammar: str | None = field(
+        default=None,
+        metadata=_doc("a tree-sitter grammar: its module, or `module:function` when the function returning the "
+                      "language is not `language`, e.g. tree_sitter_php:language_php"),
+    )
+    by_extension: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc("file extension -> grammar, for files of another dialect (node's .ts: TypeScript)"),
+    )
+    by_alias: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc("alias -> grammar, when the language is asked for by that alias (node asked for as `ts`)"),
+    )
+
+    def __post_init__(self) -> None:
+        if (self.compiler is None) == (self.grammar is None):
+            raise ValueError("syntax is exactly one of `compiler` or `grammar`")
+        for grammar in (self.grammar, *self.by_extension.values(), *self.by_alias.values()):
+            if grammar is not None:
+                grammar_spec(grammar)
+        for extension in self.by_extension:
+            if not extension.startswith("."):
+                raise ValueError(f"by_extension: {extension!r} must start with a dot")
+
+    def checker_for(self, requested: str, filename: str | None = None) -> str:
+        """The checker for one file, as the validator names it on its wire: a built-in checker's name,
+        or a grammar as `module:function`. `requested`: the name or alias the language was asked for by."""
+        dialect = next((g for ext, g in self.by_extension.items() if filename and filename.endswith(ext)), None)
+        dialect = dialect or self.by_alias.get(requested.strip().lower())
+        if dialect is not None:
+            return grammar_spec(dialect)
+        return self.compiler if self.compiler is not None else grammar_spec(self.grammar or "")
+
+
 FailureOutcome = Literal["oom", "syntax_error", "missing_module", "runtime_error", "exit_nonzero"]
 
 
@@ -352,6 +405,9 @@ class Language:
                       "single-quoted-multiline, triple-double-quoted, triple-single-quoted) or tokens of its own; "
                       "none: patterns are matched everywhere"),
     )
+    syntax: Syntax | None = field(
+        default=None, metadata=_doc("how the validator checks syntax; none: an info finding says it was not checked")
+    )
     failures: tuple[FailureRule, ...] = field(
         default=(),
         metadata=_doc("how this language reports failures on stderr, in the order they are tried; the monitor "
@@ -439,6 +495,9 @@ class Registry:
             slow = [t for t in lang.lexer if isinstance(t, LexerToken) and t.slow_if is not None]
             if len(slow) > 1:  # the lexer checks one text for slow scanning, not several
                 raise ValueError(f"{where}.lexer: at most one token may use slow_if; give the others start_chars")
+            for alias in lang.syntax.by_alias if lang.syntax is not None else ():
+                if alias not in lang.aliases:
+                    raise ValueError(f"{where}.syntax.by_alias: {alias!r} is not one of this language's aliases")
             for key in (name, *lang.aliases):
                 if key in owners and owners[key] != name:
                     raise ValueError(f"{where}.aliases: {key!r} is already used by {owners[key]!r}")
