@@ -250,6 +250,35 @@ class LexerToken:
 LexerSpec = tuple[LexerPreset | LexerToken, ...]
 
 
+_STEM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")  # as run_code accepts file names: nothing the shell reads
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """How run_code names the file for code it is given without a name; without this, main<extension>."""
+
+    name_from: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc("regexes tried in order on the code (multi-line mode); the first that matches names the "
+                      "file: its group 1, then `extension` (Java: the public class)"),
+    )
+    default: str = field(default="main", metadata=_doc("the file's name without extension when none matches"))
+    compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        compiled = tuple(_compiled(regex, f"name_from[{i}]") for i, regex in enumerate(self.name_from))
+        for i, pattern in enumerate(compiled):
+            if pattern.groups < 1:
+                raise ValueError(f"name_from[{i}]: the regex must capture the name in group 1")
+        if not _STEM.match(self.default):
+            raise ValueError(f"default: {self.default!r} must be letters, digits and '_', '.', '+', '-' (not first)")
+        object.__setattr__(self, "compiled", compiled)
+
+    def name_for(self, code: str, extension: str) -> str:
+        found = next((m for m in (p.search(code) for p in self.compiled) if m is not None), None)
+        return f"{found.group(1) if found is not None else self.default}{extension}"
+
+
 SyntaxCompiler = Literal["python"]  # checkers built into the validator (runtime/validation/syntax.py)
 _GRAMMAR = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*)?$")
 
@@ -404,6 +433,9 @@ class Language:
                       "c-block-comment, hash-comment, double-quoted, single-quoted, double-quoted-multiline, "
                       "single-quoted-multiline, triple-double-quoted, triple-single-quoted) or tokens of its own; "
                       "none: patterns are matched everywhere"),
+    )
+    source_file: SourceFile | None = field(
+        default=None, metadata=_doc("how run_code names a snippet's file; none: main<extension>")
     )
     syntax: Syntax | None = field(
         default=None, metadata=_doc("how the validator checks syntax; none: an info finding says it was not checked")

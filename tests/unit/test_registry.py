@@ -224,3 +224,18 @@ def test_syntax_checker_follows_the_file_extension_then_the_alias() -> None:
     assert node.syntax.checker_for("node", "lib/main.mts") == typescript
     assert node.syntax.checker_for(" TS ", "main.js") == typescript
     assert node.syntax.checker_for("js", "main.js") == "tree_sitter_javascript:language"
+
+
+@pytest.mark.parametrize(
+    ("source_file", "message"),
+    [
+        ({"name_from": ["class (\\w+"]}, r"languages\.java\.source_file: name_from\[0\]: bad regex"),
+        ({"name_from": ["class \\w+"]}, r"languages\.java\.source_file: name_from\[0\]: the regex must capture"),
+        ({"default": "$(id)"}, r"languages\.java\.source_file: default: '\$\(id\)' must be"),
+    ],
+)
+def test_bad_source_file_rule_fails_at_load_with_its_path(raw: dict[str, Any], source_file: Any, message: str) -> None:
+    data = broken(raw)
+    data["languages"]["java"]["source_file"] = source_file
+    with pytest.raises(RegistryError, match=message):
+        parse_registry(data)
