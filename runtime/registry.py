@@ -28,10 +28,20 @@ IMAGE_PREFIX = "theappapp-"
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
 _HEX = re.compile(r"^[0-9a-f]+$")
+_STEM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")  # as run_code accepts file names: nothing the shell reads
+_GRAMMAR = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*)?$")  # a dotted module[:function]
 
 
 def _doc(text: str) -> dict[str, str]:
     return {"doc": text}
+
+
+def _regex(regex: str, what: str, flags: int = re.MULTILINE) -> re.Pattern[str]:
+    """`regex` compiled, or a ValueError naming the field (`what`) it came from."""
+    try:
+        return re.compile(regex, flags)
+    except re.error as err:
+        raise ValueError(f"{what}: bad regex: {err}") from err
 
 
 @dataclass(frozen=True)
@@ -199,7 +209,7 @@ LexerPreset = Literal[
 def _lexer_regex(regex: str, what: str) -> None:
     # Checked as the lexer uses it: one alternative of a combined multi-line regex, where
     # global flags or named groups of its own would not compile.
-    compiled = _compiled(f"(?:{regex})", what)
+    compiled = _regex(f"(?:{regex})", what)
     if compiled.groupindex:
         raise ValueError(f"{what}: named groups are not allowed (the lexer names its own)")
 
@@ -250,9 +260,6 @@ class LexerToken:
 LexerSpec = tuple[LexerPreset | LexerToken, ...]
 
 
-_STEM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")  # as run_code accepts file names: nothing the shell reads
-
-
 @dataclass(frozen=True)
 class SourceFile:
     """How run_code names the file for code it is given without a name; without this, main<extension>."""
@@ -266,7 +273,7 @@ class SourceFile:
     compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        compiled = tuple(_compiled(regex, f"name_from[{i}]") for i, regex in enumerate(self.name_from))
+        compiled = tuple(_regex(regex, f"name_from[{i}]") for i, regex in enumerate(self.name_from))
         for i, pattern in enumerate(compiled):
             if pattern.groups < 1:
                 raise ValueError(f"name_from[{i}]: the regex must capture the name in group 1")
@@ -280,7 +287,6 @@ class SourceFile:
 
 
 SyntaxCompiler = Literal["python"]  # checkers built into the validator (runtime/validation/syntax.py)
-_GRAMMAR = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*)?$")
 
 
 def grammar_spec(grammar: str) -> str:
@@ -335,13 +341,6 @@ class Syntax:
 FailureOutcome = Literal["oom", "syntax_error", "missing_module", "runtime_error", "exit_nonzero"]
 
 
-def _compiled(regex: str, what: str, flags: int = re.MULTILINE) -> re.Pattern[str]:
-    try:
-        return re.compile(regex, flags)
-    except re.error as err:
-        raise ValueError(f"{what}: bad regex: {err}") from err
-
-
 @dataclass(frozen=True)
 class FailureRule:
     """One way a language reports a failure on stderr. The monitor tries the running language's rules
@@ -387,10 +386,10 @@ class FailureRule:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: the compiled forms are set once, here
-        set_(self, "compiled", _compiled(self.regex, "regex"))
-        set_(self, "compiled_requires", None if self.requires is None else _compiled(self.requires, "requires"))
+        set_(self, "compiled", _regex(self.regex, "regex"))
+        set_(self, "compiled_requires", None if self.requires is None else _regex(self.requires, "requires"))
         set_(self, "compiled_outcomes", tuple(
-            (_compiled(type_regex, f"outcome_by_type {type_regex!r}", 0), outcome)
+            (_regex(type_regex, f"outcome_by_type {type_regex!r}", 0), outcome)
             for type_regex, outcome in self.outcome_by_type.items()
         ))
         if self.compiled.groups == 0 and self.error_type is None:

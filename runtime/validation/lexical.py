@@ -89,7 +89,8 @@ def _compile(spec: LexerSpec) -> Compiled | None:
             parts.append(f"(?P<s{i}>(?P<o{i}>{tok.opener}){tok.body})")
     first = "".join(dict.fromkeys("".join(t.first for t in tokens)))
     slow_if = next((t.slow_if for t in tokens if t.slow_if), "")  # the registry allows one per language
-    return re.compile("|".join(parts), re.MULTILINE), re.compile("[" + re.escape(first) + "]"), slow_if
+    hops = re.compile(f"[{re.escape(first)}]" if first else "(?!)")  # (?!): only a slow_if token, no hops
+    return re.compile("|".join(parts), re.MULTILINE), hops, slow_if
 
 
 def _spec(language: str | LexerSpec) -> LexerSpec:

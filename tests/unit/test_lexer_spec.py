@@ -77,3 +77,12 @@ def test_malformed_lexer_token_fails_at_load_with_its_path(token: Any, message: 
 def test_only_one_token_of_a_language_may_rely_on_slow_if() -> None:
     with pytest.raises(RegistryError, match=r"languages\.ruby\.lexer: at most one token may use slow_if"):
         load_with_token({"comment": "^=doc[\\s\\S]*?^=cut", "slow_if": "=doc"}, "ruby")
+
+
+def test_a_lexer_of_only_a_slow_if_token_masks_where_its_text_occurs() -> None:
+    data = copy.deepcopy(RAW)
+    data["languages"]["ruby"]["lexer"] = [data["languages"]["ruby"]["lexer"][0]]  # =begin ... =end alone
+    ruby = parse_registry(data).languages["ruby"]
+    code = "x = 1\n=begin\nsystem('ls')\n=end\n"
+    assert lexical.CodeMask(code, ruby.lexer).hidden(code.index("system"))
+    assert not lexical.CodeMask("system('ls') # no block comment\n", ruby.lexer).hidden(0)
