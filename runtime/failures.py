@@ -14,7 +14,7 @@ checks below, which know no language.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,11 +57,11 @@ def apply_rule(rule: FailureRule, tail: str) -> Failure | None:
     return Failure(outcome, error_type[:_TYPE_MAX] if error_type else None)
 
 
-def _rules(registry: Registry, own: Language | None) -> Iterator[FailureRule]:
+def _rules(languages: Mapping[str, Language], own: Language | None) -> Iterator[FailureRule]:
     """The rules in the order they are tried: the language's own, then every other language's."""
     if own is not None:
         yield from (r for r in own.failures if not r.only_own)
-    for language in registry.languages.values():
+    for language in languages.values():
         if language is not own:
             yield from (r for r in language.failures if not r.only_own)
 
@@ -85,16 +85,32 @@ def classify(
 ) -> Failure:
     """The outcome of one execution of `language` (a registry name). Cheap: a few regex searches
     over a few KiB, with the rules compiled when `registry` (default: `get_registry()`) loaded."""
+    settled = _without_stderr(exit_code, timed_out, oom_killed)
+    if settled is not None:
+        return settled
+    languages = (registry if registry is not None else get_registry()).languages
+    return _from_stderr(languages, language, exit_code, stderr_tail[-TAIL_CHARS:])
+
+
+def classify_without_rules(exit_code: int | None, timed_out: bool, oom_killed: bool, stderr_tail: str) -> Failure:
+    """As `classify`, with the generic checks only: for when no registry can be read."""
+    settled = _without_stderr(exit_code, timed_out, oom_killed)
+    return settled if settled is not None else _from_stderr({}, "", exit_code, stderr_tail[-TAIL_CHARS:])
+
+
+def _without_stderr(exit_code: int | None, timed_out: bool, oom_killed: bool) -> Failure | None:
     if timed_out:
         return Failure("timeout")
     if oom_killed:
         return Failure("oom", "oom-killed")
     if exit_code == 0:
         return Failure("ok")
-    registry = registry if registry is not None else get_registry()
-    own = registry.languages.get(language)
-    tail = stderr_tail[-TAIL_CHARS:]
-    for rule in _rules(registry, own):
+    return None
+
+
+def _from_stderr(languages: Mapping[str, Language], language: str, exit_code: int | None, tail: str) -> Failure:
+    own = languages.get(language)
+    for rule in _rules(languages, own):
         found = apply_rule(rule, tail)
         if found is not None:
             return found
