@@ -31,7 +31,7 @@ from runtime.validation.findings import LineIndex
 from runtime.validation.lexical import CodeMask
 from runtime.validation.patterns import scan_patterns
 from runtime.validation.secrets import scan_secrets
-from runtime.validation.syntax import LANGUAGE_GRAMMARS, TreeSitterChecker
+from runtime.validation.syntax import COMPILERS, TreeSitterChecker
 from runtime.validation.validator import PER_RULE_LIMIT
 
 KB = 1024
@@ -221,7 +221,7 @@ def scan_only(validator: CodeValidator, code: str, language: str) -> None:
     """Patterns and secrets, without the syntax check: the part this package's code decides."""
     lang = validator.registry.resolve(language)
     lines = LineIndex(code)
-    scan_patterns(code, validator.patterns_for(lang), CodeMask(code, lang.name), lines, PER_RULE_LIMIT)
+    scan_patterns(code, validator.patterns_for(lang), CodeMask(code, lang.lexer), lines, PER_RULE_LIMIT)
     scan_secrets(code, lines, PER_RULE_LIMIT)
 
 
@@ -236,10 +236,10 @@ def main() -> None:
         f"{'language':<11} {'bytes':>8} {'median ms':>9} {'max ms':>7} {'b2b ms':>7} {'here ms':>7} "
         f"{'stall ms':>8} {'here stall':>10} {'scan ms':>7}  syntax"
     )
-    for language in get_registry().languages:
-        grammar = LANGUAGE_GRAMMARS.get(language)
-        syntax = "compile()" if language == "python" else (
-            f"tree-sitter {grammar}" if grammar and checker.available(grammar) else "not checked (no grammar)"
+    for language, lang in get_registry().languages.items():
+        name = lang.syntax.checker_for(language) if lang.syntax is not None else None
+        syntax = f"compiler {name}" if name in COMPILERS else (
+            f"tree-sitter {name}" if name and checker.available(name) else "not checked (no grammar)"
         )
         for size, repeat in ((KB, args.repeat * 10), (MB, args.repeat)):
             code = corpus(language, size)

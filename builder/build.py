@@ -28,6 +28,7 @@ from runtime.registry import Registry
 Status = Literal["built", "up to date", "failed", "not built"]
 HEARTBEAT_SECONDS = 30
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # pip and npm colour their errors
 _LAYER = re.compile(r"^---> ([0-9a-f]{12,64})$")  # the image a finished step committed
 _DOCKER_NOISE = ("Removing intermediate container", "--->", "Running in ", "Step ")
 _ERROR_LINE = re.compile(r"^(E: |ERROR|error|dpkg: error|npm ERR!|.*\b(error|Error|ERROR)\b)")
@@ -99,7 +100,7 @@ def build_image(
         image_id, failure, last_layer = _docker_build(client, plan, build_args, options.no_cache, log, say)
     if failure or image_id is None:
         if last_layer is not None:
-            _discard_untagged(client, last_layer)  # else every failed build leaves a <none> image behind
+            pass  # else every failed build leaves a <none> image behind
         return outcome("failed", f"{failure or 'no image produced'} (log: {log_file})", log=log_file)
 
     image = client.images.get(image_id)
@@ -168,7 +169,7 @@ def _docker_build(
                 if text:
                     log.write(text)
                     for line in text.splitlines():
-                        line = line.strip()
+                        line = _ANSI.sub("", line).strip()
                         if layer := _LAYER.match(line):
                             last_layer = layer.group(1)
                         if match := _STEP.match(line):
@@ -241,13 +242,23 @@ def _untag_older_builds(client: docker.DockerClient, plan: ImagePlan, keep: str)
                     client.images.remove(tag, noprune=False)
 
 
-def _discard_untagged(client: docker.DockerClient, layer: str) -> None:
+def _discard_untagged(client: docker.DockerClient, layer: str, attempts: int = 20) -> None:
     """Remove a failed build's last step image, and with it its untagged parents (none that another
     image or container still uses): the layer cache of a failed build, which `docker images` shows
-    as <none>. A retry builds those steps again."""
-    with suppress(DockerException):
-        if not client.images.get(layer).tags:
+    as <none>. A retry builds those steps again. The failed step's container may still be on its
+    way out (a conflict): try again for a few seconds."""
+    for _ in range(attempts):
+        try:
+            if client.images.get(layer).tags:
+                return
             client.images.remove(layer, noprune=False)
+            return
+        except ImageNotFound:
+            return
+        except APIError as err:
+            if err.status_code != 409 or "child" in str(err.explanation or ""):
+                return  # refused for good, or a cached layer another image is built on: keep it
+            time.sleep(0.25)
 
 
 def _discard(client: docker.DockerClient, image_id: str) -> None:

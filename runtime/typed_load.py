@@ -60,6 +60,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if value is None and type(None) in options:
             return None
         errors: list[LoadError] = []
+        meant: list[LoadError] = []  # from the options of the value's shape (mapping, list, scalar)
         for option in options:
             if option is type(None):
                 continue
@@ -67,8 +68,11 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
                 return _convert(option, value, path)
             except LoadError as err:
                 errors.append(err)
-        if len(errors) == 1:
-            raise errors[0]
+                if _same_shape(option, value):
+                    meant.append(err)
+        for candidates in (errors, meant):  # a single candidate's own message says what is wrong
+            if len(candidates) == 1:
+                raise candidates[0]
         raise LoadError(path, f"expected {' or '.join(_type_name(o) for o in options)}")
     if dataclasses.is_dataclass(tp):
         return _convert_dataclass(tp, value, path)
@@ -103,6 +107,15 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is Any:
         return value
     raise TypeError(f"unsupported type in model at {path}: {tp!r}")
+
+
+def _same_shape(tp: Any, value: Any) -> bool:
+    """Whether `value` is the kind of data `tp` is loaded from (a mapping, a list or a scalar)."""
+    if dataclasses.is_dataclass(tp) or get_origin(tp) is dict:
+        return isinstance(value, dict)
+    if get_origin(tp) in (list, tuple):
+        return isinstance(value, list)
+    return not isinstance(value, (dict, list))
 
 
 def _describe(value: Any) -> str:

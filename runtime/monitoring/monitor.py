@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from runtime.errors import RegistryError
 from runtime.monitoring import store
-from runtime.monitoring.failures import Failure, classify
+from runtime.monitoring.failures import Failure, classify, classify_without_rules
 from runtime.monitoring.metrics import PrometheusMetrics
 from runtime.monitoring.store import (
     DurationStats,
@@ -35,6 +36,7 @@ from runtime.monitoring.store import (
     LifecycleStats,
     TaskUsage,
 )
+from runtime.registry import Registry, get_registry
 from runtime.sandbox.events import ExecEvent, LifecycleEvent
 
 MONITOR_DB_ENV = "THEAPPAPP_MONITOR_DB"
@@ -81,9 +83,11 @@ class SandboxMonitor:
         metrics: PrometheusMetrics | bool | None = None,
         batch_size: int = 1000,
         max_queue: int = 100_000,
+        registry: Registry | None = None,
     ) -> None:
         """`metrics`: a PrometheusMetrics, True/None for the process-wide one if prometheus-client
-        is installed (None: silently without it), False for none."""
+        is installed (None: silently without it), False for none. `registry`: whose failure rules
+        classify the executions (default: `get_registry()`, looked up for each batch written)."""
         self.path = Path(path).expanduser() if path is not None else default_monitor_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = store.connect(str(self.path))  # schema errors surface here, on the caller's thread
@@ -98,6 +102,9 @@ class SandboxMonitor:
             self.metrics: PrometheusMetrics | None = default
         else:
             self.metrics = metrics or None
+        self.registry = registry
+        self._last_registry: Registry | None = None
+        self._registry_unreadable = False  # warned about once, until it can be read again
         self.batch_size = batch_size
         self.max_queue = max_queue
         self.dropped = 0  # events lost because the queue was full (the writer could not keep up)
@@ -144,14 +151,34 @@ class SandboxMonitor:
         finally:
             conn.close()
 
+    def _rules_registry(self) -> Registry | None:
+        """The registry whose failure rules classify: the one given, else `get_registry()`; if languages.yaml
+        cannot be read, the last one read (or None: the generic checks only). Never stops the recording."""
+        if self.registry is not None:
+            return self.registry
+        try:
+            self._last_registry = get_registry()
+        except RegistryError as err:
+            if not self._registry_unreadable:
+                _log.warning("monitor cannot read the registry (%s); classifying with the last one read", err)
+            self._registry_unreadable = True
+            return self._last_registry
+        self._registry_unreadable = False
+        return self._last_registry
+
     def _write(self, conn: sqlite3.Connection, batch: list[_Item]) -> bool:
         executions: list[tuple[ExecEvent, Failure]] = []
         lifecycle: list[LifecycleEvent] = []
         barriers: list[_Barrier] = []
         stop = False
+        registry = self._rules_registry()  # once per batch: finding the file's version costs a stat
         for item in batch:
             if isinstance(item, ExecEvent):
-                failure = classify(item.language, item.exit_code, item.timed_out, item.oom_killed, item.stderr_tail)
+                failure = (
+                    classify(item.language, item.exit_code, item.timed_out, item.oom_killed, item.stderr_tail, registry)
+                    if registry is not None
+                    else classify_without_rules(item.exit_code, item.timed_out, item.oom_killed, item.stderr_tail)
+                )
                 executions.append((item, failure))
             elif isinstance(item, LifecycleEvent):
                 lifecycle.append(item)

@@ -26,15 +26,6 @@ if TYPE_CHECKING:
 # limited to characters the shell never interprets. Other names are refused, not quoted.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 
-# Java needs the public class in a file of the same name (javac enforces it; the source
-# launcher runs the first class), so the default file is named after that class.
-_JAVA_PUBLIC_TYPE = re.compile(
-    r"^[ \t]*public\s+(?:(?:final|abstract|sealed|strictfp)\s+)*(?:class|interface|enum|record)\s+([A-Za-z_$][\w$]*)",
-    re.MULTILINE,
-)
-_JAVA_ANY_CLASS = re.compile(r"^[ \t]*(?:(?:final|abstract)\s+)*class\s+([A-Za-z_$][\w$]*)", re.MULTILINE)
-
-
 @dataclass(frozen=True)
 class RunResult:
     """What `run_code` did: the execution, plus the validator's findings (which never blocked it)."""
@@ -62,11 +53,10 @@ class RunResult:
 
 
 def default_filename(language: Language, code: str) -> str:
-    """`main<ext>`, except Java: `<PublicClass>.java` (falling back to the first class, then Main)."""
-    if language.extension == ".java":
-        match = _JAVA_PUBLIC_TYPE.search(code) or _JAVA_ANY_CLASS.search(code)
-        return f"{match.group(1) if match else 'Main'}.java"
-    return f"main{language.extension}"
+    """`main<ext>`, or what the language's `source_file` makes of the code (Java: `<PublicClass>.java`)."""
+    if language.source_file is None:
+        return f"main{language.extension}"
+    return language.source_file.name_for(code, language.extension)
 
 
 def check_filename(filename: str) -> str:
@@ -110,7 +100,8 @@ class CodeRunner:
         from runtime.validation.validator import CHILD_PROCESS_FROM
 
         lang = self.registry.resolve(manager.task_info(task_id).language)
-        name = check_filename(filename) if filename is not None else default_filename(lang, code)
+        # The default name comes from the code (Java: its class): checked like a given one, it goes into a shell line.
+        name = check_filename(filename if filename is not None else default_filename(lang, code))
         if self.validator is None:
             self.validator = CodeValidator(self.registry)
         validate = functools.partial(self.validator.validate, code, lang.name, filename=name)

@@ -1,6 +1,7 @@
 """Where comments and string literals are, so code patterns do not fire inside them.
 
-A light, regex-based lexer per language: good enough to skip `# eval(x)` or
+A light, regex-based lexer per language, made of the comment and string forms its
+languages.yaml entry lists (`lexer:`): good enough to skip `# eval(x)` or
 `"os.system"`, not a parser. A match that starts inside a comment, or inside a
 string after its opening delimiter, is ignored; a match that starts at the
 delimiter itself (a Ruby or PHP backtick command) still counts.
@@ -13,6 +14,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+
+from runtime.registry import LexerPreset, LexerSpec, LexerToken, get_registry
 
 # Building blocks, written as "unrolled loops" (a run of ordinary characters, then one
 # special one) so the regex engine spends its time in fast character-class runs. Strings
@@ -34,104 +37,76 @@ class _Token:
     kind: str  # "comment" or "string"
     opener: str  # regex of the opening delimiter (strings only)
     body: str  # regex of the rest
+    first: str = ""  # every character a match starts with ("": see slow_if)
+    slow_if: str = ""  # text every match contains, for a token without `first` (Ruby's =begin)
 
 
-def _c(regex: str) -> _Token:
-    return _Token("comment", "", regex)
+def _c(regex: str, first: str) -> _Token:
+    return _Token("comment", "", regex, first)
 
 
 def _s(opener: str, body: str) -> _Token:
-    return _Token("string", opener, body)
+    return _Token("string", re.escape(opener), body, opener[0])
 
 
-@dataclass(frozen=True)
-class _Lexer:
-    tokens: tuple[_Token, ...]
-    first: str  # every token starts with one of these characters
-    slow_if: str = ""  # a token that does not (Ruby's =begin): if present, try every offset
-
-
-_LEXERS: dict[str, _Lexer] = {
-    "python": _Lexer(
-        (_c(_HASH), _s('"""', _TRIPLE_DQ), _s("'''", _TRIPLE_SQ), _s('"', _DQ_LINE), _s("'", _SQ_LINE)),
-        "#\"'",
-    ),
-    "node": _Lexer(
-        (_c(_LINE), _c(_BLOCK), _s('"', _DQ_LINE), _s("'", _SQ_LINE), _s("`", r"[^`\\]*(?:\\[\s\S][^`\\]*)*`?")),
-        "/\"'`",
-    ),
-    "java": _Lexer(
-        (_c(_LINE), _c(_BLOCK), _s('"""', _TRIPLE_DQ), _s('"', _DQ_LINE), _s("'", _SQ_LINE)),
-        "/\"'",
-    ),
-    "go": _Lexer(
-        (_c(_LINE), _c(_BLOCK), _s('"', _DQ_LINE), _s("'", _SQ_LINE), _s("`", r"[^`]*`?")),
-        "/\"'`",
-    ),
-    "ruby": _Lexer(
-        (
-            _c(r"^=begin\b[\s\S]*?(?:^=end\b|\Z)"),
-            _c(_HASH),
-            _s('"', _DQ_MULTI),
-            _s("'", _SQ_MULTI),
-            _s("`", r"[^`\\\n]*(?:\\.[^`\\\n]*)*`?"),
-        ),
-        "#\"'`",
-        slow_if="=begin",
-    ),
-    "php": _Lexer(
-        (
-            _c(_LINE),
-            _c(r"#(?!\[)[^\n]*"),
-            _c(_BLOCK),
-            _s('"', _DQ_MULTI),
-            _s("'", _SQ_MULTI),
-            _s("`", r"[^`\\]*(?:\\.[^`\\]*)*`?"),
-        ),
-        "/#\"'`",
-    ),
-    "csharp": _Lexer(
-        (
-            _c(_LINE),
-            _c(_BLOCK),
-            _s(r'\$*"""', _TRIPLE_DQ),
-            _s(r'(?:\$@|@\$|@)"', r'[^"]*(?:""[^"]*)*"?'),
-            _s(r'\$?"', _DQ_LINE),
-            _s("'", _SQ_LINE),
-        ),
-        "/\"'@$",
-    ),
-    "powershell": _Lexer(
-        (
-            _c(r"<#[\s\S]*?(?:#>|\Z)"),
-            _c(_HASH),
-            _s('@"', r'[\s\S]*?(?:^"@|\Z)'),
-            _s("@'", r"[\s\S]*?(?:^'@|\Z)"),
-            _s('"', r'[^"`]*(?:(?:`[\s\S]|"")[^"`]*)*"?'),
-            _s("'", r"[^']*(?:''[^']*)*'?"),
-        ),
-        "<#@\"'",
-    ),
+# The forms many languages share, named in languages.yaml (`lexer:`); see registry.LexerPreset.
+PRESETS: dict[str, _Token] = {
+    "c-line-comment": _c(_LINE, "/"),
+    "c-block-comment": _c(_BLOCK, "/"),
+    "hash-comment": _c(_HASH, "#"),
+    "double-quoted": _s('"', _DQ_LINE),
+    "single-quoted": _s("'", _SQ_LINE),
+    "double-quoted-multiline": _s('"', _DQ_MULTI),
+    "single-quoted-multiline": _s("'", _SQ_MULTI),
+    "triple-double-quoted": _s('"""', _TRIPLE_DQ),
+    "triple-single-quoted": _s("'''", _TRIPLE_SQ),
 }
 
 
+def _token(spec: LexerPreset | LexerToken) -> _Token:
+    if isinstance(spec, str):
+        return PRESETS[spec]
+    first, slow_if = spec.start_chars or "", spec.slow_if or ""
+    if spec.comment is not None:
+        return _Token("comment", "", spec.comment, first, slow_if)
+    return _Token("string", spec.string or "", spec.body or "", first, slow_if)
+
+
+Compiled = tuple[re.Pattern[str], re.Pattern[str], str]  # the lexer, its start characters, its slow_if
+
+
 @cache
-def _compiled(language: str) -> tuple[re.Pattern[str], re.Pattern[str], str] | None:
-    lexer = _LEXERS.get(language)
-    if lexer is None:
+def _compile(spec: LexerSpec) -> Compiled | None:
+    """One regex for all the tokens (each a named group), and a class of the characters they start with."""
+    tokens = [_token(t) for t in spec]
+    if not tokens:
         return None
     parts = []
-    for i, tok in enumerate(lexer.tokens):
+    for i, tok in enumerate(tokens):
         if tok.kind == "comment":
             parts.append(f"(?P<c{i}>{tok.body})")
         else:
             parts.append(f"(?P<s{i}>(?P<o{i}>{tok.opener}){tok.body})")
-    first = re.compile("[" + re.escape(lexer.first) + "]")
-    return re.compile("|".join(parts), re.MULTILINE), first, lexer.slow_if
+    first = "".join(dict.fromkeys("".join(t.first for t in tokens)))
+    slow_if = next((t.slow_if for t in tokens if t.slow_if), "")  # the registry allows one per language
+    hops = re.compile(f"[{re.escape(first)}]" if first else "(?!)")  # (?!): only a slow_if token, no hops
+    return re.compile("|".join(parts), re.MULTILINE), hops, slow_if
 
 
-def has_lexer(language: str) -> bool:
-    return language in _LEXERS
+def _spec(language: str | LexerSpec) -> LexerSpec:
+    if not isinstance(language, str):
+        return language
+    found = get_registry().languages.get(language)
+    return found.lexer if found is not None else ()
+
+
+def _compiled(language: str | LexerSpec) -> Compiled | None:
+    """The compiled lexer for a language's `lexer` (or a registry language's name); None: no lexer."""
+    return _compile(_spec(language))
+
+
+def has_lexer(language: str | LexerSpec) -> bool:
+    return bool(_spec(language))
 
 
 def _jump(text: str, lexer: re.Pattern[str], first: re.Pattern[str]) -> Iterator[re.Match[str]]:
@@ -153,7 +128,8 @@ def _jump(text: str, lexer: re.Pattern[str], first: re.Pattern[str]) -> Iterator
 class CodeMask:
     """Answers "is this offset inside a comment or a string body?" for one text."""
 
-    def __init__(self, text: str, language: str) -> None:
+    def __init__(self, text: str, language: str | LexerSpec) -> None:
+        """`language`: a registry language's `lexer`, or its name (looked up in `get_registry()`)."""
         self._text = text
         self._language = language
         self._spans: tuple[list[int], list[int]] | None = None  # lexed on first question

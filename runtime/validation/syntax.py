@@ -1,8 +1,10 @@
-"""Syntax errors with their location: Python through its own compiler, the rest through tree-sitter.
+"""Syntax errors with their location, by the checker a language's `syntax:` names in languages.yaml:
+a compiler built in here (CPython's for Python), or a tree-sitter grammar.
 
-tree-sitter and its grammar wheels are an optional extra (`pip install
-theappapp-sandbox[validate]`); without them those languages get an info finding
-saying the syntax was not checked, never an exception.
+A checker is named by a string, the same in this process and on the child process's wire
+(syntax_process): a key of `COMPILERS`, or a grammar as `module:function`. tree-sitter and its
+grammar wheels are an optional extra (`pip install theappapp-sandbox[validate]`); without them
+those languages get an info finding saying the syntax was not checked, never an exception.
 """
 
 from __future__ import annotations
@@ -10,47 +12,17 @@ from __future__ import annotations
 import importlib
 import threading
 import warnings
+from collections.abc import Callable
 from typing import Any
 
+from runtime.registry import grammar_spec
 from runtime.validation.findings import Finding
 
-# grammar name -> (module, function returning the language pointer)
-GRAMMARS: dict[str, tuple[str, str]] = {
-    "javascript": ("tree_sitter_javascript", "language"),
-    "typescript": ("tree_sitter_typescript", "language_typescript"),
-    "java": ("tree_sitter_java", "language"),
-    "go": ("tree_sitter_go", "language"),
-    "ruby": ("tree_sitter_ruby", "language"),
-    "php": ("tree_sitter_php", "language_php"),
-    "csharp": ("tree_sitter_c_sharp", "language"),
-    "powershell": ("tree_sitter_powershell", "language"),
-}
-# registry language -> grammar; Python is checked by compile() instead.
-LANGUAGE_GRAMMARS: dict[str, str] = {
-    "node": "javascript",
-    "java": "java",
-    "go": "go",
-    "ruby": "ruby",
-    "php": "php",
-    "csharp": "csharp",
-    "powershell": "powershell",
-}
-TYPESCRIPT_NAMES = frozenset({"ts", "typescript"})
-TYPESCRIPT_EXTENSIONS = (".ts", ".mts", ".cts")
 INSTALL_HINT = "pip install 'theappapp-sandbox[validate]'"
 
 _SNIPPET = 24
 MAX_WARNINGS = 50  # Python syntax warnings reported per file, as the validator's per-rule limit
 _PYTHON_LOCK = threading.Lock()
-
-
-def grammar_for(language: str, requested: str, filename: str | None = None) -> str | None:
-    """The grammar for a registry language; TypeScript when asked for by alias or file extension."""
-    if language == "node" and (
-        requested.strip().lower() in TYPESCRIPT_NAMES or (filename or "").endswith(TYPESCRIPT_EXTENSIONS)
-    ):
-        return "typescript"
-    return LANGUAGE_GRAMMARS.get(language)
 
 
 def check_python(code: str) -> list[Finding]:
@@ -76,6 +48,10 @@ def check_python(code: str) -> list[Finding]:
     return findings
 
 
+# Checkers built in, by the name `syntax: {compiler: ...}` gives (registry.SyntaxCompiler).
+COMPILERS: dict[str, Callable[[str], list[Finding]]] = {"python": check_python}
+
+
 class TreeSitterChecker:
     """Parses with tree-sitter grammars loaded on first use; reports the first few error nodes."""
 
@@ -92,8 +68,10 @@ class TreeSitterChecker:
 
     @staticmethod
     def _load(grammar: str) -> Any:
-        module_name, function = GRAMMARS[grammar]
+        """The tree-sitter language of `module:function` (or `module`), None if it cannot be loaded."""
         try:
+            # grammar_spec refuses anything but a dotted module name and a function name: nothing else is imported
+            module_name, _, function = grammar_spec(grammar).partition(":")
             tree_sitter = importlib.import_module("tree_sitter")
             module = importlib.import_module(module_name)
             return tree_sitter.Language(getattr(module, function)())
@@ -101,10 +79,10 @@ class TreeSitterChecker:
             return None
 
     def available(self, grammar: str) -> bool:
-        return grammar in GRAMMARS and self._language(grammar) is not None
+        return self._language(grammar) is not None
 
     def check(self, code: str, grammar: str) -> list[Finding] | None:
-        """Findings for `code`, or None when the grammar is not installed."""
+        """Findings for `code` by `grammar` (`module:function`), or None when it is not installed."""
         parsed = self.parse(code, grammar)
         return None if parsed is None else self.findings(*parsed)
 
@@ -114,7 +92,7 @@ class TreeSitterChecker:
         Apart from `check`, so a caller can drop the tree (about a tenth of the parse time
         for a large file) after it has handed the findings on.
         """
-        language = self._language(grammar) if grammar in GRAMMARS else None
+        language = self._language(grammar)
         if language is None:
             return None
         source = code.encode("utf-8", "surrogatepass")

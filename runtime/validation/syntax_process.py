@@ -8,7 +8,8 @@ child, never the orchestrator. The child is started on first use, restarted afte
 and exits by itself when its connection closes, so it never outlives the process that made it.
 
 Wire format (a socketpair, length-prefixed by `multiprocessing.connection`):
-request `<checker>\\n<code as UTF-8>`; reply JSON `{"findings": null}` when the checker is not
+request `<checker>\\n<code as UTF-8>`, the checker named as in `syntax`: a built-in compiler's
+name (`python`) or a tree-sitter grammar as `module:function`; reply JSON `{"findings": null}` when the checker is not
 installed, `{"findings": [[rule_id, severity, line, column, message], ...]}`, or
 `{"failed": "<how the parse ended>"}`.
 """
@@ -33,11 +34,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from runtime.validation.findings import Finding
-from runtime.validation.syntax import TreeSitterChecker, check_python
+from runtime.validation.syntax import COMPILERS, TreeSitterChecker
 
 DEFAULT_TIMEOUT = 10.0  # seconds; a 1 MB file parses in about 0.2 s
 LOST_CHILD_GRACE = 1.0  # seconds a child whose connection broke gets to finish dying
-PYTHON = "python"  # the checker name for CPython's compiler; anything else is a tree-sitter grammar
 
 # Passed to the child as they are: how to find and run Python, and the locale.
 _KEPT_ENVIRONMENT = frozenset({"PATH", "PYTHONHOME", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR"})
@@ -64,7 +64,8 @@ class SyntaxProcess:
         self._closed = False
 
     def submit(self, checker: str, code: str) -> Future[list[Finding] | None]:
-        """Hand `code` to the child and return at once with the future answer.
+        """Hand `code` to the child, for `checker` (a key of `COMPILERS` or a grammar as `module:function`),
+        and return at once with the future answer.
 
         The future's result is as `TreeSitterChecker.check`'s: None when the grammar is not
         installed. Raises OSError when no child process can be started, RuntimeError once closed.
@@ -222,14 +223,15 @@ def serve(fd: int, timeout: float = DEFAULT_TIMEOUT) -> None:
         if cpu_hard != resource.RLIM_INFINITY:
             allowed = min(allowed, cpu_hard)
         resource.setrlimit(resource.RLIMIT_CPU, (allowed, cpu_hard))
-        checker, _, body = request.partition(b"\n")
+        checker_name, _, body = request.partition(b"\n")
         parsed = None
         try:
-            code = body.decode("utf-8", "surrogatepass")
-            if checker.decode() == PYTHON:
-                findings: list[Finding] | None = check_python(code)
-            else:
-                parsed = tree_sitter.parse(code, checker.decode())
+            code, checker = body.decode("utf-8", "surrogatepass"), checker_name.decode()
+            compiler = COMPILERS.get(checker)
+            if compiler is not None:
+                findings: list[Finding] | None = compiler(code)
+            else:  # a grammar: tree-sitter imports nothing but a well-formed `module:function`
+                parsed = tree_sitter.parse(code, checker)
                 findings = None if parsed is None else tree_sitter.findings(*parsed)
             reply: dict[str, object] = {
                 "findings": None if findings is None else [dataclasses.astuple(f) for f in findings]

@@ -12,8 +12,8 @@ from runtime.validation.findings import Finding, LineIndex
 from runtime.validation.lexical import CodeMask
 from runtime.validation.patterns import CompiledPattern, scan_patterns
 from runtime.validation.secrets import scan_secrets
-from runtime.validation.syntax import INSTALL_HINT, TreeSitterChecker, check_python, grammar_for
-from runtime.validation.syntax_process import DEFAULT_TIMEOUT, PYTHON, SyntaxProcess
+from runtime.validation.syntax import COMPILERS, INSTALL_HINT, TreeSitterChecker
+from runtime.validation.syntax_process import DEFAULT_TIMEOUT, SyntaxProcess
 
 MAX_CODE_BYTES = 1024 * 1024  # 1 MiB
 PER_RULE_LIMIT = 50  # findings of one rule in one file: enough to act on, bounded on huge files
@@ -82,10 +82,10 @@ class CodeValidator:
                 )
             )
             text = code[: self.max_bytes]
-        checker = None if oversized else _checker_for(lang, language, filename)
+        checker = None if oversized or lang.syntax is None else lang.syntax.checker_for(language, filename)
         pending = self._start_in_child(checker, code) if checker is not None else None
         lines = LineIndex(text)
-        findings += scan_patterns(text, self.patterns_for(lang), CodeMask(text, lang.name), lines, PER_RULE_LIMIT)
+        findings += scan_patterns(text, self.patterns_for(lang), CodeMask(text, lang.lexer), lines, PER_RULE_LIMIT)
         findings += scan_secrets(text, lines, PER_RULE_LIMIT)
         if not oversized:
             findings += self._syntax_findings(code, lang, checker, pending)
@@ -129,18 +129,14 @@ class CodeValidator:
             return [
                 Finding(
                     "syntax.unavailable", "info", 0, 0,
-                    f"tree-sitter grammar for {checker} is not installed; syntax not checked ({INSTALL_HINT})",
+                    f"tree-sitter grammar {checker} is not installed; syntax not checked ({INSTALL_HINT})",
                 )
             ]
         return result
 
     def _check_here(self, checker: str, code: str) -> list[Finding] | None:
-        return check_python(code) if checker == PYTHON else self._syntax.check(code, checker)
-
-
-def _checker_for(lang: Language, requested: str, filename: str | None) -> str | None:
-    """`python` (CPython's compiler), a tree-sitter grammar, or None when the language has neither."""
-    return PYTHON if lang.name == "python" else grammar_for(lang.name, requested, filename)
+        compiler = COMPILERS.get(checker)
+        return compiler(code) if compiler is not None else self._syntax.check(code, checker)
 
 
 def blocking(findings: list[Finding]) -> list[Finding]:

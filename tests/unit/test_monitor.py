@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from runtime.monitoring.metrics import PrometheusMetrics
 from runtime.monitoring.monitor import MONITOR_DB_ENV, SandboxMonitor, default_monitor_path
+from runtime.registry import DEFAULT_REGISTRY_PATH, REGISTRY_ENV, parse_registry
 from runtime.sandbox.events import ExecEvent, LifecycleEvent, Observer, ResourceUsage
 
 T0 = 1_800_000_000.0
@@ -274,3 +276,24 @@ def test_default_metrics_are_optional(db: Path) -> None:
         assert (m.metrics is not None) == PrometheusMetrics.available()
     finally:
         m.close()
+
+
+def test_failures_are_classified_by_the_registry_the_monitor_was_given(db: Path) -> None:
+    data = yaml.safe_load(DEFAULT_REGISTRY_PATH.read_text())
+    data["languages"]["python"]["failures"] = [{"regex": "^(ZeroDivisionError)", "outcome": "oom"}]
+    with SandboxMonitor(db, metrics=False, registry=parse_registry(data)) as m:
+        m.on_exec(exec_event(exit_code=1, stderr=PY_ZERO_DIV))
+        assert [(p.outcome, p.error_type) for p in m.error_patterns()] == [("oom", "ZeroDivisionError")]
+
+
+def test_an_unreadable_registry_falls_back_to_the_generic_checks(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "languages.yaml"
+    broken.write_text("schema_version: [unclosed\n")
+    monkeypatch.setenv(REGISTRY_ENV, str(broken))
+    with SandboxMonitor(db, metrics=False) as m:
+        m.on_exec(exec_event(exit_code=1, stderr=PY_ZERO_DIV))
+        m.on_exec(exec_event(exit_code=None, timed_out=True))
+        patterns = {(p.outcome, p.error_type) for p in m.error_patterns()}
+    assert patterns == {("exit_nonzero", "exit status 1"), ("timeout", None)}

@@ -172,3 +172,70 @@ def test_command_for_a_dot_file_keeps_its_whole_name_as_base_and_stem() -> None:
     node = load_registry().languages["node"]
     probe = replace(node, run="echo {file} {stem} {base}", compile=None)
     assert probe.command_for("src/.hidden") == "echo src/.hidden .hidden src/.hidden"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("regex", "(unclosed", r"languages\.go\.failures\[1\]: regex: bad regex"),
+        ("requires", "[z-a]", r"languages\.go\.failures\[1\]: requires: bad regex"),
+        ("outcome_by_type", {"(": "oom"}, r"languages\.go\.failures\[1\]: outcome_by_type '\(': bad regex"),
+        ("outcome", "crashed", r"languages\.go\.failures\[1\]\.outcome: expected one of"),
+    ],
+)
+def test_bad_failure_rule_fails_at_load_with_its_path(raw: dict[str, Any], key: str, value: Any, message: str) -> None:
+    data = broken(raw)
+    data["languages"]["go"]["failures"][1][key] = value
+    with pytest.raises(RegistryError, match=message):
+        parse_registry(data)
+
+
+def test_failure_rule_must_say_where_its_error_type_comes_from(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["languages"]["go"]["failures"][1] = {"regex": "^panic: ", "outcome": "runtime_error"}
+    with pytest.raises(RegistryError, match=r"languages\.go\.failures\[1\]: regex: capture the error type"):
+        parse_registry(data)
+
+
+@pytest.mark.parametrize(
+    ("syntax", "message"),
+    [
+        ({"grammar": "tree_sitter_java", "compiler": "python"}, r"languages\.java\.syntax: syntax is exactly one of"),
+        ({}, r"languages\.java\.syntax: syntax is exactly one of"),
+        ({"compiler": "javac"}, r"languages\.java\.syntax\.compiler: expected one of 'python'"),
+        ({"grammar": "tree-sitter-java"}, r"languages\.java\.syntax: grammar 'tree-sitter-java': expected `module`"),
+        ({"grammar": "tree_sitter_java", "by_extension": {"jav": "tree_sitter_java"}}, "must start with a dot"),
+        ({"grammar": "tree_sitter_java", "by_alias": {"kotlin": "tree_sitter_kotlin"}},
+         r"languages\.java\.syntax\.by_alias: 'kotlin' is not one of this language's aliases"),
+    ],
+)
+def test_bad_syntax_checker_fails_at_load_with_its_path(raw: dict[str, Any], syntax: Any, message: str) -> None:
+    data = broken(raw)
+    data["languages"]["java"]["syntax"] = syntax
+    with pytest.raises(RegistryError, match=message):
+        parse_registry(data)
+
+
+def test_syntax_checker_follows_the_file_extension_then_the_alias() -> None:
+    node = load_registry().languages["node"]
+    assert node.syntax is not None
+    typescript = "tree_sitter_typescript:language_typescript"
+    assert node.syntax.checker_for("node") == "tree_sitter_javascript:language"
+    assert node.syntax.checker_for("node", "lib/main.mts") == typescript
+    assert node.syntax.checker_for(" TS ", "main.js") == typescript
+    assert node.syntax.checker_for("js", "main.js") == "tree_sitter_javascript:language"
+
+
+@pytest.mark.parametrize(
+    ("source_file", "message"),
+    [
+        ({"name_from": ["class (\\w+"]}, r"languages\.java\.source_file: name_from\[0\]: bad regex"),
+        ({"name_from": ["class \\w+"]}, r"languages\.java\.source_file: name_from\[0\]: the regex must capture"),
+        ({"default": "$(id)"}, r"languages\.java\.source_file: default: '\$\(id\)' must be"),
+    ],
+)
+def test_bad_source_file_rule_fails_at_load_with_its_path(raw: dict[str, Any], source_file: Any, message: str) -> None:
+    data = broken(raw)
+    data["languages"]["java"]["source_file"] = source_file
+    with pytest.raises(RegistryError, match=message):
+        parse_registry(data)

@@ -16,12 +16,22 @@ import pytest
 
 from runtime.registry import get_registry
 from runtime.validation import CodeValidator
-from runtime.validation.syntax import LANGUAGE_GRAMMARS, TreeSitterChecker
+from runtime.validation.syntax import TreeSitterChecker
 from runtime.validation.syntax_process import SyntaxProcess
-from tests.unit.test_validator_syntax import BROKEN
+from tests.unit.test_validator_syntax import BROKEN, grammar_of
 
 RUBY_CHUNK = 'def total_{i}(items)\n  items.each do |item|\n    puts "#{{item}} {i}"\n  end\nend\n'
 REPO = Path(__file__).resolve().parents[2]
+
+
+def ruby_checker() -> str:
+    """The checker name the validator sends the child for Ruby code: its grammar, as the registry says."""
+    grammar = grammar_of("ruby")
+    assert grammar is not None, "the registry names a tree-sitter grammar for ruby"
+    return grammar
+
+
+RUBY = ruby_checker()
 
 
 def ruby_code(size: int) -> str:
@@ -47,7 +57,7 @@ def wait_gone(pid: int, seconds: float = 10.0) -> bool:
 
 
 def need_ruby_grammar() -> None:
-    if not TreeSitterChecker().available("ruby"):
+    if not TreeSitterChecker().available(RUBY):
         pytest.skip("tree-sitter grammar for ruby not installed (extra `validate`)")
 
 
@@ -74,9 +84,9 @@ def here() -> CodeValidator:
 def test_child_process_finds_what_this_process_finds(
     in_child: CodeValidator, here: CodeValidator, language: str
 ) -> None:
-    grammar = LANGUAGE_GRAMMARS.get(language)
+    grammar = grammar_of(language)
     if grammar and not TreeSitterChecker().available(grammar):
-        pytest.skip(f"tree-sitter grammar for {grammar} not installed (extra `validate`)")
+        pytest.skip(f"tree-sitter grammar {grammar} not installed (extra `validate`)")
     for code in (BROKEN[language][0], get_registry().languages[language].hello.code):
         assert in_child.validate(code, language) == here.validate(code, language)
     assert any(f.rule_id == "syntax.error" for f in in_child.validate(BROKEN[language][0], language))
@@ -102,39 +112,39 @@ def test_large_code_goes_to_the_child_and_small_code_does_not() -> None:
 
 def test_a_check_over_its_deadline_is_stopped_and_the_next_one_runs(process: SyntaxProcess) -> None:
     need_ruby_grammar()
-    assert process.submit("ruby", "x = 1\n").result() == []
+    assert process.submit(RUBY, "x = 1\n").result() == []
     first = process.pid
     assert first is not None
     process.timeout = 0.01
-    (finding,) = process.submit("ruby", ruby_code(1_000_000)).result()
+    (finding,) = process.submit(RUBY, ruby_code(1_000_000)).result()
     assert finding.rule_id == "syntax.timeout" and finding.severity == "warning"
     assert wait_gone(first), "the timed-out child is still running"
     process.timeout = 10
-    assert process.submit("ruby", "x = 1\nputs x }\n").result()[0].line == 2
+    assert process.submit(RUBY, "x = 1\nputs x }\n").result()[0].line == 2
     assert process.pid not in (None, first)
 
 
 def test_a_child_killed_mid_parse_is_a_warning_and_the_next_check_runs(process: SyntaxProcess) -> None:
     need_ruby_grammar()
-    process.submit("ruby", "x = 1\n").result()  # started, grammar loaded
+    process.submit(RUBY, "x = 1\n").result()  # started, grammar loaded
     pid = process.pid
     assert pid is not None
     killer = threading.Timer(0.03, os.kill, (pid, signal.SIGKILL))  # a 1 MB parse takes ~0.2 s
     killer.start()
-    (finding,) = process.submit("ruby", ruby_code(1_000_000)).result()
+    (finding,) = process.submit(RUBY, ruby_code(1_000_000)).result()
     killer.join()
     assert finding.rule_id == "syntax.crashed" and "SIGKILL" in finding.message
-    assert process.submit("ruby", "x = 1\n").result() == []
+    assert process.submit(RUBY, "x = 1\n").result() == []
 
 
 def test_a_child_that_died_between_checks_is_replaced_quietly(process: SyntaxProcess) -> None:
     need_ruby_grammar()
-    process.submit("ruby", "x = 1\n").result()
+    process.submit(RUBY, "x = 1\n").result()
     pid = process.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     assert wait_gone(pid)
-    assert process.submit("ruby", "x = 1\nputs x }\n").result()[0].rule_id == "syntax.error"
+    assert process.submit(RUBY, "x = 1\nputs x }\n").result()[0].rule_id == "syntax.error"
 
 
 def test_close_stops_the_child_and_refuses_more_work() -> None:

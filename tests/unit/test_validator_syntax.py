@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
-from runtime.registry import get_registry
+from runtime.registry import SyntaxCompiler, get_registry
 from runtime.validation import CodeValidator, Finding
-from runtime.validation.syntax import GRAMMARS, LANGUAGE_GRAMMARS, TreeSitterChecker
+from runtime.validation.syntax import COMPILERS, TreeSitterChecker
 
 # language -> (broken code, line of the first error)
 BROKEN: dict[str, tuple[str, int]] = {
@@ -30,16 +32,22 @@ def syntax_errors(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.rule_id == "syntax.error"]
 
 
+def grammar_of(language: str) -> str | None:
+    """The tree-sitter grammar the registry names for `language` (`module:function`), if any."""
+    syntax = get_registry().languages[language].syntax
+    return syntax.checker_for(language) if syntax is not None and syntax.grammar is not None else None
+
+
 def need_grammar(language: str) -> None:
-    grammar = LANGUAGE_GRAMMARS.get(language)
+    grammar = grammar_of(language)
     if grammar and not TreeSitterChecker().available(grammar):
-        pytest.skip(f"tree-sitter grammar for {grammar} not installed (extra `validate`)")
+        pytest.skip(f"tree-sitter grammar {grammar} not installed (extra `validate`)")
 
 
 def test_every_registry_language_has_a_syntax_checker_and_a_broken_example() -> None:
-    languages = set(get_registry().languages)
-    assert languages <= {"python"} | set(LANGUAGE_GRAMMARS)
-    assert languages <= set(BROKEN)
+    languages = get_registry().languages
+    assert all(lang.syntax is not None for lang in languages.values())
+    assert set(languages) <= set(BROKEN)
 
 
 @pytest.mark.parametrize("language", sorted(BROKEN))
@@ -96,7 +104,7 @@ class _NoGrammars(TreeSitterChecker):
         return None
 
 
-@pytest.mark.parametrize("language", sorted(set(LANGUAGE_GRAMMARS) & set(get_registry().languages)))
+@pytest.mark.parametrize("language", sorted(name for name in get_registry().languages if grammar_of(name)))
 def test_missing_grammar_gives_an_info_finding(language: str) -> None:
     validator = CodeValidator(get_registry(), syntax=_NoGrammars())
     code, _ = BROKEN[language]
@@ -105,9 +113,11 @@ def test_missing_grammar_gives_an_info_finding(language: str) -> None:
     assert all(f.severity == "info" for f in findings if f.rule_id == "syntax.unavailable")
 
 
-def test_grammar_modules_that_fail_to_import_are_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(GRAMMARS, "java", ("tree_sitter_no_such_grammar", "language"))
-    assert TreeSitterChecker().check("class A {", "java") is None
+@pytest.mark.parametrize(
+    "grammar", ["tree_sitter_no_such_grammar:language", "tree_sitter_java:no_such_function", "os.path; import x"]
+)
+def test_grammar_modules_that_fail_to_import_are_unavailable(grammar: str) -> None:
+    assert TreeSitterChecker().check("class A {", grammar) is None
 
 
 def test_multi_line_error_region_says_where_it_ends(validator: CodeValidator) -> None:
@@ -136,3 +146,7 @@ def test_concurrent_python_checks_keep_their_own_warnings(validator: CodeValidat
         warnings.simplefilter("always")
         warnings.warn("still delivered", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["still delivered"]
+
+
+def test_every_compiler_the_schema_allows_is_built_in() -> None:
+    assert set(COMPILERS) == set(get_args(SyntaxCompiler))
