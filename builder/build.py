@@ -100,7 +100,7 @@ def build_image(
         image_id, failure, last_layer = _docker_build(client, plan, build_args, options.no_cache, log, say)
     if failure or image_id is None:
         if last_layer is not None:
-            pass  # else every failed build leaves a <none> image behind
+            _discard_untagged(client, last_layer)  # else every failed build leaves a <none> image behind
         return outcome("failed", f"{failure or 'no image produced'} (log: {log_file})", log=log_file)
 
     image = client.images.get(image_id)

@@ -96,7 +96,7 @@ def plan_images(
                 repository=lang.image,
                 tags=(lang.version, "latest"),
                 dockerfile=rendered.language_dockerfile(lang.name),
-                context_files=(),
+                context_files=(("sandbox-agent.py", rendered.agent_script.encode()),),
                 parent=f"base-{lang.suite}",
                 from_image=f"{BASE_REPOSITORY}:{lang.suite}",
                 language=lang,

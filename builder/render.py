@@ -18,6 +18,9 @@ TEMPLATES = PROJECT_ROOT / "templates"
 GENERATED = PROJECT_ROOT / "generated"
 
 HEADER = "# DO NOT EDIT: generated from languages.yaml and templates/ by `nox -s render`."
+AGENT_SOURCE = PROJECT_ROOT / "runtime" / "agent" / "sandbox_agent.py"
+AGENT_PATH = "/opt/theappapp/sandbox-agent.py"  # in the image; the runtime reads it from the image's label
+AGENT_HEADER = "# DO NOT EDIT: a copy of runtime/agent/sandbox_agent.py, made by `nox -s render`.\n"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class Rendered:
     def fetch_script(self) -> str:
         return self.files["base/theappapp-fetch"]
 
+    @property
+    def agent_script(self) -> str:
+        return self.files["base/sandbox-agent.py"]
+
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
@@ -53,6 +60,8 @@ def _common(registry: Registry) -> dict[str, Any]:
         "header": HEADER,
         "base": registry.base,
         "labels": labels,
+        "agent_path": AGENT_PATH,
+        "agent_dir": AGENT_PATH.rsplit("/", 1)[0],
     }
 
 
@@ -84,6 +93,8 @@ def render(registry: Registry) -> Rendered:
             **common, suite_name=suite_name, suite=suite
         )
     files["base/theappapp-fetch"] = env.get_template("theappapp-fetch.j2").render(**common)
+    # The in-sandbox agent goes into every base as it is (stdlib Python, one file).
+    files["base/sandbox-agent.py"] = AGENT_HEADER + AGENT_SOURCE.read_text(encoding="utf-8")
     for lang in registry.languages.values():
         files[f"languages/{lang.name}.Dockerfile"] = env.get_template("language.Dockerfile.j2").render(
             **common, lang=lang, **_by_source(lang)

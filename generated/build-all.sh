@@ -18,7 +18,7 @@ wanted=" ${*:-python node java go ruby php csharp powershell} "
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-cp "$here/base/theappapp-fetch" "$context/"
+cp "$here/base/theappapp-fetch" "$here/base/sandbox-agent.py" "$context/"
 mkdir "$context/ca"
 if [ -n "${EXTRA_CA_CERT:-}" ]; then cp "$EXTRA_CA_CERT" "$context/ca/extra.crt"; fi
 
@@ -37,33 +37,41 @@ fi
 
 if [[ $wanted == *" python "* ]]; then
   echo "== theappapp-python:3.11"
-  docker build "${args[@]}" -t theappapp-python:3.11 -t theappapp-python:latest - < "$here/languages/python.Dockerfile"
+  docker build "${args[@]}" -t theappapp-python:3.11 -t theappapp-python:latest \
+    -f "$here/languages/python.Dockerfile" "$context"
 fi
 if [[ $wanted == *" node "* ]]; then
   echo "== theappapp-node:20"
-  docker build "${args[@]}" -t theappapp-node:20 -t theappapp-node:latest - < "$here/languages/node.Dockerfile"
+  docker build "${args[@]}" -t theappapp-node:20 -t theappapp-node:latest \
+    -f "$here/languages/node.Dockerfile" "$context"
 fi
 if [[ $wanted == *" java "* ]]; then
   echo "== theappapp-java:17"
-  docker build "${args[@]}" -t theappapp-java:17 -t theappapp-java:latest - < "$here/languages/java.Dockerfile"
+  docker build "${args[@]}" -t theappapp-java:17 -t theappapp-java:latest \
+    -f "$here/languages/java.Dockerfile" "$context"
 fi
 if [[ $wanted == *" go "* ]]; then
   echo "== theappapp-go:1.21"
-  docker build "${args[@]}" -t theappapp-go:1.21 -t theappapp-go:latest - < "$here/languages/go.Dockerfile"
+  docker build "${args[@]}" -t theappapp-go:1.21 -t theappapp-go:latest \
+    -f "$here/languages/go.Dockerfile" "$context"
 fi
 if [[ $wanted == *" ruby "* ]]; then
   echo "== theappapp-ruby:3.3"
-  docker build "${args[@]}" -t theappapp-ruby:3.3 -t theappapp-ruby:latest - < "$here/languages/ruby.Dockerfile"
+  docker build "${args[@]}" -t theappapp-ruby:3.3 -t theappapp-ruby:latest \
+    -f "$here/languages/ruby.Dockerfile" "$context"
 fi
 if [[ $wanted == *" php "* ]]; then
   echo "== theappapp-php:8.2"
-  docker build "${args[@]}" -t theappapp-php:8.2 -t theappapp-php:latest - < "$here/languages/php.Dockerfile"
+  docker build "${args[@]}" -t theappapp-php:8.2 -t theappapp-php:latest \
+    -f "$here/languages/php.Dockerfile" "$context"
 fi
 if [[ $wanted == *" csharp "* ]]; then
   echo "== theappapp-csharp:8.0"
-  docker build "${args[@]}" -t theappapp-csharp:8.0 -t theappapp-csharp:latest - < "$here/languages/csharp.Dockerfile"
+  docker build "${args[@]}" -t theappapp-csharp:8.0 -t theappapp-csharp:latest \
+    -f "$here/languages/csharp.Dockerfile" "$context"
 fi
 if [[ $wanted == *" powershell "* ]]; then
   echo "== theappapp-powershell:7.4"
-  docker build "${args[@]}" -t theappapp-powershell:7.4 -t theappapp-powershell:latest - < "$here/languages/powershell.Dockerfile"
+  docker build "${args[@]}" -t theappapp-powershell:7.4 -t theappapp-powershell:latest \
+    -f "$here/languages/powershell.Dockerfile" "$context"
 fi

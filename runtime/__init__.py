@@ -30,6 +30,7 @@ from runtime.ops.cleanup import CleanupReport
 from runtime.ops.scheduler import CleanupScheduler
 from runtime.registry import Language, Registry, get_registry, load_registry
 from runtime.sandbox.execution import ExecResult, ExecStream, OutputChunk
+from runtime.sandbox.files import FileEntry
 from runtime.sandbox.handle import Sandbox
 from runtime.sandbox.manager import ContainerManager, get_container_manager
 from runtime.sandbox.pool import WarmPool
@@ -49,6 +50,7 @@ __all__ = [
     "EngineUnavailable",
     "ExecResult",
     "ExecStream",
+    "FileEntry",
     "FileMissing",
     "Finding",
     "ImageMissing",

@@ -22,3 +22,4 @@ IMAGE_LANGUAGE = _NS + "image.language"
 IMAGE_VERSION = _NS + "image.version"
 IMAGE_CONTENT_HASH = _NS + "image.content-hash"
 IMAGE_MISSING_OPTIONAL = _NS + "image.missing-optional"  # comma-separated components left out
+IMAGE_AGENT = _NS + "image.agent"  # path of the sandbox agent in the image: it runs as the main process

@@ -30,6 +30,7 @@ RUN found=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null ||
       curl \
       unzip \
       xz-utils \
+      python3 \
  && rm -rf /var/lib/apt/lists/*
 
 # Extra CA certificates (a TLS-intercepting proxy's): the build passes zero or more *.crt here.
@@ -43,7 +44,8 @@ RUN groupadd --gid 1000 sandbox \
  && useradd --uid 1000 --gid 1000 --home-dir /home/sandbox --create-home --shell /bin/bash sandbox \
  && mkdir -p /workspace /etc/theappapp \
  && chown 1000:1000 /workspace \
- && chmod 0755 /usr/local/bin/theappapp-fetch
+ && chmod 0755 /usr/local/bin/theappapp-fetch \
+ && find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
 
 # Every HTTPS client reads the system bundle, which holds the extra CAs too.
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \

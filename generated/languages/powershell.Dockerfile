@@ -27,6 +27,18 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
 
 # pwsh
 RUN theappapp-fetch pwsh "https://github.com/PowerShell/PowerShell/releases/download/v7.4.6/powershell-7.4.6-linux-x64.tar.gz" sha256sum 6f6015203c47806c5cc444c19d8ed019695e610fbd948154264bf9ca8e157561 /opt/microsoft/powershell/7 tar.gz 0 false /usr/local/bin/pwsh=pwsh
+# No setuid or setgid programs (CIS Docker Benchmark 4.8): inert under no-new-privileges, but no reason to ship.
+RUN find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
+
+# The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
+# this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
+# Late in the image, so a new agent rebuilds this layer only.
+COPY sandbox-agent.py /opt/theappapp/sandbox-agent.py
+RUN chmod 0755 /opt/theappapp && chmod 0644 /opt/theappapp/sandbox-agent.py && /usr/bin/python3 -I /opt/theappapp/sandbox-agent.py --version
+# `docker ps` shows a sandbox whose agent stopped answering as unhealthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/bin/python3", "-I", "/opt/theappapp/sandbox-agent.py", "health"]
+
 # Last, so a new content hash does not invalidate the cached layers above.
 ARG CONTENT_HASH=unknown
 LABEL org.opencontainers.image.title="theappapp-powershell" \
@@ -35,6 +47,7 @@ LABEL org.opencontainers.image.title="theappapp-powershell" \
       org.opencontainers.image.version="7.4" \
       org.theappapp.image.language="powershell" \
       org.theappapp.image.version="7.4" \
-      org.theappapp.image.content-hash="${CONTENT_HASH}"
+      org.theappapp.image.content-hash="${CONTENT_HASH}" \
+      org.theappapp.image.agent="/opt/theappapp/sandbox-agent.py"
 USER 1000:1000
 WORKDIR /workspace

@@ -30,6 +30,7 @@ from typing import Literal, Protocol
 from runtime.errors import EngineError
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
+from runtime.sandbox.files import FileEntry
 from runtime.sandbox.spec import ContainerSpec
 
 
@@ -160,6 +161,11 @@ class Backend(Protocol):
         """Give a running container a new name (the pool's hand-over); `NameTaken` if it is in use."""
         ...
 
+    def known_running(self, container_id: str) -> bool:
+        """True when the backend knows, without asking the engine, that the container runs (an open
+        channel to its agent); False means only: ask (`inspect`)."""
+        ...
+
     async def inspect(self, container: str) -> ContainerState | None:
         """A container by id or name, or None when there is none."""
         ...
@@ -205,6 +211,10 @@ class Backend(Protocol):
 
     async def read_file(self, container_id: str, workspace: str, path: str, limit: int) -> bytes:
         """The bytes of one regular file at a validated relative path: `FileMissing`, `InvalidPath`."""
+        ...
+
+    async def list_files(self, container_id: str, workspace: str, path: str) -> list[FileEntry]:
+        """The entries of a directory at a validated relative path ("" for the workspace itself)."""
         ...
 
     # -- volumes -------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ error when the name is taken or the image is missing. The one place a task's con
 
 from __future__ import annotations
 
+import asyncio
+
 from runtime import labels
 from runtime.backends.base import Backend, NameTaken
 from runtime.errors import ImageMissing, InvalidIdentifier, SandboxError, TaskExists
@@ -12,16 +14,17 @@ from runtime.sandbox.spec import ContainerSpec
 
 async def start_container(
     backend: Backend, pool: WarmPool | None, spec: ContainerSpec, task_id: str, project_id: str
-) -> str:
-    """The id of a running container for the task, named `spec.name`."""
+) -> tuple[str, asyncio.Future[None] | None]:
+    """The id of a running container for the task, named `spec.name` — or, for a warm spare, being
+    renamed to it: then the rename's future comes too (its failure is the task's: see `name_conflict`)."""
     language = spec.labels[labels.LANGUAGE]
     if pool is not None:
         # Any pool failure comes back as None: create cold.
-        container_id = await pool.take(project_id, language, image=spec.image, network=spec.network, name=spec.name)
-        if container_id is not None:
-            return container_id
+        handover = await pool.take(project_id, language, image=spec.image, network=spec.network, name=spec.name)
+        if handover is not None:
+            return handover.container_id, handover.renamed
     try:
-        return await backend.create(spec)
+        return await backend.create(spec), None
     except ImageMissing as err:
         raise ImageMissing(f"{err}; build it with: nox -s build -- {language}") from err
     except NameTaken as err:

@@ -7,6 +7,7 @@ How a command is run (and killed on timeout, and its output capped) is a backend
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -16,6 +17,61 @@ from runtime.errors import InvalidIdentifier, InvalidRequest
 from runtime.sandbox.paths import under_workspace
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Characters no shell treats specially in an unquoted word.
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:,+@=-")
+_EXPANDS_IN_DOUBLE_QUOTES = frozenset("$`\\!")
+_DIRECT_MAX = 4096  # longer command lines gain nothing measurable from skipping the shell
+
+
+def _only_words(command: str) -> bool:
+    """Plain words, blanks, single-quoted strings and double-quoted strings with nothing to expand.
+
+    A scan, not a regular expression: linear in the command's length whatever it holds.
+    """
+    i, n = 0, len(command)
+    while i < n:
+        c = command[i]
+        if c in _PLAIN or c in " \t":
+            i += 1
+        elif c in "'\"":
+            end = command.find(c, i + 1)
+            if end < 0 or (c == '"' and not _EXPANDS_IN_DOUBLE_QUOTES.isdisjoint(command[i + 1:end])):
+                return False
+            i = end + 1
+        else:
+            return False
+    return True
+
+
+# Words that are shell syntax or builtins with no program of the same behaviour.
+_SHELL_ONLY = frozenset({
+    ".", ":", "alias", "bg", "bind", "break", "builtin", "caller", "cd", "command", "compgen", "complete",
+    "compopt", "continue", "coproc", "declare", "dirs", "disown", "do", "done", "elif", "else", "enable",
+    "esac", "eval", "exec", "exit", "export", "fc", "fg", "fi", "for", "function", "getopts", "hash", "help",
+    "history", "if", "in", "jobs", "let", "local", "logout", "mapfile", "popd", "pushd", "read", "readarray",
+    "readonly", "return", "select", "set", "shift", "shopt", "source", "suspend", "then", "time", "times",
+    "trap", "type", "typeset", "ulimit", "umask", "unalias", "unset", "until", "wait", "while",
+})
+
+
+def direct_argv(command: str) -> tuple[str, ...] | None:
+    """The argv a shell would run for `command`, when running it needs no shell at all; else None.
+
+    Spawning a shell costs more than a small command itself (`bash -c true`: ~2.5 ms of a ~3 ms
+    round trip here), and for a command line of plain words and literal quotes the shell would
+    only split it and exec the program. Anything it could expand, redirect, glob, chain or
+    assign (and its own builtins) still goes through the configured shell.
+    """
+    if len(command) > _DIRECT_MAX or not _only_words(command):
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if not words or not words[0] or "=" in words[0] or words[0] in _SHELL_ONLY:
+        return None
+    return tuple(words)
 
 
 @dataclass(frozen=True)
@@ -79,7 +135,7 @@ class ExecRequest:
         if timeout <= 0:
             raise InvalidRequest("timeout must be positive")
         return cls(
-            argv=(*limits.shell, command),
+            argv=direct_argv(command) or (*limits.shell, command),
             timeout=timeout,
             max_output_bytes=limits.max_output_bytes if max_output_bytes is None else max_output_bytes,
             env={k: str(v) for k, v in env.items()},

@@ -9,6 +9,8 @@ existing symlinks do not lead out of the workspace is checked by the backend, in
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 from runtime.errors import InvalidPath
 from runtime.sandbox.paths import relative_parts
@@ -48,3 +50,16 @@ def prepare_files(files: Mapping[str, str | bytes], *, max_bytes: int) -> dict[s
 def parent_directories(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """Every directory the paths need, parents before children."""
     return sorted({parts[:i] for parts in paths for i in range(1, len(parts))})
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One entry of a directory under /workspace, as `list_files` reports it."""
+
+    name: str
+    type: Literal["file", "dir", "link", "other"]
+    size: int
+    mtime: float  # unix seconds
+
+
+MAX_LISTED = 10_000  # entries one listing returns at most

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from runtime.sandbox.execution import ExecResult, ExecStream
+from runtime.sandbox.files import FileEntry
 from runtime.sandbox.tasks import ContainerInfo
 
 if TYPE_CHECKING:
@@ -73,3 +74,6 @@ class Sandbox:
 
     async def read_file(self, path: str) -> bytes:
         return await self.manager.read_file(self.task_id, path)
+
+    async def list_files(self, path: str = ".") -> list[FileEntry]:
+        return await self.manager.list_files(self.task_id, path)

@@ -22,9 +22,9 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from runtime.backends import open_backend
-from runtime.backends.base import Backend, NetworkPolicyStatus
+from runtime.backends.base import Backend, NameTaken, NetworkPolicyStatus
 from runtime.config import RuntimeConfig
-from runtime.errors import ConfigError, ImageMissing, InvalidRequest
+from runtime.errors import ConfigError, EngineError, ImageMissing, InvalidRequest, SandboxError
 from runtime.monitoring.monitor import SandboxMonitor
 from runtime.registry import Registry, get_registry
 from runtime.sandbox import adoption, creation
@@ -66,6 +66,7 @@ class ContainerManager(TaskOperations):
         self.adopted: list[str] = []  # task ids startup() took over from a manager that is gone
         self._tasks = TaskTable()
         self._runner: CodeRunner | None = None
+        self._jobs: set[asyncio.Future[None]] = set()  # background work of the manager's own
         self._started = False
         self.pool: WarmPool | None = self._new_pool()
         if self.config.monitor.enabled and not any(isinstance(o, SandboxMonitor) for o in self.observers.members):
@@ -165,15 +166,40 @@ class ContainerManager(TaskOperations):
                 spec = build_spec(self.config, self.registry, self.owner, name=name, project_id=project_id,
                                   language=lang, labels=labels, network=net)
                 await self._tasks.removed(name)
-                container_id = await creation.start_container(self.backend, self.pool, spec, task_id, project_id)
+                container_id, renaming = await creation.start_container(
+                    self.backend, self.pool, spec, task_id, project_id)
                 info = ContainerInfo(task_id, project_id, lang.name, container_id, name, volume_name(project_id),
                                      spec.image, net, started_at)
                 self._tasks.add(info)
+                if renaming is not None:
+                    self._track(renaming)
+                    renaming.add_done_callback(lambda done: self._renamed(info, done))
             except BaseException as err:
                 self._lifecycle("create_failed", task_id, project_id, lang.name, started_at, t0, error=str(err))
                 raise
         self._lifecycle("create", task_id, project_id, lang.name, started_at, t0)
         return info
+
+    def _renamed(self, info: ContainerInfo, done: asyncio.Future[None]) -> None:
+        """A warm hand-over's rename finished: if the task's name was taken, the task ends with the reason."""
+        err = None if done.cancelled() else done.exception()
+        if err is None or self._tasks.live.get(info.task_id) != info:
+            return  # renamed, or the task is gone already
+        self._track(asyncio.ensure_future(self._rename_failed(info, err)))
+
+    async def _rename_failed(self, info: ContainerInfo, err: BaseException) -> None:
+        if isinstance(err, NameTaken):
+            reason: SandboxError = await creation.name_conflict(
+                self.backend, info.container_name, info.task_id, info.project_id)
+        else:
+            reason = err if isinstance(err, SandboxError) else EngineError(f"renaming the task's container: {err}")
+        log.warning("task %s lost its container: %s", info.task_id, reason)
+        self._tasks.fail(info.task_id, reason)
+        self.backend.remove_soon(info.container_id)
+
+    def _track(self, job: asyncio.Future[None]) -> None:
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
 
     async def destroy_container(self, task_id: str) -> bool:
         """Remove the task's container (the volume stays). True if there was one; idempotent."""
@@ -216,7 +242,9 @@ class ContainerManager(TaskOperations):
         future.add_done_callback(done)
 
     async def settle(self) -> None:
-        """Wait until every background removal started so far (tasks and spares) has finished."""
+        """Wait until every background rename and removal started so far (tasks and spares) has finished."""
+        while self._jobs:
+            await asyncio.gather(*list(self._jobs), return_exceptions=True)
         await self._tasks.all_removed()
         if self.pool is not None:
             await self.pool.settle()

@@ -11,7 +11,7 @@ from runtime.config import RuntimeConfig
 from runtime.registry import Registry
 from runtime.sandbox.events import ExecEvent, Observers
 from runtime.sandbox.execution import ExecRequest, ExecResult, ExecStream
-from runtime.sandbox.files import prepare_files
+from runtime.sandbox.files import FileEntry, prepare_files
 from runtime.sandbox.paths import relative_parts
 from runtime.sandbox.pool import WarmPool
 from runtime.sandbox.tasks import ContainerInfo, TaskTable
@@ -114,6 +114,12 @@ class TaskOperations:
         contents = prepare_files(files, max_bytes=self.config.limits.max_archive_bytes)
         await self.backend.write_files(info.container_id, self.config.security.workspace, contents)
         return list(contents)
+
+    async def list_files(self, task_id: str, path: str = ".") -> list[FileEntry]:
+        """A directory under /workspace: each entry's name, type (file, dir, link, other), size and mtime."""
+        info = self._tasks.get(task_id)
+        rel = "/".join(relative_parts(path, allow_root=True))
+        return await self.backend.list_files(info.container_id, self.config.security.workspace, rel)
 
     async def read_file(self, task_id: str, path: str) -> bytes:
         """The bytes of one regular file under /workspace."""

@@ -45,23 +45,30 @@ removes every spare, including ones still being made.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Coroutine
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from runtime import labels
-from runtime.backends.base import Backend, NameTaken
+from runtime.backends.base import Backend
 from runtime.config import RuntimeConfig
 from runtime.registry import Registry
 from runtime.sandbox.owner import Owner
 from runtime.sandbox.spare_maker import SpareMaker
 from runtime.sandbox.spares import SPARE, SPARE_PREFIX, Key, Spare, SpareShelf, Waiters, mem_available
 
-__all__ = ["SPARE", "SPARE_PREFIX", "Spare", "WarmPool", "mem_available"]
+__all__ = ["SPARE", "SPARE_PREFIX", "Handover", "Spare", "WarmPool", "mem_available"]
+
+@dataclass(frozen=True)
+class Handover:
+    """A spare given to a task: its container, and the rename to the task's name, still under way."""
+
+    container_id: str
+    renamed: asyncio.Future[None]
 
 log = logging.getLogger(__name__)
 
@@ -107,54 +114,54 @@ class WarmPool:
 
     # -- hand-over ---------------------------------------------------------------------------
 
-    async def take(self, project_id: str, language: str, *, image: str, network: str, name: str) -> str | None:
-        """The id of a fresh spare, now named `name`; None means: create the task's container cold."""
+    async def take(self, project_id: str, language: str, *, image: str, network: str, name: str) -> Handover | None:
+        """A fresh spare for the task, being renamed `name`; None means: create the task's container cold.
+
+        The hand-over asks the engine nothing it need not: the image check is answered from what
+        the backend knows (Docker: kept until its image events say a tag moved), a spare the
+        backend knows is running (its agent's channel is open) is not inspected, and the rename
+        to the task's name runs in the background (`Handover.renamed`): on Docker 20.10 it takes
+        ~11 ms, the whole budget of a warm start.
+        """
         key = (project_id, language)
         spare = self._shelf.pop(key, network, self.settings.idle_ttl) or await self._wait_for_spare(key, network)
         if spare is None:
             self.counts["miss"] += 1
             return None
         try:
-            # Checks and rename in one round trip: the hot path pays the slowest of three calls, not their sum.
-            results: tuple[Any, ...] = await asyncio.gather(
-                self.backend.image(image),
-                self.backend.inspect(spare.container_id),
-                self.backend.rename(spare.container_id, name),
-                return_exceptions=True,
-            )
+            current = await self._image_id(image)
+            if current != spare.image_id:
+                # The tag was rebuilt since the spare was made: never hand out the old image.
+                self.counts["stale"] += 1
+                if current is not None:
+                    self._drop_stale(language, current)
+                problem = f"its image is older than the one tagged {image}"
+            elif self.backend.known_running(spare.container_id):
+                problem = ""
+            else:
+                state = await self.backend.inspect(spare.container_id)
+                if state is None or not state.running:
+                    self.counts["failed"] += 1
+                    problem = f"it is not running ({state.status if state else 'gone'})"
+                else:
+                    problem = ""
         except asyncio.CancelledError:
             self._discard(spare)
             raise
-        current, state, renamed = results
-        problem: BaseException | str | None = next(
-            (r for r in (current, state, renamed) if isinstance(r, BaseException)), None
-        )
-        if problem is None and (current is None or current.id != spare.image_id):
-            # The tag was rebuilt since the spare was made: never hand out the old image.
-            self.counts["stale"] += 1
-            if current is not None:
-                self._drop_stale(language, current.id)
-            problem = "its image is older than the one tagged " + image
-        elif problem is None and (state is None or not state.running):
+        except Exception as err:  # the engine could not say: a cold create decides
             self.counts["failed"] += 1
-            problem = f"it is not running ({state.status if state else 'gone'})"
-        elif isinstance(problem, BaseException):
-            if isinstance(renamed, NameTaken) and problem is renamed:
-                # The task's name is taken: the cold path reports why. The spare is untouched: keep it.
-                self._shelf.put_back(spare)
-                return None
-            self.counts["failed"] += 1
-        if problem is None:
-            self.counts["hit"] += 1
-            return spare.container_id
-        log.warning("spare %s not handed over, creating cold instead: %s", spare.name, problem)
-        if isinstance(renamed, BaseException):
+            problem = str(err)
+        if problem:
+            log.warning("spare %s not handed over, creating cold instead: %s", spare.name, problem)
             self._discard(spare)
-        else:
-            # It carries the task's name now: gone before the cold create claims that name.
-            with contextlib.suppress(Exception):
-                await self.backend.remove(spare.container_id)
-        return None
+            return None
+        self.counts["hit"] += 1
+        return Handover(spare.container_id, asyncio.ensure_future(self.backend.rename(spare.container_id, name)))
+
+    async def _image_id(self, image: str) -> str | None:
+        """The id the tag names now (a rebuild moves the tag); the backend may answer from what it knows."""
+        record = await self.backend.image(image)
+        return record.id if record is not None else None
 
     async def _wait_for_spare(self, key: Key, network: str) -> Spare | None:
         """No spare ready, but one is being made that no other create waits for: it beats a cold create."""

@@ -37,6 +37,7 @@ class TaskTable:
         self._live: dict[str, ContainerInfo] = {}
         self._pending: dict[str, asyncio.Event] = {}
         self._removing: dict[str, Future[None]] = {}  # by container name
+        self._failed: dict[str, Exception] = {}  # task id -> why it lost its container after create
 
     # -- live tasks ----------------------------------------------------------------------------
 
@@ -47,11 +48,20 @@ class TaskTable:
     def get(self, task_id: str) -> ContainerInfo:
         info = self._live.get(task_id)
         if info is None:
+            failed = self._failed.get(task_id)
+            if failed is not None:
+                raise failed
             raise TaskNotFound(f"no container for task {task_id!r} (create_container first)")
         return info
 
+    def fail(self, task_id: str, reason: Exception) -> None:
+        """The task lost its container after create returned: every later call on it raises `reason`."""
+        self._live.pop(task_id, None)
+        self._failed[task_id] = reason
+
     def add(self, info: ContainerInfo) -> None:
         self._live[info.task_id] = info
+        self._failed.pop(info.task_id, None)
 
     def pop(self, task_id: str) -> ContainerInfo | None:
         return self._live.pop(task_id, None)

@@ -30,6 +30,9 @@ INSTALLATION = f"test-{SESSION}"
 os.environ["THEAPPAPP_INSTALLATION_ID"] = INSTALLATION
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled here
 NETWORK = f"theappapp-test-{SESSION}"
+# What runs in a sandbox nobody uses: docker's init, and the sandbox agent as its only child.
+AGENT = "/usr/bin/python3 -I /opt/theappapp/sandbox-agent.py"
+IDLE_PROCESSES = [f"/sbin/docker-init -- {AGENT}", AGENT]
 
 
 def engine_or_skip() -> docker.DockerClient:

@@ -52,7 +52,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Doc
     twin["aliases"] = []
     data["languages"][COPY] = twin
     broken = copy.deepcopy(twin)
-    broken["env"]["THEAPPAPP_BROKEN"] = "1"  # a new layer the failed build commits before failing
+    broken["env"]["THEAPPAPP_BROKEN"] = BROKEN  # a layer no build made before, committed before the failure
     broken["tools"] = [{"name": "nothing", "install": {"pip": ["theappapp-no-such-package==0.0.1"]},
                         "check": "true"}]
     data["languages"][BROKEN] = broken

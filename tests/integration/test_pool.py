@@ -101,6 +101,7 @@ async def test_a_spare_is_labelled_with_what_is_known_at_creation_and_renamed_at
 
     info = await pooled.create_container(f"t{unique}", f"p{unique}", "python")
     assert info.container_id == spare.container_id
+    await pooled.settle()  # the rename to the task's name runs beside the task's first steps
     assert docker_client.api.inspect_container(info.container_id)["Name"] == f"/theappapp-p{unique}-t{unique}"
 
 

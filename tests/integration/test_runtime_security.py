@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
 
 from runtime.config import RuntimeConfig
-from runtime.errors import SandboxError
+from runtime.errors import SandboxError, SandboxFailure
 from runtime.registry import Language
 from runtime.sandbox.manager import ContainerManager, Sandbox
+from tests.integration.conftest import AGENT, IDLE_PROCESSES
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
@@ -46,20 +47,45 @@ async def test_no_capabilities_at_all(sandbox: Sandbox) -> None:
     assert "-ok" not in attack.stdout
 
 
+@pytest.fixture
+def setgid_image(docker_client: docker.DockerClient, python_image: Language) -> Iterator[str]:
+    """The python image with chage's setgid-shadow bit put back: a program the images no longer ship
+    (they strip every setuid and setgid bit), to try no-new-privileges on its own."""
+    tag = f"setgid-{os.urandom(4).hex()}"
+    dockerfile = "FROM theappapp-python:latest\nUSER 0:0\nRUN chmod g+s /usr/bin/chage\nUSER 1000:1000\n"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"theappapp-python:{tag}", rm=True)
+    yield tag
+    docker_client.images.remove(f"theappapp-python:{tag}", force=True)
+
+
 async def test_setgid_escalation_is_blocked_by_no_new_privileges(
-    manager: ContainerManager, runtime_config: RuntimeConfig, unique: str
+    runtime_config: RuntimeConfig, setgid_image: str, unique: str
 ) -> None:
     # chage is setgid shadow: without no-new-privileges it reads /etc/shadow as the sandbox user.
     attack = "chage -l sandbox >/dev/null 2>&1 && echo ESCALATED; grep NoNewPrivs /proc/self/status"
-    async with manager.task(f"t{unique}", f"p{unique}", "python") as sandbox:
-        result = await sandbox.exec(attack)
-        assert "ESCALATED" not in result.stdout and "NoNewPrivs:\t1" in result.stdout
+    strict = ContainerManager(runtime_config.replace(image_tag=setgid_image, pool_enabled=False))
     # The control proves the attack is real: with the default switched off, it succeeds.
-    loose = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network.name, no_new_privileges=False))
-    await loose.startup()
+    loose = ContainerManager(runtime_config.replace(image_tag=setgid_image, pool_enabled=False,
+                                                    no_new_privileges=False))
     try:
+        async with strict.task(f"t{unique}", f"p{unique}", "python") as sandbox:
+            result = await sandbox.exec(attack)
+            assert "ESCALATED" not in result.stdout and "NoNewPrivs:\t1" in result.stdout
         async with loose.task(f"c{unique}", f"p{unique}", "python") as control:
             assert "ESCALATED" in (await control.exec(attack)).stdout
+    finally:
+        await strict.shutdown()
+        await loose.shutdown()
+
+
+async def test_the_shipped_images_give_the_setgid_attack_nothing_to_use(
+    runtime_config: RuntimeConfig, python_image: Language, unique: str
+) -> None:
+    loose = ContainerManager(runtime_config.replace(pool_enabled=False, no_new_privileges=False))
+    try:
+        async with loose.task(f"s{unique}", f"p{unique}", "python") as box:
+            result = await box.exec("chage -l sandbox >/dev/null 2>&1 && echo ESCALATED; stat -c %A /usr/bin/chage")
+            assert "ESCALATED" not in result.stdout and "s" not in result.stdout.split()[-1]
     finally:
         await loose.shutdown()
 
@@ -95,11 +121,9 @@ async def test_fork_bomb_is_bounded_by_the_pids_limit_and_killed_on_timeout(
         # cgroup by the engine (execs, including the killer) are charged without the check.
         assert usage.peak_pids is not None and 200 < usage.peak_pids <= 256 + 16
     # Everything alive except init and the keeper is gone (the listing's own pipeline aside).
-    left = await sandbox.exec("ps -eo stat=,args= | grep -v -e '^Z' -e 'ps -eo' -e grep")
+    left = await sandbox.exec("ps -eo stat=,args= | grep -v -e '^Z' -e 'ps -eo' -e grep -e 'agent.py health$'")
     assert left.exit_code == 0, left.stderr  # the container survived and is usable
-    assert [line.split(None, 1)[1] for line in left.stdout.splitlines()] == [
-        "/sbin/docker-init -- sleep infinity", "sleep infinity"
-    ]
+    assert [line.split(None, 1)[1] for line in left.stdout.splitlines()] == IDLE_PROCESSES
 
 
 async def test_memory_limit_has_no_swap_and_cpu_is_limited(
@@ -144,28 +168,26 @@ async def test_no_privileged_mode_host_namespaces_devices_or_docker_socket(
     assert devices <= {"console", "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm",
                        "stderr", "stdin", "stdout", "tty", "urandom", "zero"}
     assert "SOCKET" not in lines and not any(x.endswith(".sock") for x in lines)
-    assert "/sbin/docker-init -- sleep infinity " in lines  # our own pid namespace
-    mounts = set(lines[lines.index("/sbin/docker-init -- sleep infinity ") + 1 :])
+    assert f"/sbin/docker-init -- {AGENT} " in lines  # our own pid namespace
+    mounts = set(lines[lines.index(f"/sbin/docker-init -- {AGENT} ") + 1 :])
     allowed = {"/", "/tmp", "/home/sandbox", "/workspace", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
     assert mounts - allowed <= {"/sbin/docker-init", "/usr/sbin/docker-init"}  # init is bind-mounted
 
 
-async def test_container_logs_are_bounded_even_when_written_on_purpose(
+async def test_nothing_written_on_purpose_fills_a_log_and_garbage_breaks_only_the_agents_stream(
     sandbox: Sandbox, docker_client: docker.DockerClient
 ) -> None:
     attrs = _inspect(docker_client, sandbox)
     host = attrs["HostConfig"]
     assert isinstance(host, dict)
-    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "1", "max-size": "1m"}}
-    # PID 1 belongs to the sandbox user, so its stdout (the container log) is writable: flood it.
-    flood = await sandbox.exec("for i in $(seq 80); do head -c 65536 /dev/zero | tr '\\0' x > /proc/1/fd/1; done")
-    assert flood.exit_code == 0, flood.stderr
-    log_path = Path(str(attrs["LogPath"]))
-    try:
-        size = log_path.stat().st_size
-    except OSError as err:
-        pytest.skip(f"the engine's log file is not readable from this host: {err}")
-    assert size <= 2 * MiB, f"container log grew to {size} bytes"
+    # The main process's stdout carries the agent's protocol: the engine keeps no log of it.
+    assert host["LogConfig"]["Type"] == "none" and not attrs["LogPath"]
+    # PID 1 belongs to the sandbox user, so the container's stdout is writable: flood it (5 MiB).
+    with pytest.raises(SandboxFailure, match="stopped answering"):  # its own task's channel, nothing else
+        await sandbox.exec("for i in $(seq 80); do head -c 65536 /dev/zero | tr '\\0' x > /proc/1/fd/1; done")
+    after = await sandbox.exec("echo still usable")  # served by the engine's exec from then on
+    assert after.stdout == "still usable\n" and after.exit_code == 0
+    assert not _inspect(docker_client, sandbox)["LogPath"]
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from runtime.backends.base import (
 from runtime.errors import EngineError, EngineUnavailable, FileMissing, ImageMissing
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
+from runtime.sandbox.files import FileEntry
 from runtime.sandbox.spec import ContainerSpec
 
 ExecHandler = Callable[["FakeContainer", ExecRequest], tuple[int, str, str]]
@@ -39,7 +40,8 @@ ExecHandler = Callable[["FakeContainer", ExecRequest], tuple[int, str, str]]
 
 def echo_command(container: FakeContainer, request: ExecRequest) -> tuple[int, str, str]:
     """The default handler: `exit N` exits N, anything else prints itself and exits 0."""
-    command = request.argv[-1]
+    shell = request.argv[0] in ("/bin/bash", "/bin/sh") and request.argv[1:2] == ("-c",)
+    command = request.argv[-1] if shell else " ".join(request.argv)
     if command.startswith("exit "):
         return int(command.split()[1]), "", ""
     return 0, command + "\n", ""
@@ -164,6 +166,9 @@ class FakeBackend:
                 raise NameTaken(f"container name {name} is in use")
             container.name = name
 
+    def known_running(self, container_id: str) -> bool:
+        return False  # always asked: the tests see every inspect
+
     async def inspect(self, container: str) -> ContainerState | None:
         found = self.containers.get(container) or self.by_name(container)
         if found is None:
@@ -254,6 +259,12 @@ class FakeBackend:
             return self._workspace(container_id)[path]
         except KeyError as err:
             raise FileMissing(f"{path!r} does not exist in the workspace") from err
+
+    async def list_files(self, container_id: str, workspace: str, path: str) -> list[FileEntry]:
+        prefix = f"{path}/" if path else ""
+        names = {p[len(prefix):].split("/", 1)[0] for p in self._workspace(container_id) if p.startswith(prefix)}
+        return [FileEntry(n, "dir" if any(p.startswith(f"{prefix}{n}/") for p in self._workspace(container_id))
+                          else "file", 0, 0.0) for n in sorted(names)]
 
     # -- volumes ----------------------------------------------------------------------------------
 

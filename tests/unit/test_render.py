@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from builder import render as render_module
-from builder.render import GENERATED, HEADER, render, stale_files, write
+from builder.render import AGENT_SOURCE, GENERATED, HEADER, render, stale_files, write
 from runtime.registry import DEFAULT_REGISTRY_PATH, load_registry, parse_registry
 
 
@@ -36,6 +36,10 @@ def test_stale_check_notices_an_edited_and_an_extra_file(tmp_path: Path) -> None
 def test_every_generated_file_says_do_not_edit() -> None:
     for name, text in render(load_registry()).files.items():
         if name.endswith(".json"):
+            continue
+        if name == "base/sandbox-agent.py":  # copied, not rendered: says so, and is the very file
+            assert text.startswith("# DO NOT EDIT: a copy of runtime/agent/sandbox_agent.py")
+            assert text.split("\n", 1)[1] == AGENT_SOURCE.read_text(encoding="utf-8")
             continue
         assert HEADER in text.splitlines()[:3], name
 

@@ -30,8 +30,8 @@ def test_capture_keeps_the_cap_and_counts_the_rest() -> None:
 
 
 def test_shell_request_defaults_and_conversions() -> None:
-    request = ExecRequest.shell(CONFIG, "echo hi", stdin="é", env={"A": 1}, workdir="sub")  # type: ignore[dict-item]
-    assert request.argv == ("/bin/bash", "-c", "echo hi") and request.timeout == 5 and request.max_output_bytes == 8
+    request = ExecRequest.shell(CONFIG, "echo $A", stdin="é", env={"A": 1}, workdir="sub")  # type: ignore[dict-item]
+    assert request.argv == ("/bin/bash", "-c", "echo $A") and request.timeout == 5 and request.max_output_bytes == 8
     assert request.stdin == "é".encode() and request.env == {"A": "1"} and request.workdir == "/workspace/sub"
     assert request.user == "1000:1000"
     assert ExecRequest.shell(CONFIG, "true").workdir == "/workspace"
@@ -112,3 +112,33 @@ async def test_an_unanswered_liveness_check_neither_kills_the_exec_nor_outlasts_
     started = time.monotonic()
     result = await stream.collect()
     assert result.timed_out and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("true", ("true",)),
+        ("ls -la /tmp", ("ls", "-la", "/tmp")),
+        ("python3 -c 'print(1)'", ("python3", "-c", "print(1)")),
+        ('node -e "console.log(1)"', ("node", "-e", "console.log(1)")),
+        ("pytest -q tests/ --maxfail=1", ("pytest", "-q", "tests/", "--maxfail=1")),
+    ],
+)
+def test_a_command_of_plain_words_runs_without_a_shell(command: str, argv: tuple[str, ...]) -> None:
+    assert ExecRequest.shell(CONFIG, command).argv == argv
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["echo $HOME", 'echo "$x"', "ls *", "true; true", "echo a > f", "a | b", "cd /tmp", "exit 3", "A=1 env",
+     "kill %1", "~/bin/x", "echo \\n", "x\ny", "(true)", "echo `id`", "for i in 1; do :; done", "date +%s", "  "],
+)
+def test_anything_a_shell_would_expand_or_interpret_goes_through_the_shell(command: str) -> None:
+    assert ExecRequest.shell(CONFIG, command).argv == ("/bin/bash", "-c", command)
+
+
+def test_long_or_pathological_command_lines_are_simply_left_to_the_shell() -> None:
+    # Word runs broken by a metacharacter at the end: a nested-quantifier regex would backtrack for ever.
+    tsc = "tsc --pretty false --target es2022 --module commonjs --skipLibCheck --types node main.ts >&2 && node main.js"
+    assert ExecRequest.shell(CONFIG, tsc).argv[:2] == ("/bin/bash", "-c")
+    assert ExecRequest.shell(CONFIG, "echo " + "a " * 5000).argv[:2] == ("/bin/bash", "-c")  # over the length cap

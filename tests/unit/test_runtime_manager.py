@@ -213,3 +213,18 @@ async def test_two_managers_starting_at_once_never_both_take_one_task() -> None:
     await asyncio.gather(first.startup(), second.startup())
     assert sorted(first.adopted + second.adopted) == [f"t{i}" for i in range(5)]
     assert not set(first.adopted) & set(second.adopted)
+
+
+async def test_a_warm_hand_over_whose_name_is_taken_ends_the_task_with_the_collision() -> None:
+    backend = FakeBackend()
+    mgr = fake_manager(backend)
+    await mgr.startup()
+    assert await mgr.prewarm("a", "python", 1) == 1
+    holder = backend.add_container("theappapp-a-b-c", {labels.PROJECT: "a-b", labels.TASK: "c"})  # another's
+    info = await mgr.create_container("b-c", "a", "python")  # handed over; its rename comes after
+    await mgr.settle()
+    with pytest.raises(InvalidIdentifier, match="collide"):
+        await mgr.exec_command("b-c", "true")
+    assert info.container_id not in backend.containers and holder.id in backend.containers
+    assert await mgr.destroy_container("b-c") is False
+    await mgr.shutdown()

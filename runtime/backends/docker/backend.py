@@ -9,7 +9,7 @@ seen last) is kept here too, keyed by container id, and dropped on removal.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,16 +26,20 @@ from runtime.backends.base import (
     NetworkPolicyStatus,
     VolumeRecord,
 )
-from runtime.backends.docker import calls, diagnose, files
+from runtime.backends.docker import agent_exec, calls, diagnose, tar_files
+from runtime.backends.docker.agent_channel import AgentChannel
+from runtime.backends.docker.agents import Agents
 from runtime.backends.docker.cgroups import ContainerCgroup
 from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.exec import ExecTarget, Executor
 from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
+from runtime.backends.docker.images import ImageCache
 from runtime.backends.docker.relabel import LabelRecords
 from runtime.config import EngineSettings
-from runtime.errors import EngineUnavailable
+from runtime.errors import EngineUnavailable, SandboxFailure
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
+from runtime.sandbox.files import MAX_LISTED, FileEntry
 from runtime.sandbox.spec import ContainerSpec
 
 
@@ -60,6 +64,8 @@ class DockerBackend:
         self._cgroup_layout: tuple[int, str] = (1, "cgroupfs")
         self._host_kill = False
         self._changed = LabelRecords()  # labels changed after creation (Docker cannot change them)
+        self._agents = Agents()  # the channel to each container's sandbox agent, if it has one
+        self._images = ImageCache()  # what each image tag names, until the engine reports a change
 
     @property
     def engine(self) -> Engine:
@@ -98,7 +104,9 @@ class DockerBackend:
         )
 
     async def image(self, reference: str) -> ImageRecord | None:
-        return await self.engine.call(calls.image, (await self._client()).api, reference)
+        client = await self._client()
+        self._images.watch(client)
+        return await self.engine.call(self._images.get, reference, lambda: calls.image(client.api, reference))
 
     async def ensure_network(self, name: str, *, install_firewall: bool) -> NetworkPolicyStatus:
         from runtime.backends.docker.network import ensure_sandbox_network
@@ -114,6 +122,8 @@ class DockerBackend:
         return LOAD.busy
 
     def close(self) -> None:
+        self._agents.close()
+        self._images.close()
         self._engine.close()
 
     # -- containers -------------------------------------------------------------------------------
@@ -126,9 +136,14 @@ class DockerBackend:
         def abandoned(container_id: str) -> None:
             remove_container_sync(api, container_id)
 
-        container_id = await engine.call(calls.create, api, spec, on_abandon=abandoned)
+        agent = await engine.call(calls.image_agent, api, spec.image)
+        container_id = await engine.call(calls.create, api, spec, agent, on_abandon=abandoned)
         try:
             await engine.call(GATE.shared_call, api.start, container_id)  # GATE: see gate.py
+            # Greet the agent now: a spare is then handed over ready, a cold task's first command is fast.
+            greeted = agent is None or await self._agents.open(engine, container_id) is not None
+            if not greeted and not await self._executor.still_running(container_id):
+                raise SandboxFailure(f"the sandbox agent of {spec.image} did not start; its container exited")
         except BaseException:
             self.remove_soon(container_id)
             raise
@@ -136,6 +151,9 @@ class DockerBackend:
 
     async def rename(self, container_id: str, name: str) -> None:
         await self.engine.call(calls.rename, (await self._client()).api, container_id, name)
+
+    def known_running(self, container_id: str) -> bool:
+        return self._agents.alive(container_id)
 
     async def inspect(self, container: str) -> ContainerState | None:
         attrs = await self.engine.call(calls.inspect_container, (await self._client()).api, container)
@@ -167,12 +185,14 @@ class DockerBackend:
         return await self.engine.call(change)
 
     async def remove(self, container_id: str) -> None:
+        self._agents.forget(container_id)
         self._targets.pop(container_id, None)
         self._changed.forget(container_id)
         api = (await self._client()).api
         await self.engine.call(remove_container_sync, api, container_id)
 
     def remove_soon(self, container_id: str) -> Future[None]:
+        self._agents.forget(container_id)
         self._targets.pop(container_id, None)
         self._changed.forget(container_id)
         engine = self.engine
@@ -205,30 +225,47 @@ class DockerBackend:
             target = self._targets[container_id] = ExecTarget(container_id, cgroup, self._host_kill)
         return target
 
-    def exec(
+    async def _agent(self, container_id: str) -> AgentChannel | None:
+        engine = self.engine
+        api = (await self._client()).api
+        return await self._agents.get(engine, container_id, lambda cid: engine.call(calls.inspect_container, api, cid))
+
+    async def exec(
         self, container_id: str, request: ExecRequest, finish: Callable[[ExecResult], None]
     ) -> AsyncIterator[OutputChunk]:
-        return self._executor.chunks(self._target(container_id), request, finish)
-
-    async def _resolved(self, container_id: str, workspace: str, paths: list[str]) -> list[str]:
-        """Where the paths really lead; `InvalidPath` if an existing symlink leads out of the workspace."""
-        output = await self._executor.run_internal(
-            self._target(container_id), files.resolve_command(workspace, paths), self.settings.api_timeout
+        channel = await self._agent(container_id)
+        target = self._target(container_id)
+        chunks: AsyncGenerator[OutputChunk, None] = (
+            agent_exec.run(channel, self._executor, target, request, finish) if channel is not None
+            else self._executor.chunks(target, request, finish)
         )
-        return files.check_resolved(workspace, paths, output.decode("utf-8", "surrogateescape"))
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()  # now, not when collected: its clean-up kills what the caller abandoned
 
     async def write_files(self, container_id: str, workspace: str, contents: Mapping[str, bytes]) -> None:
-        uid, _, gid = self.user.partition(":")
-        archive = files.build_archive(contents, uid=int(uid), gid=int(gid or uid))
-        await self._resolved(container_id, workspace, list(contents))
-        api = (await self._client()).api
-        await self.engine.call(api.put_archive, container_id, workspace, archive)
+        channel = await self._agent(container_id)
+        if channel is not None:
+            await channel.write_files(dict(contents))
+        else:
+            await tar_files.write(self.engine, self._executor, self._target(container_id), workspace, contents,
+                                  self.user)
 
     async def read_file(self, container_id: str, workspace: str, path: str, limit: int) -> bytes:
-        (full,) = await self._resolved(container_id, workspace, [path])  # a link inside the workspace is followed
-        api = (await self._client()).api
-        archive = await self.engine.call(calls.fetch_file, api, container_id, full, path, limit)
-        return files.single_file(archive, path)
+        channel = await self._agent(container_id)
+        if channel is not None:
+            return await channel.read_file(path, limit)
+        return await tar_files.read(self.engine, self._executor, self._target(container_id), workspace, path, limit)
+
+    async def list_files(self, container_id: str, workspace: str, path: str) -> list[FileEntry]:
+        channel = await self._agent(container_id)
+        if channel is None:
+            return await tar_files.listing(self.engine, self._executor, self._target(container_id), workspace, path)
+        entries, _truncated = await channel.list_files(path or ".")
+        return [FileEntry(str(n), k if k in ("file", "dir", "link") else "other", int(s), float(m))
+                for n, k, s, m in entries][:MAX_LISTED]
 
     # -- volumes ----------------------------------------------------------------------------------
 

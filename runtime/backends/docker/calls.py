@@ -11,6 +11,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from runtime import labels
 from runtime.backends.base import ContainerRecord, ImageRecord, NameTaken, ResourceInUse, VolumeRecord
 from runtime.backends.docker.gate import GATE, LOAD
 from runtime.backends.docker.hostconfig import create_kwargs, host_config
@@ -20,9 +21,10 @@ from runtime.sandbox.spec import ContainerSpec
 _READ_SLACK = 1024 * 1024  # an archive's headers and padding over the file's own size
 
 
-def create(api: docker.APIClient, spec: ContainerSpec) -> str:
+def create(api: docker.APIClient, spec: ContainerSpec, agent: str | None) -> str:
     try:
-        created = LOAD.call(api.create_container, **create_kwargs(spec, api.create_host_config(**host_config(spec))))
+        built = api.create_host_config(**host_config(spec, agent))
+        created = LOAD.call(api.create_container, **create_kwargs(spec, built, agent))
     except docker.errors.ImageNotFound as err:
         raise ImageMissing(f"image {spec.image} is not on this engine") from err
     except docker.errors.APIError as err:
@@ -39,6 +41,15 @@ def rename(api: docker.APIClient, container_id: str, name: str) -> None:
         if err.status_code == 409:
             raise NameTaken(f"container name {name} is in use") from err
         raise
+
+
+def image_agent(api: docker.APIClient, reference: str) -> str | None:
+    """The path of the image's sandbox agent (its label), or None for an image without one."""
+    record = image(api, reference)
+    if record is None:
+        raise ImageMissing(f"image {reference} is not on this engine")
+    agent = record.labels.get(labels.IMAGE_AGENT)
+    return agent if agent and agent.startswith("/") else None
 
 
 def inspect_container(api: docker.APIClient, container: str) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ class Executor:
 
     async def chunks(
         self, target: ExecTarget, request: ExecRequest, finish: Callable[[ExecResult], None]
-    ) -> AsyncIterator[OutputChunk]:
+    ) -> AsyncGenerator[OutputChunk, None]:
         t0 = time.monotonic()
         deadline = t0 + request.timeout
         oom_before = target.cgroup.oom_kills() if target.cgroup else None
@@ -140,7 +140,7 @@ class Executor:
                 try:
                     item = await asyncio.wait_for(conn.next_chunk(), min(remaining, LIVENESS_EVERY))
                 except TimeoutError:
-                    if await self._container_gone(target, deadline):
+                    if await self.container_gone(target, deadline):
                         died = True
                         break
                     continue  # still running: wait on, until the deadline
@@ -160,15 +160,15 @@ class Executor:
             if not finished:
                 finish(result(None, False, False))  # abandoned or failed: still on the record
         if died:  # the exec went down with its container: the container's end is the exec's
-            exit_code, oom = await self._container_end(target.container_id)
+            exit_code, oom = await self.container_end(target.container_id)
             finish(result(exit_code, False, oom))
             return
         # After a timeout every step below is bounded, so the call returns within timeout + 2 s.
         exit_code = await self._exit_code(conn.exec_id, wait=not timed_out)
-        oom = await self._oom(target, oom_before, exit_code, probe_inside=not timed_out)
+        oom = await self.oom(target, oom_before, exit_code, probe_inside=not timed_out)
         finish(result(exit_code, timed_out, oom))
 
-    async def _container_gone(self, target: ExecTarget, deadline: float) -> bool:
+    async def container_gone(self, target: ExecTarget, deadline: float) -> bool:
         """Whether the exec's container stopped running: its cgroup is gone, or (no cgroup to read,
         and not runc on this host, which ends the stream itself) the engine says so.
 
@@ -185,7 +185,19 @@ class Executor:
             return False
         return status == 404 or (isinstance(info, dict) and not info.get("State", {}).get("Running", True))
 
-    async def _container_end(self, container_id: str) -> tuple[int | None, bool]:
+    async def still_running(self, container_id: str, within: float = 1.0) -> bool:
+        """Whether the container runs on, asked for up to `within` seconds (a dying one stops in that time)."""
+        end = time.monotonic() + within
+        while True:
+            with contextlib.suppress(EngineUnavailable):
+                status, info = await self._api("GET", f"/containers/{container_id}/json")
+                if status == 404 or (isinstance(info, dict) and not info.get("State", {}).get("Running", True)):
+                    return False
+            if time.monotonic() >= end:
+                return True
+            await asyncio.sleep(0.05)
+
+    async def container_end(self, container_id: str) -> tuple[int | None, bool]:
         """The dead container's exit code, and whether the OOM killer ended it."""
         with contextlib.suppress(EngineUnavailable):
             status, info = await self._api("GET", f"/containers/{container_id}/json")
@@ -228,7 +240,7 @@ class Executor:
 
     async def gone(self, container_id: str, detail: str) -> SandboxGone:
         """The error for a sandbox whose container stopped: with its exit status when the engine has it."""
-        exit_code, oom = await self._container_end(container_id)
+        exit_code, oom = await self.container_end(container_id)
         how = "was removed" if exit_code is None else f"exited with status {exit_code}" + (
             " (out of memory)" if oom else "")
         return SandboxGone(f"the sandbox is gone: its container {container_id[:12]} {how} ({detail})",
@@ -251,7 +263,7 @@ class Executor:
                 await asyncio.sleep(0.005)
         return None
 
-    async def _oom(
+    async def oom(
         self, target: ExecTarget, before: int | None, exit_code: int | None, *, probe_inside: bool
     ) -> bool:
         if target.cgroup is not None and before is not None:

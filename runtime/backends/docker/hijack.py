@@ -61,6 +61,15 @@ class ExecConnection:
         except (ConnectionError, OSError):
             pass  # the command exited without reading everything: not an error
 
+    async def write(self, data: bytes) -> None:
+        """Send bytes on the stream (an attached container's stdin), keeping it open."""
+        self._writer.write(data)
+        await self._writer.drain()
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent data and all."""
+        self._writer.transport.abort()
+
     async def close(self, grace: float = 1.0) -> None:
         self._writer.close()
         with contextlib.suppress(Exception):
@@ -169,3 +178,25 @@ async def start_exec(endpoint: tuple[str, str | int], api_version: str, exec_id:
     if status == 409:
         raise SandboxGone(f"the sandbox is gone: its container is not running ({message})")
     raise EngineError(f"exec start failed with HTTP {status}: {message}")
+
+
+async def attach(endpoint: tuple[str, str | int], api_version: str, container_id: str) -> ExecConnection:
+    """POST /containers/{id}/attach with an Upgrade: the container's main process's stdin in, its output out.
+
+    Attaching shows only what the process writes from now on; detaching leaves its stdin open
+    (the container is created with OpenStdin and not StdinOnce), so another attach continues.
+    """
+    reader, writer = await _connect(endpoint)
+    path = f"/v{api_version}/containers/{container_id}/attach?stream=1&stdin=1&stdout=1&stderr=1"
+    status, headers = await _send(reader, writer, "POST", path, None, "Upgrade")
+    if status in (101, 200):
+        return ExecConnection(container_id, reader, writer)
+    try:
+        raw = await asyncio.wait_for(_body(reader, headers, 65536), 2.0)
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+        raw = b""
+    writer.close()
+    message = _message(raw)
+    if status in (404, 409):
+        raise SandboxGone(f"the sandbox is gone: cannot attach to its container ({message})")
+    raise EngineError(f"attach failed with HTTP {status}: {message}")

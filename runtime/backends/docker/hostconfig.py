@@ -1,6 +1,9 @@
 """A `ContainerSpec` in Docker's words: keyword arguments for docker-py's create calls.
 
 The benchmarks' "raw docker-py" side uses these too, so both sides create the same container.
+With `agent` (the image's sandbox agent, from its label) the agent replaces the keeper as the
+main process, its stdin stays open for the manager's attach stream, and the log driver is
+`none`: the main process's stdout carries the protocol, which no log should keep.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ def mount(volume: VolumeMount) -> Mount:
     return Mount(volume.target, volume.name, type="volume", labels=dict(volume.labels) or None)
 
 
-def host_config(spec: ContainerSpec) -> dict[str, Any]:
+def agent_command(agent: str) -> list[str]:
+    return ["/usr/bin/python3", "-I", agent]  # the system Python, whatever venv PATH names first
+
+
+def host_config(spec: ContainerSpec, agent: str | None = None) -> dict[str, Any]:
     """Keyword arguments for `APIClient.create_host_config`."""
     sec, res = spec.security, spec.resources
     tmpfs = {
@@ -39,16 +46,18 @@ def host_config(spec: ContainerSpec) -> dict[str, Any]:
         "ipc_mode": "private",
         "log_config": {"type": "json-file", "config": {"max-size": sec.log_max_size, "max-file": "1"}},
     }
+    if agent is not None:
+        kwargs["log_config"] = {"type": "none", "config": {}}
     if spec.runtime:
         kwargs["runtime"] = spec.runtime
     return kwargs
 
 
-def create_kwargs(spec: ContainerSpec, built_host_config: Any) -> dict[str, Any]:
+def create_kwargs(spec: ContainerSpec, built_host_config: Any, agent: str | None = None) -> dict[str, Any]:
     """Keyword arguments for `APIClient.create_container`; `built_host_config` from `create_host_config`."""
     return {
         "image": spec.image,
-        "command": list(spec.command),
+        "command": agent_command(agent) if agent is not None else list(spec.command),
         "name": spec.name,
         "user": spec.security.user,
         "working_dir": spec.security.workspace,
@@ -56,6 +65,6 @@ def create_kwargs(spec: ContainerSpec, built_host_config: Any) -> dict[str, Any]
         "environment": dict(spec.environment) or None,
         "host_config": built_host_config,
         "detach": True,
-        "stdin_open": False,
+        "stdin_open": agent is not None,
         "tty": False,
     }

@@ -1,0 +1,266 @@
+"""The sandbox agent, run here as the images run it (`python3 -I sandbox_agent.py`), spoken to over
+its stdin and stdout: exec with streaming, caps, stdin and timeouts that kill the whole tree;
+files with the workspace's path rules; and the framing, including what garbage does to it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.agent import sandbox_agent as agent
+from runtime.agent.sandbox_agent import FrameBuffer, ProtocolError, encode
+
+AGENT = Path(agent.__file__)
+Frame = tuple[dict[str, Any], bytes]
+
+
+class Client:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.frames = FrameBuffer()
+        self.pending: list[tuple[dict[str, Any], bytes]] = []
+        self.next_id = 1
+
+    async def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(encode(header, payload))
+        await self.proc.stdin.drain()
+
+    async def frame(self, timeout: float = 10.0) -> tuple[dict[str, Any], bytes]:
+        assert self.proc.stdout is not None
+        while not self.pending:
+            data = await asyncio.wait_for(self.proc.stdout.read(65536), timeout)
+            assert data, "the agent closed its stdout"
+            self.pending += self.frames.feed(data)
+        return self.pending.pop(0)
+
+    async def until(self, rid: int, kinds: tuple[str, ...], timeout: float = 10.0) -> list[Frame]:
+        got = []
+        deadline = time.monotonic() + timeout
+        while True:
+            header, payload = await self.frame(max(0.01, deadline - time.monotonic()))
+            if header.get("id") == rid:
+                got.append((header, payload))
+                if header["type"] in kinds:
+                    return got
+
+    async def run(self, argv: list[str], **extra: Any) -> tuple[dict[str, Any], bytes, bytes]:
+        rid = self.next_id
+        self.next_id += 1
+        stdin = extra.pop("stdin_data", None)
+        await self.send({"op": "exec", "id": rid, "argv": argv, "timeout": 10, "cap": 1 << 20,
+                         "stdin": stdin is not None, **extra})
+        if stdin is not None:
+            await self.send({"op": "stdin", "id": rid}, stdin)
+            await self.send({"op": "stdin_close", "id": rid})
+        frames = await self.until(rid, ("exit", "error"), timeout=float(extra.get("timeout", 10)) + 10)
+        out = b"".join(p for h, p in frames if h["type"] == "out" and h["stream"] == 1)
+        err = b"".join(p for h, p in frames if h["type"] == "out" and h["stream"] == 2)
+        return frames[-1][0], out, err
+
+
+@pytest.fixture
+async def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    return ws.resolve()
+
+
+@pytest.fixture
+async def client(workspace: Path) -> AsyncIterator[Client]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-I", str(AGENT), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "THEAPPAPP_WORKSPACE": str(workspace)}, cwd=str(workspace),
+    )
+    c = Client(proc)
+    await c.send({"op": "hello", "id": 0})
+    header, _ = await c.frame()
+    assert header == {"type": "hello", "id": 0, "version": agent.VERSION, "pid": proc.pid}
+    yield c
+    assert proc.stdin is not None
+    proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), 10)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+def test_frames_round_trip_and_split_anywhere() -> None:
+    data = encode({"op": "exec", "id": 1}, b"\x00payload") + encode({"op": "ping", "id": 2})
+    for cut in range(len(data)):
+        buffer = FrameBuffer()
+        frames = buffer.feed(data[:cut]) + buffer.feed(data[cut:])
+        assert frames == [({"op": "exec", "id": 1}, b"\x00payload"), ({"op": "ping", "id": 2}, b"")]
+        assert buffer.pending == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        agent.PREFIX.pack(agent.MAX_HEADER + agent.MAX_PAYLOAD + 10, 5),  # oversized: refused before it is read
+        agent.PREFIX.pack(10, agent.MAX_HEADER + 1),
+        agent.PREFIX.pack(3, 5) + b"xxxxx",  # header longer than the frame
+        agent.PREFIX.pack(4, 4) + b"nope",  # not JSON
+        agent.PREFIX.pack(2, 2) + b"[]",  # JSON, not an object
+    ],
+)
+def test_malformed_or_oversized_frames_are_refused(raw: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        FrameBuffer().feed(raw)
+
+
+def test_a_frame_too_large_is_never_encoded() -> None:
+    with pytest.raises(ProtocolError):
+        encode({"op": "write"}, b"x" * (agent.MAX_PAYLOAD + 1))
+
+
+async def test_exec_streams_output_and_reports_the_exit(client: Client) -> None:
+    exit_, out, err = await client.run(["/bin/bash", "-c", "echo out; echo err >&2; exit 3"])
+    assert (out, err, exit_["code"], exit_["signal"], exit_["timed_out"]) == (b"out\n", b"err\n", 3, None, False)
+    exit_, out, _ = await client.run(["/bin/bash", "-c", "kill -KILL $$"])
+    assert (exit_["code"], exit_["signal"]) == (137, 9)
+    exit_, _, err = await client.run(["no-such-program-anywhere"])
+    assert exit_["code"] == 127 and b"no-such-program" in err
+
+
+async def test_env_cwd_and_stdin_with_half_close(client: Client, workspace: Path) -> None:
+    (workspace / "sub").mkdir()
+    exit_, out, _ = await client.run(["/bin/bash", "-c", "pwd; echo $GREETING; wc -c"],
+                                     env={"GREETING": "hi"}, cwd=str(workspace / "sub"), stdin_data=b"12345")
+    assert exit_["code"] == 0 and out == f"{workspace}/sub\nhi\n5\n".encode()
+    _, out, _ = await client.run(["/bin/bash", "-c", "echo $THEAPPAPP_EXEC"])
+    assert out.strip(), "every command carries its marker"
+
+
+async def test_output_past_the_cap_is_counted_not_sent(client: Client) -> None:
+    exit_, out, _ = await client.run(["/bin/bash", "-c", "head -c 100000 /dev/zero"], cap=1000)
+    assert len(out) == 1000 and exit_["out_bytes"] == 100000 and exit_["truncated"]
+
+
+async def test_a_timeout_kills_everything_the_command_started_and_keeps_partial_output(client: Client) -> None:
+    script = (
+        "echo started; "
+        "setsid sleep 301 & "  # its own session
+        "(nohup sleep 302 >/dev/null 2>&1 &) ; "  # double-forked, no pipes held
+        "python3 -c 'import os,time\nif os.fork()==0:\n os.setsid()\n if os.fork()==0:\n  time.sleep(303)' & "
+        "trap '' TERM; sleep 304"
+    )
+    t0 = time.monotonic()
+    exit_, out, _ = await client.run(["/bin/bash", "-c", script], timeout=1.5)
+    assert exit_["timed_out"] and out == b"started\n" and time.monotonic() - t0 < 1.5 + 2
+    await asyncio.sleep(0.2)
+    survivors = [p for p in _sleepers() if p[1] in ("sleep 301", "sleep 302", "sleep 304") or "time.sleep(303)" in p[1]]
+    assert survivors == []
+
+
+async def test_a_finished_command_leaves_its_background_processes_alone(client: Client) -> None:
+    exit_, _, _ = await client.run(["/bin/bash", "-c", "nohup sleep 311 >/dev/null 2>&1 & echo $!"])
+    assert exit_["code"] == 0
+    for _ in range(100):  # on a busy machine the child may still be on its way to exec sleep
+        leftover = [pid for pid, cmd in _sleepers() if cmd == "sleep 311"]
+        if leftover:
+            break
+        await asyncio.sleep(0.02)
+    assert leftover, "a background process outlives the exec that started it, as under docker exec"
+    for pid in leftover:
+        os.kill(pid, 9)
+
+
+async def test_concurrent_commands_are_multiplexed_on_one_stream(client: Client) -> None:
+    rids = list(range(100, 150))
+    for rid in rids:
+        await client.send({"op": "exec", "id": rid, "argv": ["/bin/bash", "-c", f"sleep 0.$((RANDOM % 3)); echo {rid}"],
+                           "timeout": 20, "cap": 1 << 20})
+    outputs: dict[int, bytes] = {}
+    codes: dict[int, int] = {}
+    while len(codes) < len(rids):
+        header, payload = await client.frame(20)
+        if header["type"] == "out":
+            outputs[header["id"]] = outputs.get(header["id"], b"") + payload
+        elif header["type"] == "exit":
+            codes[header["id"]] = header["code"]
+    assert all(outputs[rid] == f"{rid}\n".encode() and codes[rid] == 0 for rid in rids)
+
+
+async def test_files_write_read_list_under_the_workspace_rules(client: Client, workspace: Path) -> None:
+    big = os.urandom(3 * agent.MAX_PAYLOAD + 17)
+    chunks = [big[i:i + agent.MAX_PAYLOAD] for i in range(0, len(big), agent.MAX_PAYLOAD)]
+    for i, chunk in enumerate(chunks):
+        await client.send({"op": "write", "id": 7, "path": "deep/dir/big.bin", "last": i == len(chunks) - 1}, chunk)
+    assert (await client.until(7, ("done", "error")))[-1][0]["type"] == "done"
+    assert (workspace / "deep/dir/big.bin").read_bytes() == big
+    await client.send({"op": "read", "id": 8, "path": "deep/dir/big.bin", "limit": 64 << 20})
+    frames = await client.until(8, ("done", "error"))
+    assert b"".join(p for h, p in frames if h["type"] == "data") == big and frames[-1][0]["size"] == len(big)
+    await client.send({"op": "list", "id": 9, "path": "deep"})
+    ((header, payload),) = await client.until(9, ("entries", "error"))
+    assert [e[:2] for e in json.loads(payload)] == [["dir", "dir"]] and header["truncated"] is False
+
+    (workspace / "inside").symlink_to(workspace / "deep/dir/big.bin")
+    (workspace / "outside").symlink_to("/etc")
+    await client.send({"op": "read", "id": 10, "path": "inside", "limit": 64 << 20})
+    assert (await client.until(10, ("done", "error")))[-1][0]["type"] == "done"  # a link inside is followed
+    cases = [
+        ({"op": "read", "path": "outside/passwd", "limit": 1 << 20}, "InvalidPath"),
+        ({"op": "write", "path": "outside/evil", "last": True}, "InvalidPath"),
+        ({"op": "read", "path": "../etc/passwd", "limit": 1 << 20}, "InvalidPath"),
+        ({"op": "read", "path": "/etc/passwd", "limit": 1 << 20}, "InvalidPath"),
+        ({"op": "read", "path": "nope.txt", "limit": 1 << 20}, "FileMissing"),
+        ({"op": "read", "path": "deep", "limit": 1 << 20}, "InvalidPath"),
+        ({"op": "read", "path": "deep/dir/big.bin", "limit": 10}, "InvalidPath"),
+        ({"op": "list", "path": "outside"}, "InvalidPath"),
+        ({"op": "write", "path": "deep", "last": True}, "InvalidPath"),
+    ]
+    for rid, (request, kind) in enumerate(cases, start=20):
+        await client.send({**request, "id": rid})
+        (error,) = await client.until(rid, ("error", "done", "entries"))
+        assert error[0]["type"] == "error" and error[0]["kind"] == kind, (request, error)
+    assert not Path("/etc/evil").exists()
+
+
+async def test_garbage_on_stdin_stops_the_agent_listening_but_it_stays_alive(client: Client) -> None:
+    assert client.proc.stdin is not None
+    client.proc.stdin.write(agent.PREFIX.pack(50 << 20, 7) + b"garbage")
+    await client.proc.stdin.drain()
+    header, _ = await client.frame()
+    assert header["type"] == "error" and header["kind"] == "ProtocolError"
+    await asyncio.sleep(0.2)
+    assert client.proc.returncode is None  # alive: the container keeps running for the fallback
+
+
+async def test_the_health_check_asks_the_running_agent(client: Client) -> None:
+    done = await asyncio.create_subprocess_exec(sys.executable, "-I", str(AGENT), "health")
+    assert await done.wait() == 0
+
+
+def _sleepers() -> list[tuple[int, str]]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                continue
+            if cmd.startswith(("sleep 3", "python3 -c")):
+                found.append((int(name), cmd))
+    return found
+
+
+async def test_a_background_process_holding_the_output_does_not_hold_the_command(client: Client) -> None:
+    t0 = time.monotonic()
+    exit_, out, _ = await client.run(["/bin/bash", "-c", "sleep 321 & echo started"])
+    took = time.monotonic() - t0
+    assert exit_["code"] == 0 and out == b"started\n" and took < agent.EXIT_DRAIN + 1.5
+    holders = [pid for pid, cmd in _sleepers() if cmd == "sleep 321"]
+    assert holders, "the background process lives on, its output drained"
+    for pid in holders:
+        os.kill(pid, 9)
