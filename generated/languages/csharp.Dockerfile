@@ -26,14 +26,13 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
 
 # dotnet-sdk
 RUN theappapp-fetch dotnet-sdk "https://builds.dotnet.microsoft.com/dotnet/Sdk/8.0.409/dotnet-sdk-8.0.409-linux-x64.tar.gz" sha512sum fb855ff04db010594bb7da884e3a86da94e26a43cc5d858724cc0d3d8ee31f6d64eb09558bad3dba540a25082219ba41aa7feb40d1c4f3468c3720ea4c552fda /usr/share/dotnet tar.gz 0 false /usr/bin/dotnet=dotnet
-# No setuid or setgid programs (CIS Docker Benchmark 4.8): inert under no-new-privileges, but no reason to ship.
-RUN find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
-
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
-# Late in the image, so a new agent rebuilds this layer only.
+# Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid programs
+# (CIS Docker Benchmark 4.8): inert under no-new-privileges, but no reason to ship them.
 COPY sandbox-agent.py /opt/theappapp/sandbox-agent.py
-RUN chmod 0755 /opt/theappapp && chmod 0644 /opt/theappapp/sandbox-agent.py && /usr/bin/python3 -I /opt/theappapp/sandbox-agent.py --version
+RUN chmod 0755 /opt/theappapp && chmod 0644 /opt/theappapp/sandbox-agent.py && /usr/bin/python3 -I /opt/theappapp/sandbox-agent.py --version \
+ && find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
 # `docker ps` shows a sandbox whose agent stopped answering as unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/bin/python3", "-I", "/opt/theappapp/sandbox-agent.py", "health"]

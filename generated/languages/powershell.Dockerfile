@@ -27,14 +27,13 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
 
 # pwsh
 RUN theappapp-fetch pwsh "https://github.com/PowerShell/PowerShell/releases/download/v7.4.6/powershell-7.4.6-linux-x64.tar.gz" sha256sum 6f6015203c47806c5cc444c19d8ed019695e610fbd948154264bf9ca8e157561 /opt/microsoft/powershell/7 tar.gz 0 false /usr/local/bin/pwsh=pwsh
-# No setuid or setgid programs (CIS Docker Benchmark 4.8): inert under no-new-privileges, but no reason to ship.
-RUN find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
-
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
-# Late in the image, so a new agent rebuilds this layer only.
+# Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid programs
+# (CIS Docker Benchmark 4.8): inert under no-new-privileges, but no reason to ship them.
 COPY sandbox-agent.py /opt/theappapp/sandbox-agent.py
-RUN chmod 0755 /opt/theappapp && chmod 0644 /opt/theappapp/sandbox-agent.py && /usr/bin/python3 -I /opt/theappapp/sandbox-agent.py --version
+RUN chmod 0755 /opt/theappapp && chmod 0644 /opt/theappapp/sandbox-agent.py && /usr/bin/python3 -I /opt/theappapp/sandbox-agent.py --version \
+ && find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
 # `docker ps` shows a sandbox whose agent stopped answering as unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/bin/python3", "-I", "/opt/theappapp/sandbox-agent.py", "health"]
