@@ -14,6 +14,10 @@
    exec's exit code (raw: create, start, inspect, as docker-py's `exec_run`). Each worker has
    its own project, as an orchestrator's agents would.
 4. The pool's idle cost: `--spares` idle spares, memory from each container's cgroup.
+5. Workloads, with the pool's defaults (`--only workloads`): task start -> first output of
+   `python3 -c 'print(1)'` for back-to-back tasks on one project, tasks 0.5 s apart, 50 projects
+   drawn Zipf-distributed 0.3 s apart, and a 17th project prewarmed after 16 one-off projects;
+   raw docker-py's create+start+exec for the same program in the same run.
 """
 
 from __future__ import annotations
@@ -321,6 +325,68 @@ async def idle_cost(manager: ContainerManager, raw: Raw, spares: int, tag: str) 
     print(f"  pool counters over the run: {dict(pool.counts)}")
 
 
+async def first_output(manager: ContainerManager, task: str, project: str) -> float:
+    """create_container, then the first chunk of `python3 -c 'print(1)'`; the task is destroyed after."""
+    t0 = time.perf_counter()
+    await manager.create_container(task, project, "python")
+    stream = manager.exec_stream(task, "python3 -c 'print(1)'")
+    took = 0.0
+    async for _chunk in stream:
+        took = took or time.perf_counter() - t0
+    await manager.destroy_container(task)
+    return took
+
+
+async def workloads(network: str, raw: Raw, runs: int, tag: str) -> None:
+    import random
+
+    manager = ContainerManager(RuntimeConfig.load(network_name=network))  # the pool's defaults
+    await manager.startup()
+    loop = asyncio.get_running_loop()
+    print("workloads (pool defaults): task start -> first output of python3 -c 'print(1)'")
+    try:
+        p = f"b2b{tag}"
+        b2b = [await first_output(manager, f"b{i}", p) for i in range(runs * 2)]
+
+        def raw_cycle(i: int) -> float:
+            t0 = time.perf_counter()
+            cid = raw.create_started(p, f"raw{i}")
+            raw.exec(cid, "python3 -c 'print(1)'")
+            took = time.perf_counter() - t0
+            raw.remove(cid)
+            return took
+
+        raws = [await loop.run_in_executor(None, raw_cycle, i) for i in range(runs)]
+        show("back-to-back, one project", b2b[2:])  # the first two: before the key showed any demand
+        show("raw create+start+exec, same run", raws)
+        await manager.settle()
+        spaced = []
+        for i in range(runs):
+            await asyncio.sleep(0.5)
+            spaced.append(await first_output(manager, f"s{i}", f"spaced{tag}"))
+        show("0.5 s between tasks, one project", spaced[1:])
+        rng = random.Random(7)
+        projects = [f"z{k}{tag}" for k in range(50)]
+        weights = [1 / (k + 1) ** 1.1 for k in range(50)]
+        zipf = []
+        for i in range(runs * 5):
+            await asyncio.sleep(0.3)
+            zipf.append(await first_output(manager, f"z{i}", rng.choices(projects, weights)[0]))
+        show("50 projects, Zipf, 0.3 s between tasks", zipf)
+        for k in range(16):
+            await first_output(manager, f"one{k}", f"oneoff{k}{tag}")
+        await manager.settle()
+        late = []
+        for k in range(min(runs, 10)):
+            ready = await manager.prewarm(f"p17x{k}{tag}", "python", 1)
+            late.append(await first_output(manager, f"late{k}", f"p17x{k}{tag}"))
+            assert ready == 1, f"prewarm returned {ready}: {dict(pool_of(manager).counts)}"
+        show("17th project after 16 one-off ones: prewarm, then a task", late)
+        print(f"    pool decisions: {dict(pool_of(manager).counts)}")
+    finally:
+        await manager.shutdown()
+
+
 async def main(args: argparse.Namespace) -> None:
     runs, seconds, levels, spares, only = args.runs, args.seconds, args.levels, args.spares, args.only
     tag = uuid.uuid4().hex[:6]
@@ -345,6 +411,7 @@ async def main(args: argparse.Namespace) -> None:
         "latency": lambda: latency(manager, cold, raw, runs, tag),
         "throughput": lambda: throughput(manager, raw, levels, seconds, args.rounds, tag),
         "idle": lambda: idle_cost(manager, raw, spares, tag),
+        "workloads": lambda: workloads(network, raw, runs, tag),
     }
     try:
         for name, section in sections.items():
@@ -382,7 +449,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--spares", type=int, default=8)
-    parser.add_argument("--only", nargs="+", default=["latency", "throughput", "idle"])
+    parser.add_argument("--only", nargs="+", default=["latency", "throughput", "idle", "workloads"])
     parser.add_argument("--network", help="an existing sandbox network to use and keep (default: a new one)")
     parser.add_argument("--raw-network", help="the same for the raw side")
     asyncio.run(main(parser.parse_args()))

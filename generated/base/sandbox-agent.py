@@ -23,6 +23,8 @@ Requests carry an `op` and an `id`; answers carry a `type` and the request's `id
     write {path, last} + bytes     -> done (after the last chunk)
     read {path, limit}             -> data + bytes ..., then done {size}
     list {path, limit}             -> entries + JSON [[name, type, size, mtime], ...]
+    lease {seconds}                -> leased  (exit unless the manager sends something within `seconds`;
+                                      0 ends the lease)
     any failure                    -> error {kind, message}  (kind: InvalidPath, FileMissing, ...)
 
 A command runs in its own session with the environment marker THEAPPAPP_EXEC. On timeout or
@@ -458,6 +460,32 @@ class Agent:
         self.tasks: set[asyncio.Future[None]] = set()  # running execs (referenced, so never collected)
         self.readers = Readers(asyncio.get_running_loop())
         self._draining: asyncio.Future[None] | None = None
+        self.lease_seconds = 0.0
+        self.lease_until = 0.0
+        self._lease_timer: asyncio.Future[None] | None = None
+
+    def lease(self, seconds: float) -> None:
+        """Live only while the manager renews this (any frame from it renews); 0: live on regardless.
+
+        A warm spare holds a lease: if its manager dies (SIGKILL, a crashed host), the spare's agent
+        exits within `seconds` and the container stops, instead of idling until the hourly cleanup.
+        A task holds none: it must outlive a manager restart, for the next one to take it over.
+        """
+        self.lease_seconds = seconds
+        self.renew()
+        if seconds > 0 and self._lease_timer is None:
+            self._lease_timer = asyncio.ensure_future(self._watch_lease())
+
+    def renew(self) -> None:
+        self.lease_until = time.monotonic() + self.lease_seconds
+
+    async def _watch_lease(self) -> None:
+        while self.lease_seconds > 0:
+            left = self.lease_until - time.monotonic()
+            if left <= 0:
+                os._exit(0)  # nobody holds the lease: end the sandbox (its container stops)
+            await asyncio.sleep(min(left, 1.0))
+        self._lease_timer = None
 
     def send_now(self, header: dict[str, Any], payload: bytes = b"") -> None:
         """Queue a frame on the stream (writes are whole frames: they never interleave). Past the
@@ -490,6 +518,9 @@ class Agent:
                 await self.send({"type": "hello", "id": rid, "version": VERSION, "pid": os.getpid()})
             elif op == "ping":
                 await self.send({"type": "pong", "id": rid})
+            elif op == "lease":
+                self.lease(float(header.get("seconds") or 0))
+                await self.send({"type": "leased", "id": rid})
             elif op == "exec":
                 if not isinstance(rid, int) or rid in self.execs:
                     raise RequestError("InvalidRequest", "exec needs a fresh integer id")
@@ -615,6 +646,7 @@ async def serve_stdio() -> None:
             data = await reader.read(READ)
             if not data:
                 return  # stdin closed: nobody will ever ask anything again
+            agent.renew()  # whatever the manager sends keeps a lease
             try:
                 for header, payload in frames.feed(data):
                     await agent.handle(header, payload)

@@ -144,7 +144,7 @@ class Backend(Protocol):
         ...
 
     def load(self) -> int:
-        """Container creates, starts and removals of this process in flight: the engine's busyness."""
+        """Container creates and starts of this process in flight: how busy the engine is with new sandboxes."""
         ...
 
     def close(self) -> None:
@@ -188,6 +188,16 @@ class Backend(Protocol):
 
     async def list_containers(self, labels: LabelFilter) -> list[ContainerRecord]:
         """Every container (running or not) carrying these labels."""
+        ...
+
+    async def lease(self, container_id: str, seconds: float) -> bool:
+        """Have the container end itself unless renewed within `seconds` (0: never). False when it cannot
+        (no agent): then only the manager's own removal or cleanup ends it."""
+        ...
+
+    def remove_now(self, labels: LabelFilter, name_prefix: str) -> int:
+        """Blocking, for interpreter exit (no event loop runs any more): force-remove every container
+        carrying these labels whose name starts with `name_prefix`; how many went."""
         ...
 
     def usage(self, container_id: str) -> ResourceUsage:

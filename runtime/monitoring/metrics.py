@@ -12,7 +12,7 @@ import threading
 from typing import Any, ClassVar
 
 from runtime.monitoring.failures import Failure
-from runtime.sandbox.events import ExecEvent, LifecycleEvent
+from runtime.sandbox.events import ExecEvent, LifecycleEvent, PoolEvent
 
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -49,6 +49,9 @@ class PrometheusMetrics:
         self.lifecycle_duration = client.Histogram(
             "lifecycle_duration_seconds", "Time a lifecycle step took", ["kind"], buckets=_DURATION_BUCKETS, **kw
         )
+        self.pool = client.Counter(
+            "pool_events_total", "Warm-pool decisions: hit, miss and why, made, evicted, ...", ["kind"], **kw
+        )
 
     @staticmethod
     def available() -> bool:
@@ -71,3 +74,6 @@ class PrometheusMetrics:
     def record_lifecycle(self, event: LifecycleEvent) -> None:
         self.lifecycle.labels(event.kind, event.language).inc()
         self.lifecycle_duration.labels(event.kind).observe(event.duration)
+
+    def record_pool(self, event: PoolEvent) -> None:
+        self.pool.labels(event.kind).inc()

@@ -37,7 +37,7 @@ from runtime.monitoring.store import (
     TaskUsage,
 )
 from runtime.registry import Registry, get_registry
-from runtime.sandbox.events import ExecEvent, LifecycleEvent
+from runtime.sandbox.events import ExecEvent, LifecycleEvent, PoolEvent
 
 MONITOR_DB_ENV = "THEAPPAPP_MONITOR_DB"
 _log = logging.getLogger(__name__)
@@ -123,6 +123,9 @@ class SandboxMonitor:
     def on_lifecycle(self, event: LifecycleEvent) -> None:
         self._put(event)
 
+    def on_pool(self, event: PoolEvent) -> None:
+        self._put(event)
+
     def _put(self, item: _Item) -> None:
         if self._closed:
             return
@@ -169,6 +172,7 @@ class SandboxMonitor:
     def _write(self, conn: sqlite3.Connection, batch: list[_Item]) -> bool:
         executions: list[tuple[ExecEvent, Failure]] = []
         lifecycle: list[LifecycleEvent] = []
+        pool: list[PoolEvent] = []
         barriers: list[_Barrier] = []
         stop = False
         registry = self._rules_registry()  # once per batch: finding the file's version costs a stat
@@ -182,13 +186,15 @@ class SandboxMonitor:
                 executions.append((item, failure))
             elif isinstance(item, LifecycleEvent):
                 lifecycle.append(item)
+            elif isinstance(item, PoolEvent):
+                pool.append(item)
             elif isinstance(item, _Barrier):
                 barriers.append(item)
             elif item is _STOP:
                 stop = True
-        if executions or lifecycle:
+        if executions or lifecycle or pool:
             try:
-                store.insert(conn, executions, lifecycle)
+                store.insert(conn, executions, lifecycle, pool)
             except sqlite3.Error as err:  # never take the manager down for a statistic
                 self.write_errors += 1
                 _log.warning("monitor could not record %d events: %s", len(executions) + len(lifecycle), err)
@@ -198,6 +204,8 @@ class SandboxMonitor:
                         self.metrics.record_exec(event, failure)
                     for life in lifecycle:
                         self.metrics.record_lifecycle(life)
+                    for decision in pool:
+                        self.metrics.record_pool(decision)
                 except Exception as err:  # a metrics bug must not stop the recording
                     _log.warning("monitor could not update metrics: %s", err)
         for barrier in barriers:
@@ -253,6 +261,11 @@ class SandboxMonitor:
         """Per language: count, p50, p95 (nearest rank), max and mean execution time in seconds."""
         with contextlib.closing(self._read()) as conn:
             return store.duration_stats(conn, language, since)
+
+    def pool_counts(self, since: float | None = None) -> list[tuple[str, int]]:
+        """Warm-pool decisions by kind: hits, misses and why (busy, cap, no_memory), evictions, ..."""
+        with contextlib.closing(self._read()) as conn:
+            return store.pool_counts(conn, since)
 
     def lifecycle_stats(self, since: float | None = None) -> list[LifecycleStats]:
         """Per lifecycle kind (create, destroy, and their failures): count and durations."""

@@ -37,6 +37,9 @@ def render(monitor: SandboxMonitor, since: float | None = None, *, now: float | 
     out.append(table(("STEP", "COUNT", "P50", "P95", "MAX"),
                      [(s.kind, s.count, _ms(s.p50), _ms(s.p95), _ms(s.max)) for s in lifecycle])
                if lifecycle else "(none recorded)")
+    pool = monitor.pool_counts(since)
+    out += ["", "warm pool (hit: a task got a spare; miss: none ready; busy/cap/no_memory: why none was made)"]
+    out.append(table(("DECISION", "COUNT"), pool) if pool else "(none recorded)")
     patterns = monitor.error_patterns(since=since)
     out += ["", "error patterns"]
     out.append(table(("LANGUAGE", "OUTCOME", "TYPE", "COUNT", "LAST SEEN"),

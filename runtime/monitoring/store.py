@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from runtime.monitoring.failures import Failure
-from runtime.sandbox.events import ExecEvent, LifecycleEvent
+from runtime.sandbox.events import ExecEvent, LifecycleEvent, PoolEvent
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: pool_events (created beside a version-1 database's tables)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -53,6 +53,14 @@ CREATE TABLE IF NOT EXISTS lifecycle (
 );
 CREATE INDEX IF NOT EXISTS lifecycle_task ON lifecycle (project_id, task_id);
 CREATE INDEX IF NOT EXISTS lifecycle_kind_at ON lifecycle (kind, at);
+CREATE TABLE IF NOT EXISTS pool_events (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    language TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pool_events_at ON pool_events (at);
 """
 
 
@@ -75,6 +83,7 @@ def insert(
     conn: sqlite3.Connection,
     executions: Sequence[tuple[ExecEvent, Failure]],
     lifecycle: Sequence[LifecycleEvent],
+    pool: Sequence[PoolEvent] = (),
 ) -> None:
     """One transaction for a whole batch: one fsync-free WAL commit however many events."""
     conn.execute("BEGIN")
@@ -98,6 +107,10 @@ def insert(
                  e.usage.peak_memory_bytes, e.usage.peak_pids)
                 for e in lifecycle
             ],
+        )
+        conn.executemany(
+            "INSERT INTO pool_events (kind, project_id, language, at) VALUES (?, ?, ?, ?)",
+            [(e.kind, e.project_id, e.language, e.at) for e in pool],
         )
         conn.execute("COMMIT")
     except BaseException:
@@ -303,3 +316,10 @@ def prune(conn: sqlite3.Connection, before: float) -> int:
     removed += conn.execute("DELETE FROM lifecycle WHERE at < ?", [before]).rowcount
     conn.execute("COMMIT")
     return removed
+
+
+def pool_counts(conn: sqlite3.Connection, since: float | None) -> list[tuple[str, int]]:
+    """Warm-pool decisions by kind (hit, miss, made, evicted, busy, ...), most frequent first."""
+    where, args = _where([("at >= ?", since)])
+    rows = conn.execute(f"SELECT kind, COUNT(*) FROM pool_events{where} GROUP BY kind ORDER BY 2 DESC, 1", args)
+    return [(str(kind), int(count)) for kind, count in rows]

@@ -50,6 +50,17 @@ class LifecycleEvent:
     usage: ResourceUsage = field(default_factory=ResourceUsage)
 
 
+@dataclass(frozen=True)
+class PoolEvent:
+    """A warm-pool decision: hit, miss, waited, made, stale, failed, expired, evicted, surplus, or why a
+    spare was not made (busy, cap, no_memory)."""
+
+    kind: str
+    project_id: str
+    language: str
+    at: float  # unix seconds
+
+
 class Observer(Protocol):
     def on_exec(self, event: ExecEvent) -> None: ...
 
@@ -81,3 +92,14 @@ class Observers:
                 observer.on_lifecycle(event)
             except Exception:
                 log.exception("observer %r failed on a lifecycle event", observer)
+
+    def pool(self, event: PoolEvent) -> None:
+        """To observers that take pool events (an optional `on_pool`)."""
+        for observer in self.members:
+            on_pool = getattr(observer, "on_pool", None)
+            if on_pool is None:
+                continue
+            try:
+                on_pool(event)
+            except Exception:
+                log.exception("observer %r failed on a pool event", observer)

@@ -28,7 +28,7 @@ from runtime.errors import ConfigError, EngineError, ImageMissing, InvalidReques
 from runtime.monitoring.monitor import SandboxMonitor
 from runtime.registry import Registry, get_registry
 from runtime.sandbox import adoption, creation
-from runtime.sandbox.events import LifecycleEvent, Observer, Observers, ResourceUsage
+from runtime.sandbox.events import LifecycleEvent, Observer, Observers, PoolEvent, ResourceUsage
 from runtime.sandbox.handle import Sandbox
 from runtime.sandbox.naming import container_name, validate_id, volume_name
 from runtime.sandbox.operations import TaskOperations
@@ -76,7 +76,8 @@ class ContainerManager(TaskOperations):
     def _new_pool(self) -> WarmPool | None:
         if not self.config.pool.enabled:
             return None
-        return WarmPool(self.backend, self.config, self.owner, self.registry, network_for(self.config, None))
+        return WarmPool(self.backend, self.config, self.owner, self.registry, network_for(self.config, None),
+                        on_event=lambda kind, key: self.observers.pool(PoolEvent(kind, key[0], key[1], time.time())))
 
     # -- lifecycle of the manager ----------------------------------------------------------------
 

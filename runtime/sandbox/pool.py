@@ -1,54 +1,49 @@
 """Warm pool: fresh, never-used containers per (project, language) that `create_container` hands over.
 
-A cold task start pays a Docker create + start (~165 ms here) before its first command;
-a spare pays it ahead, in the background. The project volume is mounted at creation, so
-spares are keyed by (project, language). A spare serves exactly one task: it leaves the
-pool synchronously, before any await, so two concurrent creates can never both get it,
-and it is removed with its task like any other container.
+A cold task start pays a create + start and the agent's greeting (~0.3-0.4 s here) before its
+first command; a spare pays it ahead, in the background, and a warm start then takes ~8 ms to
+first output. The project volume is mounted at creation, so spares are keyed by (project,
+language). A spare serves exactly one task: it leaves the pool synchronously, before any await,
+so two concurrent creates can never both get it, and it is removed with its task.
 
-Identity. Docker labels cannot change after creation, so a spare carries what is known
-when it is made: managed, project, language, owner, installation, expiry and
-`pool=spare` — and no task label. At hand-over it is renamed from `theappapp_spare-…`
-to the task's name `theappapp-{project}-{task}`; from then on the task's identity lives
-in that name and in the manager's records. So `pool=spare` means "made by the pool":
-such a container whose name still starts with `SPARE_PREFIX` is idle, a renamed one
-serves a task. (The '_' keeps the two name forms apart: no pair of ids makes `theappapp_`.)
+Identity. A spare carries what is known when it is made (managed, project, language, owner,
+installation, expiry, `pool=spare`, no task) under the name `theappapp_spare-…`; at hand-over it
+is renamed to the task's `theappapp-{project}-{task}` (in the background: see `take`). A
+`pool=spare` container whose name still has the spare prefix is idle; a renamed one serves a task.
 
-Freshness. A spare is handed out only if the image it was created from is still the
-image its tag names: after a rebuild the tag moves and older spares are dropped.
+Freshness. A spare is handed out only if its image is still the one its tag names.
 
-Refill. The manager refills a key after a task's command finishes and when a task ends,
-not at create time: a spare being made competes for the CPU with the first command.
-A create that finds no spare ready but one in the making waits for it (it was started
-earlier, so it beats a cold create, and the engine does the work once).
+Policy (measured in benchmarks/bench_pool.py; the figures are in its docstring):
+- Pipelining: a hand-over starts the key's next spare at once, not gated by engine load: it
+  replaces the spare just used, so a stream of tasks on one key overlaps each task with the
+  making of the next one's container. How many are kept on their way adapts to demand
+  (`Demand.target`): as many as arrive while one is being made, up to `pool_max_per_key`;
+  back to `pool_spares_per_key` once the key's tasks stop.
+- Speculative refills (after a task's first command, when it ends, after a miss) start only
+  while the engine has spare capacity (`pool_fill_max_load` creates and starts in flight; the
+  manager's own removals do not count): on a saturated engine a spare would only compete with
+  the tasks it was made for.
+- Eviction: at the global cap, a prewarm and a hand-over's replacement remove the idle spares
+  of other keys, speculative keys (one task or none) first, then the least recently used.
+- Lifetime: spares hold a lease their agent keeps only while this process renews it (every few
+  seconds): a manager killed outright leaves spares that stop themselves within
+  `LEASE_SECONDS`; at a normal interpreter exit they are removed (`atexit`). An idle spare is
+  removed after `pool_idle_ttl`, and spares above a quiet key's target sooner.
 
-Fill only with spare capacity. A refill starts only while this process has at most
-`pool_fill_max_load` container creates, starts and removals in flight (the backend's `load()`; spares
-being made count too); otherwise it is skipped (counted as `busy`) and the key's next
-task start or end asks again. `prewarm` is the orchestrator's explicit call and is not
-skipped. Why: on a saturated engine a spare saves a task nothing — it costs the same
-create + start, plus an exclusive rename that drains the gate below — and a key's last
-spare waits for a task that may never come. Measured on 2 cores (create -> exec -> destroy
-loops against raw docker-py, same run): with a refill after every task, renames waited
-0.16 s (4 tasks at once) to 2.4 s (16) for the gate while starts and removals queued
-behind them, and throughput was 0.85-0.94x raw at 4, 8 and 16 concurrent tasks even
-where nearly every spare was handed over; skipping refills under load makes no spare
-there (0.98-1.11x raw, the manager's own overhead and noise), while one task at a time
-still gets a spare for every start (1.14-1.17x raw).
-
-Bounds: a global cap, a per-key cap, a cap on background creations at once, the fill
-load limit above, an idle TTL, and the host's MemAvailable. Every pool failure is logged
-and answered with `None`, i.e. a cold create: the pool never fails a task. `shutdown()`
-removes every spare, including ones still being made.
+Every decision is counted (`counts`, and `on_event` for the monitor): hit, miss, waited, made,
+stale, failed, expired, evicted, surplus, and why a spare was not made (busy, cap, no_memory).
+Every pool failure is answered with `None`, i.e. a cold create: the pool never fails a task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -57,11 +52,18 @@ from runtime import labels
 from runtime.backends.base import Backend
 from runtime.config import RuntimeConfig
 from runtime.registry import Registry
+from runtime.sandbox.demand import Demand
 from runtime.sandbox.owner import Owner
 from runtime.sandbox.spare_maker import SpareMaker
 from runtime.sandbox.spares import SPARE, SPARE_PREFIX, Key, Spare, SpareShelf, Waiters, mem_available
 
 __all__ = ["SPARE", "SPARE_PREFIX", "Handover", "Spare", "WarmPool", "mem_available"]
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 15.0  # a spare whose manager stopped renewing this long ends itself
+RENEW_EVERY = LEASE_SECONDS / 3
+SURPLUS_GRACE = 30.0  # seconds a quiet key keeps spares above its target
+
 
 @dataclass(frozen=True)
 class Handover:
@@ -70,35 +72,37 @@ class Handover:
     container_id: str
     renamed: asyncio.Future[None]
 
-log = logging.getLogger(__name__)
 
 class WarmPool:
-    """Spares per (project, language), bounded, refilled in the background."""
+    """Spares per (project, language), bounded, made ahead and evicted by demand."""
 
-    def __init__(
-        self,
-        backend: Backend,
-        config: RuntimeConfig,
-        owner: Owner,
-        registry: Registry,
-        network: str,
-    ) -> None:
+    def __init__(self, backend: Backend, config: RuntimeConfig, owner: Owner, registry: Registry, network: str,
+                 on_event: Callable[[str, Key], None] | None = None) -> None:
         self.backend = backend
         self.config = config
         self.settings = config.pool
         self.owner = owner
-        self.registry = registry
         self.network = network
-        self.counts: Counter[str] = Counter()  # hit, miss, stale, failed, made, expired, no_memory
+        self.on_event = on_event
         self.maker = SpareMaker(backend, config, owner, registry, network)
+        self.demand = Demand(self.settings.spares_per_key, self.settings.max_per_key)
+        self.counts: Counter[str] = Counter()
+        self.last_miss_reason: dict[Key, str] = {}  # why the key last got no spare made
         self._shelf = SpareShelf()
         self._making: Counter[Key] = Counter()
         self._dropping: set[str] = set()  # projects whose spares are being dropped: none made meanwhile
         self._waiters = Waiters()  # creates waiting for a spare in the making
         self._jobs: set[asyncio.Task[Any]] = set()
         self._removals: set[Future[None]] = set()
-        self._reaper: asyncio.Task[None] | None = None
+        self._tender: asyncio.Task[None] | None = None
         self._closed = False
+        atexit.register(self._at_exit)
+
+    def _count(self, kind: str, key: Key) -> None:
+        self.counts[kind] += 1
+        if self.on_event is not None:
+            with contextlib.suppress(Exception):  # accounting never breaks the pool
+                self.on_event(kind, key)
 
     # -- what is in the pool -----------------------------------------------------------------
 
@@ -112,6 +116,10 @@ class WarmPool:
     def spares(self) -> list[Spare]:
         return self._shelf.all()
 
+    def stats(self) -> dict[str, int]:
+        """The counters, and what is ready and in the making now."""
+        return {**self.counts, "ready": self.size, "making": sum(self._making.values())}
+
     # -- hand-over ---------------------------------------------------------------------------
 
     async def take(self, project_id: str, language: str, *, image: str, network: str, name: str) -> Handover | None:
@@ -124,44 +132,47 @@ class WarmPool:
         ~11 ms, the whole budget of a warm start.
         """
         key = (project_id, language)
+        self.demand.arrived(key)
         spare = self._shelf.pop(key, network, self.settings.idle_ttl) or await self._wait_for_spare(key, network)
         if spare is None:
-            self.counts["miss"] += 1
+            self._count("miss", key)
+            self._replenish(key, hit=False)
             return None
+        problem = await self._check(spare, image)
+        if problem:
+            log.warning("spare %s not handed over, creating cold instead: %s", spare.name, problem)
+            self._discard(spare)
+            self._replenish(key, hit=False)
+            return None
+        self._count("hit", key)
+        self._spawn(self._quietly(self.backend.lease(spare.container_id, 0)))  # a task outlives its manager
+        self._replenish(key, hit=True)
+        return Handover(spare.container_id, asyncio.ensure_future(self.backend.rename(spare.container_id, name)))
+
+    async def _check(self, spare: Spare, image: str) -> str:
+        """Why the spare must not be handed over ("" if it may)."""
         try:
-            current = await self._image_id(image)
+            record = await self.backend.image(image)
+            current = record.id if record is not None else None
             if current != spare.image_id:
                 # The tag was rebuilt since the spare was made: never hand out the old image.
-                self.counts["stale"] += 1
+                self._count("stale", spare.key)
                 if current is not None:
-                    self._drop_stale(language, current)
-                problem = f"its image is older than the one tagged {image}"
-            elif self.backend.known_running(spare.container_id):
-                problem = ""
-            else:
-                state = await self.backend.inspect(spare.container_id)
-                if state is None or not state.running:
-                    self.counts["failed"] += 1
-                    problem = f"it is not running ({state.status if state else 'gone'})"
-                else:
-                    problem = ""
+                    self._drop_stale(spare.key[1], current)
+                return f"its image is older than the one tagged {image}"
+            if self.backend.known_running(spare.container_id):
+                return ""
+            state = await self.backend.inspect(spare.container_id)
         except asyncio.CancelledError:
             self._discard(spare)
             raise
         except Exception as err:  # the engine could not say: a cold create decides
-            self.counts["failed"] += 1
-            problem = str(err)
-        if problem:
-            log.warning("spare %s not handed over, creating cold instead: %s", spare.name, problem)
-            self._discard(spare)
-            return None
-        self.counts["hit"] += 1
-        return Handover(spare.container_id, asyncio.ensure_future(self.backend.rename(spare.container_id, name)))
-
-    async def _image_id(self, image: str) -> str | None:
-        """The id the tag names now (a rebuild moves the tag); the backend may answer from what it knows."""
-        record = await self.backend.image(image)
-        return record.id if record is not None else None
+            self._count("failed", spare.key)
+            return str(err)
+        if state is None or not state.running:
+            self._count("failed", spare.key)
+            return f"it is not running ({state.status if state else 'gone'})"
+        return ""
 
     async def _wait_for_spare(self, key: Key, network: str) -> Spare | None:
         """No spare ready, but one is being made that no other create waits for: it beats a cold create."""
@@ -169,7 +180,7 @@ class WarmPool:
             return None
         spare = await self._waiters.wait(key, self.config.engine.api_timeout, self._discard)
         if spare is not None:
-            self.counts["waited"] += 1
+            self._count("waited", key)
         return spare
 
     def _drop_stale(self, language: str, image_id: str) -> None:
@@ -179,9 +190,12 @@ class WarmPool:
     # -- making spares -----------------------------------------------------------------------
 
     def refill(self, project_id: str, language: str) -> None:
-        """In the background, bring the key back to `pool_spares_per_key` spares (a task started or ended)."""
-        key = (project_id, language)
-        n = self._reserve(key, self.settings.spares_per_key, background=True)
+        """A task of the key started or ended: bring it back to its target, with spare engine capacity only."""
+        self._replenish((project_id, language), hit=False)
+
+    def _replenish(self, key: Key, *, hit: bool) -> None:
+        """A hand-over's replacement is made at once (and may evict); anything else only with spare capacity."""
+        n = self._reserve(key, self.demand.target(key), gated=not hit, evict=hit)
         if n:
             try:
                 self._spawn(self._fill(key, n))
@@ -189,33 +203,66 @@ class WarmPool:
                 self._making[key] -= n
 
     async def prewarm(self, project_id: str, language: str, count: int) -> int:
-        """Make spares until the key has `count` (capped); returns how many are ready now."""
+        """Make spares until the key has `count` (capped, evicting others' if the pool is full); how many
+        are ready when those (and any already in the making for it) are done. Less than asked is logged."""
         key = (project_id, language)
-        n = self._reserve(key, min(count, self.settings.max_per_key))
+        self.demand.touched(key)
+        want = min(count, self.settings.max_per_key)
+        n = self._reserve(key, want, gated=False, evict=True)
         if n:
             await self._fill(key, n)
-        return self.ready(project_id, language)
+        deadline = time.monotonic() + self.config.engine.api_timeout
+        while self._making[key] and self.ready(*key) < want and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # made by a refill that started before this call
+        ready = self.ready(*key)
+        if ready < want:
+            log.info("prewarm of %s, %s: %d of %d ready (%s)", project_id, language, ready, want,
+                     self.last_miss_reason.get(key, "none could be made"))
+        return ready
 
-    def _reserve(self, key: Key, want: int, *, background: bool = False) -> int:
+    def _reserve(self, key: Key, want: int, *, gated: bool, evict: bool) -> int:
         """Count in `_making` the spares this key may still get; `_fill` makes them."""
         if self._closed or key[0] in self._dropping:
             return 0
-        have = self._shelf.ready(key) + self._making[key]
+        need = want - self._shelf.ready(key) - self._making[key]
+        if need <= 0:
+            return 0
         making = sum(self._making.values())
-        room = self.settings.max_spares - self.size - making
-        if background:  # refills only; an explicit prewarm is the orchestrator's call
-            room = min(room, self.settings.max_making - making)
-            if want > have and room > 0 and self.load() > self.settings.fill_max_load:
+        if gated:
+            if self.load() > self.settings.fill_max_load or making >= self.settings.max_making:
                 # The engine is busy with task work: a spare made now would slow the tasks it competes
                 # with, and under saturation it is the one that is never handed over (measured).
-                self.counts["busy"] += 1
-                return 0
-        n = max(0, min(want - have, room))
+                return self._refuse(key, "busy")
+            need = min(need, self.settings.max_making - making)
+        room = self.settings.max_spares - self.size - making
+        if room < need and evict:
+            room += self._evict(key, need - room)
+        n = max(0, min(need, room))
+        if n < need:
+            self._refuse(key, "cap")
         self._making[key] += n
         return n
 
+    def _refuse(self, key: Key, why: str) -> int:
+        self._count(why, key)
+        self.last_miss_reason[key] = why
+        return 0
+
+    def _evict(self, keep: Key, n: int) -> int:
+        """Remove up to `n` idle spares of other keys (see `Demand.eviction_order`); how many went."""
+        freed = 0
+        holding = list({s.key for s in self._shelf.all()})
+        for victim in self.demand.eviction_order(holding, keep):
+            while freed < n and (spare := self._shelf.pop_oldest(victim)) is not None:
+                self._discard(spare)
+                self._count("evicted", victim)
+                freed += 1
+            if freed >= n:
+                break
+        return freed
+
     def load(self) -> int:
-        """Creates, starts and removals in flight in this process, plus spares being made (counted whole)."""
+        """Creates and starts in flight in this process, plus spares being made (counted whole)."""
         return self.backend.load() + sum(self._making.values())
 
     async def _fill(self, key: Key, n: int) -> None:
@@ -236,17 +283,22 @@ class WarmPool:
                 self._waiters.hand(key, None)
 
     async def _make_one(self, key: Key) -> None:
+        t0 = time.monotonic()
         try:
             if not self.maker.memory_ok():
-                self.counts["no_memory"] += 1
+                self._refuse(key, "no_memory")
                 self._waiters.hand(key, None)
                 return
             spare = await self.maker.make(key, self._remove_soon)
+            if not await self.backend.lease(spare.container_id, LEASE_SECONDS):
+                log.debug("spare %s has no agent to hold a lease; cleanup removes it if this process dies",
+                          spare.name)
         except asyncio.CancelledError:
             self._waiters.hand(key, None)
             raise
         except Exception as err:  # a spare that cannot be made is a cold start later, nothing more
-            self.counts["failed"] += 1
+            self._count("failed", key)
+            self.last_miss_reason[key] = f"making one failed: {err}"
             log.warning("could not make a spare for project %s, %s: %s", key[0], key[1], err)
             self._waiters.hand(key, None)
             return
@@ -256,12 +308,53 @@ class WarmPool:
             self._discard(spare)
             self._waiters.hand(key, None)
             return
-        self.counts["made"] += 1
+        self.demand.made(time.monotonic() - t0)
+        self._count("made", key)
         if not self._waiters.hand(key, spare):
             self._shelf.add(spare)
-            self._ensure_reaper()
+            self._ensure_tender()
 
-    # -- removal and the idle TTL ----------------------------------------------------------------
+    # -- tending: leases, the idle TTL, surplus --------------------------------------------------
+
+    def _ensure_tender(self) -> None:
+        if self._tender is None or self._tender.done():
+            self._tender = self._spawn(self._tend())
+
+    async def _tend(self) -> None:
+        while not self._closed and self._shelf.size:
+            oldest = self._shelf.oldest()
+            due = RENEW_EVERY if oldest is None else oldest + self.settings.idle_ttl - time.monotonic()
+            wait = min(RENEW_EVERY, due)
+            await asyncio.sleep(max(0.05, wait))
+            self.expire()
+            self.trim()
+            await asyncio.gather(*(self._quietly(self.backend.lease(s.container_id, LEASE_SECONDS))
+                                   for s in self._shelf.all()))
+
+    def expire(self) -> int:
+        """Remove spares older than the idle TTL; returns how many went."""
+        deadline = time.monotonic() - self.settings.idle_ttl
+        gone = self._shelf.take_where(lambda s: s.made_at < deadline)
+        for spare in gone:
+            self._discard(spare)
+            self._count("expired", spare.key)
+        return len(gone)
+
+    def trim(self) -> int:
+        """Remove a quiet key's spares above its target once they waited SURPLUS_GRACE."""
+        now, gone = time.monotonic(), 0
+        for key in list({s.key for s in self._shelf.all()}):
+            extra = self._shelf.ready(key) - self.demand.target(key)
+            if extra <= 0:
+                continue
+            old = [s for s in self._shelf.all() if s.key == key and now - s.made_at > SURPLUS_GRACE][:extra]
+            for spare in self._shelf.take_where(lambda s, old=old: s in old):  # type: ignore[misc]
+                self._discard(spare)
+                self._count("surplus", key)
+                gone += 1
+        return gone
+
+    # -- removal -------------------------------------------------------------------------------
 
     def _discard(self, spare: Spare) -> None:
         self._remove_soon(spare.container_id)
@@ -295,40 +388,25 @@ class WarmPool:
             self._dropping.discard(project_id)
         return gone
 
-    def expire(self) -> int:
-        """Remove spares older than the idle TTL; returns how many went."""
-        deadline = time.monotonic() - self.settings.idle_ttl
-        gone = self._shelf.take_where(lambda s: s.made_at < deadline)
-        for spare in gone:
-            self._discard(spare)
-        self.counts["expired"] += len(gone)
-        return len(gone)
-
-    def _ensure_reaper(self) -> None:
-        if self._reaper is None or self._reaper.done():
-            self._reaper = self._spawn(self._reap())
-
-    async def _reap(self) -> None:
-        while not self._closed:
-            oldest = self._shelf.oldest()
-            if oldest is None:
-                return  # restarted with the next spare
-            await asyncio.sleep(max(0.05, oldest + self.settings.idle_ttl - time.monotonic()))
-            self.expire()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
         return task
 
+    @staticmethod
+    async def _quietly(job: Coroutine[Any, Any, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await job
+
     async def shutdown(self) -> None:
         """Remove every spare: those in the pool, those being made, and any this owner leaked before."""
         self._closed = True
-        if self._reaper is not None:
-            self._reaper.cancel()
+        atexit.unregister(self._at_exit)
+        if self._tender is not None:
+            self._tender.cancel()
         # Spares being made are awaited, not cancelled: the engine would finish creating them anyway.
-        jobs = [j for j in self._jobs if j is not self._reaper]
+        jobs = [j for j in self._jobs if j is not self._tender]
         if jobs:
             await asyncio.wait(jobs, timeout=self.config.engine.api_timeout)
         for spare in self._shelf.take_where(lambda s: True):
@@ -342,12 +420,22 @@ class WarmPool:
         if self._removals:
             await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._removals)), return_exceptions=True)
 
+    def _mine(self) -> dict[str, str | None]:
+        return {labels.OWNER: self.owner.manager_id, labels.POOL: SPARE}
+
     async def _sweep(self) -> None:
         """Remove idle spares of this owner the engine still has (a creation cut off by cancellation)."""
-        mine: dict[str, str | None] = {labels.OWNER: self.owner.manager_id, labels.POOL: SPARE}
         try:
-            found = await self.backend.list_containers(mine)
+            found = await self.backend.list_containers(self._mine())
             idle = [c.id for c in found if c.name.startswith(SPARE_PREFIX)]
             await asyncio.gather(*(self.backend.remove(cid) for cid in idle))
         except Exception as err:  # cleanup removes what is left by its labels
             log.warning("could not sweep the pool's spares: %s", err)
+
+    def _at_exit(self) -> None:
+        """The interpreter exits without shutdown(): remove this owner's idle spares now, blocking."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self.backend.remove_now(self._mine(), SPARE_PREFIX)

@@ -72,6 +72,10 @@ class SpareShelf:
                 return queue.pop(i)
         return None
 
+    def pop_oldest(self, key: Key) -> Spare | None:
+        queue = self._by_key.get(key)
+        return queue.pop(0) if queue else None
+
     def take_where(self, wanted: Callable[[Spare], bool]) -> list[Spare]:
         """Remove and return every spare `wanted` selects."""
         gone: list[Spare] = []

@@ -226,3 +226,87 @@ async def test_the_pool_off_creates_cold_and_prewarm_does_nothing(
         assert _by_owner(docker_client, mgr) == []
     finally:
         await mgr.shutdown()
+
+
+SPARE_SCRIPT = """
+import asyncio, os, sys
+from runtime.sandbox.manager import ContainerManager
+
+async def main(project, mode):
+    manager = ContainerManager()
+    await manager.startup()
+    assert await manager.prewarm(project, "python", 2) == 2
+    async with manager.task("t1", project, "python") as box:  # uses one spare; its replacement follows
+        assert (await box.exec("echo ok")).stdout == "ok\\n"
+    await manager.prewarm(project, "python", 2)
+    print("READY", flush=True)
+    if mode == "wait":
+        await asyncio.sleep(3600)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))  # and exit without shutdown()
+"""
+
+
+def _spares_of(client: docker.DockerClient, installation: str, *, running: bool) -> list[dict[str, Any]]:
+    found = client.api.containers(all=not running, filters={"label": [
+        f"{labels.INSTALLATION}={installation}", f"{labels.POOL}={SPARE}"]})
+    return [c for c in found if c["Names"][0].lstrip("/").startswith(SPARE_PREFIX)]
+
+
+def _run_spare_script(installation: str, project: str, mode: str) -> Any:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "THEAPPAPP_INSTALLATION_ID": installation, "THEAPPAPP_NETWORK": "none",
+           "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-c", SPARE_SCRIPT, project, mode], env=env, cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "READY":
+        proc.kill()
+        raise AssertionError(f"script failed: {line!r} {proc.communicate(timeout=30)[1][-3000:]}")
+    return proc
+
+
+@pytest.fixture
+def own_installation(docker_client: docker.DockerClient) -> Any:
+    import uuid
+
+    installation = f"test-pool-{uuid.uuid4().hex[:10]}"
+    yield installation
+    ours = {"label": [f"{labels.INSTALLATION}={installation}"]}
+    for c in docker_client.api.containers(all=True, filters=ours):
+        docker_client.api.remove_container(c["Id"], force=True)
+    for v in docker_client.api.volumes(filters=ours).get("Volumes") or ():
+        docker_client.api.remove_volume(v["Name"], force=True)
+
+
+def test_a_manager_that_exits_without_shutdown_leaves_no_spare(
+    docker_client: docker.DockerClient, python_image: Language, own_installation: str
+) -> None:
+    proc = _run_spare_script(own_installation, "exits", "exit")
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    assert _spares_of(docker_client, own_installation, running=False) == []  # removed at interpreter exit
+
+
+def test_the_spares_of_a_killed_manager_stop_themselves_within_their_lease(
+    docker_client: docker.DockerClient, python_image: Language, own_installation: str
+) -> None:
+    import os
+    import signal
+
+    from runtime.sandbox.pool import LEASE_SECONDS
+
+    proc = _run_spare_script(own_installation, "killed", "wait")
+    assert len(_spares_of(docker_client, own_installation, running=True)) >= 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    t0 = time.monotonic()
+    while _spares_of(docker_client, own_installation, running=True):
+        assert time.monotonic() - t0 < LEASE_SECONDS + 10, "a spare kept running with nobody to renew its lease"
+        time.sleep(0.5)
+    print(f"the killed manager's spares stopped {time.monotonic() - t0:.1f}s after the kill")

@@ -82,6 +82,7 @@ class FakeBackend:
         self.exec_handler: ExecHandler = echo_command
         self.closed = False
         self.calls: list[tuple[str, object]] = []
+        self.leases: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # -- helpers for tests ---------------------------------------------------------------------
@@ -227,6 +228,17 @@ class FakeBackend:
             for c in found
             if all(k in c.labels and (v is None or c.labels[k] == v) for k, v in labels.items())
         ]
+
+    async def lease(self, container_id: str, seconds: float) -> bool:
+        self.leases[container_id] = seconds
+        return container_id in self.containers
+
+    def remove_now(self, labels: LabelFilter, name_prefix: str) -> int:
+        gone = [c.id for c in self.containers.values() if c.name.startswith(name_prefix)
+                and all(k in c.labels and (v is None or c.labels[k] == v) for k, v in labels.items())]
+        for cid in gone:
+            del self.containers[cid]
+        return len(gone)
 
     def usage(self, container_id: str) -> ResourceUsage:
         return ResourceUsage(cpu_seconds=0.5 if container_id in self.containers else None)

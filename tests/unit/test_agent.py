@@ -264,3 +264,18 @@ async def test_a_background_process_holding_the_output_does_not_hold_the_command
     assert holders, "the background process lives on, its output drained"
     for pid in holders:
         os.kill(pid, 9)
+
+
+async def test_a_lease_nobody_renews_ends_the_agent_and_one_given_up_does_not(client: Client) -> None:
+    await client.send({"op": "lease", "id": 50, "seconds": 1.5})
+    assert (await client.until(50, ("leased",)))[-1][0]["type"] == "leased"
+    for _ in range(3):  # renewed by any frame
+        await asyncio.sleep(0.7)
+        await client.send({"op": "ping", "id": 51})
+    assert client.proc.returncode is None
+    await client.send({"op": "lease", "id": 52, "seconds": 0})  # handed over to a task: no lease
+    await asyncio.sleep(2.5)
+    assert client.proc.returncode is None
+    await client.send({"op": "lease", "id": 53, "seconds": 1.0})
+    t0 = time.monotonic()
+    assert await asyncio.wait_for(client.proc.wait(), 5) == 0 and time.monotonic() - t0 < 3

@@ -297,3 +297,13 @@ def test_an_unreadable_registry_falls_back_to_the_generic_checks(
         m.on_exec(exec_event(exit_code=None, timed_out=True))
         patterns = {(p.outcome, p.error_type) for p in m.error_patterns()}
     assert patterns == {("exit_nonzero", "exit status 1"), ("timeout", None)}
+
+
+def test_pool_decisions_are_recorded_and_counted_by_kind(tmp_path: Path) -> None:
+    from runtime.sandbox.events import PoolEvent
+
+    with SandboxMonitor(tmp_path / "p.sqlite3", metrics=False) as monitor:
+        for kind in ("hit", "hit", "miss", "busy", "evicted", "hit"):
+            monitor.on_pool(PoolEvent(kind, "p", "python", T0))
+        assert monitor.pool_counts() == [("hit", 3), ("busy", 1), ("evicted", 1), ("miss", 1)]
+        assert monitor.pool_counts(since=T0 + 1) == []

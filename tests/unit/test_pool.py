@@ -14,7 +14,7 @@ from runtime.config import RuntimeConfig
 from runtime.errors import EngineError, SandboxError
 from runtime.registry import get_registry
 from runtime.sandbox.owner import Owner
-from runtime.sandbox.pool import SPARE, SPARE_PREFIX, WarmPool, mem_available
+from runtime.sandbox.pool import LEASE_SECONDS, SPARE, SPARE_PREFIX, WarmPool, mem_available
 from runtime.sandbox.spec import ContainerSpec, build_spec
 from tests.unit.fake_backend import FakeBackend
 
@@ -59,14 +59,98 @@ def test_spare_labels_carry_what_is_known_and_no_task() -> None:
     assert int(got[labels.EXPIRES_AT]) == 5000 + 100 + 1000  # idle wait plus a task's life
 
 
-async def test_prewarm_respects_the_per_key_and_global_caps() -> None:
+async def test_prewarm_respects_the_per_key_cap_and_evicts_at_the_global_one() -> None:
     backend = FakeBackend()
     pool = make_pool(backend, pool_max_per_key=2, pool_max_spares=3)
     assert await pool.prewarm("a", "python", 5) == 2
-    assert await pool.prewarm("b", "python", 5) == 1  # the global cap leaves room for one
-    assert await pool.prewarm("c", "python", 5) == 0
+    assert await pool.prewarm("b", "python", 5) == 2  # room for one, and one of a's evicted
+    assert (pool.ready("a", "python"), pool.counts["evicted"]) == (1, 1)
+    await pool.settle()
     assert len(backend.containers) == 3
     assert all(c.name.startswith(SPARE_PREFIX) for c in backend.containers.values())
+
+
+async def test_eviction_takes_speculative_keys_first_then_the_least_recently_used() -> None:
+    backend = FakeBackend()
+    pool = make_pool(backend, pool_max_spares=3, pool_max_per_key=1)  # one each: no pipelines here
+    for project in ("old", "busy", "once"):
+        assert await pool.prewarm(project, "python", 1) == 1
+    for task in ("t1", "t2"):  # "busy" sees two tasks; "once" one; "old" none but was prewarmed first
+        await take(pool, "busy", task)
+        await pool.prewarm("busy", "python", 1)
+    await take(pool, "once", "t1")
+    await pool.prewarm("once", "python", 1)
+    assert pool.size == 3
+    assert await pool.prewarm("new", "python", 1) == 1  # one has to go: the oldest speculative one
+    assert {s.key[0] for s in pool.spares()} == {"busy", "once", "new"}
+    assert await pool.prewarm("newer", "python", 1) == 1
+    assert {s.key[0] for s in pool.spares()} == {"busy", "new", "newer"}  # "once" next; "busy" kept
+
+
+async def test_a_hand_over_starts_the_next_spare_at_once_even_when_the_engine_is_busy() -> None:
+    backend = FakeBackend()
+    pool = make_pool(backend, pool_fill_max_load=0)
+    await pool.prewarm("a", "python", 1)
+    backend.busy = 5  # removals and starts in flight: a speculative refill would wait
+    pool.refill("b", "python")
+    assert sum(pool._making.values()) == 0 and pool.counts["busy"] == 1
+    assert await take(pool, "a", "t1") is not None
+    await asyncio.sleep(0.05)
+    assert pool.ready("a", "python") == 1  # the replacement of the spare just handed over
+    assert pool.counts["busy"] == 1 and pool.ready("b", "python") == 0
+
+
+async def test_a_key_whose_tasks_outrun_the_spares_gets_a_deeper_pipeline_and_decays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = FakeBackend()
+    pool = make_pool(backend, pool_max_per_key=4, pool_spares_per_key=1)
+    pool.demand.make_time = 0.5  # a spare takes half a second to make
+    clock = [1000.0]
+    monkeypatch.setattr("runtime.sandbox.demand.time.monotonic", lambda: clock[0])
+    key = ("a", "python")
+    assert pool.demand.target(key) == 1
+    for _ in range(10):  # a task every 0.15 s
+        pool.demand.arrived(key)
+        clock[0] += 0.15
+    assert pool.demand.target(key) == 4  # ceil(0.5 / 0.15), within the cap
+    clock[0] += 60.0  # and then none for a minute
+    assert pool.demand.target(key) == 1
+
+
+async def test_spares_hold_a_lease_a_hand_over_gives_up_and_the_tender_renews() -> None:
+    backend = FakeBackend()
+    pool = make_pool(backend)
+    await pool.prewarm("a", "python", 2)
+    first, second = pool.spares()
+    assert backend.leases == {first.container_id: LEASE_SECONDS, second.container_id: LEASE_SECONDS}
+    handed = await take(pool, "a", "t1")
+    await asyncio.sleep(0)
+    assert handed is not None and backend.leases[handed] == 0  # a task outlives its manager
+
+
+async def test_the_interpreter_exit_removes_the_spares_a_manager_never_shut_down() -> None:
+    backend = FakeBackend()
+    pool = make_pool(backend)
+    await pool.prewarm("a", "python", 2)
+    served = await take(pool, "a", "t")
+    await pool.settle()
+    pool._at_exit()  # what atexit runs
+    assert list(backend.containers) == [served]  # the task's container is not the pool's to remove
+
+
+async def test_every_decision_is_counted_and_reported() -> None:
+    backend = FakeBackend()
+    seen: list[tuple[str, tuple[str, str]]] = []
+    pool = make_pool(backend)
+    pool.on_event = lambda kind, key: seen.append((kind, key))
+    await pool.prewarm("a", "python", 1)
+    await take(pool, "a", "t1")
+    await take(pool, "z", "t1")
+    kinds = [k for k, _ in seen]
+    assert kinds[:2] == ["made", "hit"] and "miss" in kinds
+    stats = pool.stats()
+    assert stats["hit"] == 1 and stats["miss"] == 1 and stats["made"] >= 1
 
 
 async def test_background_refills_are_capped_but_an_explicit_prewarm_is_not() -> None:
@@ -111,7 +195,8 @@ async def test_one_spare_goes_to_exactly_one_of_many_concurrent_takes() -> None:
     await pool.prewarm("a", "python", 1)
     (spare,) = pool.spares()
     got = await asyncio.gather(*(take(pool, "a", f"t{i}") for i in range(8)))
-    assert got.count(spare.container_id) == 1 and got.count(None) == 7
+    handed = [g for g in got if g is not None]
+    assert got.count(spare.container_id) == 1 and len(handed) == len(set(handed))  # never one spare twice
     assert backend.containers[spare.container_id].name == f"theappapp-a-t{got.index(spare.container_id)}"
 
 

@@ -9,6 +9,7 @@ seen last) is kept here too, keyed by container id, and dropped on removal.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -32,6 +33,7 @@ from runtime.backends.docker.agents import Agents
 from runtime.backends.docker.cgroups import ContainerCgroup
 from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.exec import ExecTarget, Executor
+from runtime.backends.docker.first_mounts import FirstMounts
 from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
 from runtime.backends.docker.images import ImageCache
 from runtime.backends.docker.relabel import LabelRecords
@@ -66,6 +68,7 @@ class DockerBackend:
         self._changed = LabelRecords()  # labels changed after creation (Docker cannot change them)
         self._agents = Agents()  # the channel to each container's sandbox agent, if it has one
         self._images = ImageCache()  # what each image tag names, until the engine reports a change
+        self._first_mounts = FirstMounts()  # new volumes are populated by one create at a time
 
     @property
     def engine(self) -> Engine:
@@ -137,7 +140,8 @@ class DockerBackend:
             remove_container_sync(api, container_id)
 
         agent = await engine.call(calls.image_agent, api, spec.image)
-        container_id = await engine.call(calls.create, api, spec, agent, on_abandon=abandoned)
+        async with self._first_mounts.creating(volume.name for volume in spec.volumes):
+            container_id = await engine.call(calls.create, api, spec, agent, on_abandon=abandoned)
         try:
             await engine.call(GATE.shared_call, api.start, container_id)  # GATE: see gate.py
             # Greet the agent now: a spare is then handed over ready, a cold task's first command is fast.
@@ -212,6 +216,32 @@ class DockerBackend:
         records = (calls.container_record(e, self._changed.merged(str(e["Id"]), e.get("Labels") or {})) for e in found)
         return [r for r in records if _matches(r.labels, labels)]
 
+    async def lease(self, container_id: str, seconds: float) -> bool:
+        channel = await self._agent(container_id)
+        if channel is None:
+            return False
+        await channel.send({"op": "lease", "id": 0, "seconds": seconds})  # its answer goes unread
+        return True
+
+    def remove_now(self, labels: LabelFilter, name_prefix: str) -> int:
+        try:
+            client = docker.DockerClient(base_url=self.engine.base_url, timeout=10)
+        except docker.errors.DockerException:
+            return 0
+        removed = 0
+        try:
+            for entry in client.api.containers(all=True, filters=_filters(labels)):
+                name = str((entry.get("Names") or ["?"])[0]).lstrip("/")
+                if name.startswith(name_prefix) and _matches(entry.get("Labels") or {}, labels):
+                    with contextlib.suppress(docker.errors.DockerException):
+                        client.api.remove_container(entry["Id"], force=True, v=False)
+                        removed += 1
+        except docker.errors.DockerException:
+            pass
+        finally:
+            client.close()
+        return removed
+
     def usage(self, container_id: str) -> ResourceUsage:
         target = self._targets.get(container_id)
         return target.cgroup.usage() if target is not None and target.cgroup is not None else ResourceUsage()
@@ -282,4 +312,5 @@ class DockerBackend:
         return await self.engine.call(calls.inspect_volume, (await self._client()).api, name)
 
     async def remove_volume(self, name: str) -> bool:
+        self._first_mounts.forget(name)
         return await self.engine.call(calls.remove_volume, (await self._client()).api, name)

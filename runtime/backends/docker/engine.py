@@ -72,6 +72,11 @@ class Engine:
             raise EngineUnavailable(f"Docker engine unreachable at {self.where}: {err}; {ENGINE_START_HINT}") from err
 
     @property
+    def base_url(self) -> str:
+        """Where to reach the engine, for a client made on the spot (at interpreter exit)."""
+        return self.where
+
+    @property
     def where(self) -> str:
         return self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 

@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 class EngineLoad:
-    """Container creates, starts and removals of this process in flight (waiting at the gate included).
+    """Container creates and starts of this process in flight (waiting at the gate included).
 
     The warm pool's measure of whether the engine has spare capacity: on a saturated engine a
     spare made in the background is not free, it delays the task starts it competes with.
@@ -62,8 +62,14 @@ class EndpointGate:
         self._writing = False
 
     def shared_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        result: T = LOAD.call(self._shared_call, fn, *args, **kwargs)  # every start and removal is engine load
+        """A start (counted as engine load) or, with `uncounted_call`, a removal, beside other such calls."""
+        result: T = LOAD.call(self._shared_call, fn, *args, **kwargs)
         return result
+
+    def uncounted_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like `shared_call`, but not engine load: the manager's own removals must not stop the pool
+        from making the next task's spare (measured: back-to-back tasks then never found one)."""
+        return self._shared_call(fn, *args, **kwargs)
 
     def _shared_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._cond:
@@ -98,7 +104,7 @@ GATE = EndpointGate()
 def remove_container_sync(api: docker.APIClient, container_id: str) -> None:
     """Force-remove a container (volumes kept); gone already or being removed is fine."""
     try:
-        GATE.shared_call(api.remove_container, container_id, force=True, v=False)
+        GATE.uncounted_call(api.remove_container, container_id, force=True, v=False)
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as err:

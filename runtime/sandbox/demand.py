@@ -1,0 +1,80 @@
+"""How many spares each (project, language) key should have, from how its tasks arrive.
+
+A key that saw no task, or one, is speculative: it gets the base number of spares and its spares
+are the first to be evicted when the global cap is full. A key whose tasks come faster than a
+spare takes to make gets a pipeline: enough spares in the making that each arrival finds one
+(up to the per-key cap). When its tasks stop coming, the key decays back to the base.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+Key = tuple[str, str]
+SMOOTHING = 0.3  # weight of the newest sample in the running averages
+FIRST_MAKE_GUESS = 0.5  # seconds a spare takes to make, before one was measured
+
+
+@dataclass
+class KeyDemand:
+    tasks: int = 0  # tasks that asked for a spare of this key
+    last_arrival: float = 0.0  # time.monotonic() of the latest
+    interval: float | None = None  # running average of the time between arrivals
+    last_used: float = field(default_factory=time.monotonic)  # an arrival or an explicit prewarm: for LRU
+
+    def arrived(self, now: float) -> None:
+        if self.tasks:
+            gap = max(0.0, now - self.last_arrival)
+            self.interval = gap if self.interval is None else (1 - SMOOTHING) * self.interval + SMOOTHING * gap
+        self.tasks += 1
+        self.last_arrival = self.last_used = now
+
+    @property
+    def speculative(self) -> bool:
+        return self.tasks <= 1
+
+    def quiet(self, now: float) -> bool:
+        """Its tasks stopped coming: nothing for ten of its intervals (at least 30 s)."""
+        if self.interval is None:
+            return True
+        return now - self.last_arrival > max(30.0, 10 * self.interval)
+
+
+class Demand:
+    def __init__(self, base: int, cap: int) -> None:
+        self.base, self.cap = base, cap
+        self.keys: dict[Key, KeyDemand] = {}
+        self.make_time = FIRST_MAKE_GUESS  # running average of how long a spare takes to be ready
+
+    def of(self, key: Key) -> KeyDemand:
+        demand = self.keys.get(key)
+        if demand is None:
+            demand = self.keys[key] = KeyDemand()
+        return demand
+
+    def arrived(self, key: Key) -> None:
+        self.of(key).arrived(time.monotonic())
+
+    def touched(self, key: Key) -> None:
+        """The orchestrator asked for this key (prewarm): recently used, whatever its tasks."""
+        self.of(key).last_used = time.monotonic()
+
+    def made(self, seconds: float) -> None:
+        self.make_time = (1 - SMOOTHING) * self.make_time + SMOOTHING * seconds
+
+    def target(self, key: Key) -> int:
+        """Spares the key should have (ready and in the making)."""
+        demand = self.keys.get(key)
+        if self.base == 0 or demand is None or demand.interval is None or demand.quiet(time.monotonic()):
+            return self.base  # a base of 0: spares only where the orchestrator prewarms
+        # Arrivals every `interval`, each spare ready `make_time` after it was started: that many
+        # must be on their way at once for every arrival to find one.
+        depth = math.ceil(self.make_time / max(demand.interval, 1e-3))
+        return max(self.base, min(self.cap, depth))
+
+    def eviction_order(self, keys: list[Key], keep: Key) -> list[Key]:
+        """Keys whose idle spares may go so `keep` gets one: speculative first, then least recently used."""
+        others = [k for k in keys if k != keep]
+        return sorted(others, key=lambda k: (not self.of(k).speculative, self.of(k).last_used))
