@@ -40,20 +40,24 @@ symlink may lead a path out of it.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import errno
+import heapq
 import json
 import os
-import shutil
+import queue
+import selectors
 import signal
 import socket
 import stat
 import struct
 import sys
+import threading
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself costs milliseconds at every start; mypy reads the names below
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 VERSION = 1
 PREFIX = struct.Struct(">IH")
@@ -159,14 +163,21 @@ def _stat(pid: int) -> tuple[int, int, int] | None:
 
 def _belongs(pid: int, marker: bytes, pipes: set[str]) -> bool:
     """Carries the command's marker, or holds one of its pipes."""
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as handle:
-        if marker in handle.read().split(b"\0"):
-            return True
-    with contextlib.suppress(OSError):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") in pipes:
-                    return True
+    # try/except rather than contextlib.suppress throughout: importing contextlib costs the
+    # agent's start milliseconds.
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            if marker in handle.read().split(b"\0"):
+                return True
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in pipes:
+                return True
+        except OSError:
+            continue
     return False
 
 
@@ -190,110 +201,343 @@ def kill_tree(main: int, marker: bytes, pipes: set[str]) -> int:
         if not victims:
             break
         for pid in victims:
-            with contextlib.suppress(OSError):
+            try:
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
+            except OSError:
+                pass
     return killed
+
+
+# -- the event loop -----------------------------------------------------------------------------------
+#
+# A few dozen lines on `selectors` rather than asyncio: the agent starts in every container, and
+# importing asyncio alone costs ~50 ms of CPU there (ssl, logging, concurrent.futures, inspect),
+# paid again for every spare and every cold task on a machine whose cores the engine needs.
+
+
+class Timer:
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], object]) -> None:
+        self.when, self.callback, self.cancelled = when, callback, False
+
+    def __lt__(self, other: Timer) -> bool:
+        return self.when < other.when
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Loop:
+    """Callbacks on readable or writable descriptors, timers, and calls handed in from other threads."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.callbacks: dict[int, Callable[[], object]] = {}
+        self.timers: list[Timer] = []
+        self.handed: list[Callable[[], object]] = []  # from other threads (list.append is atomic)
+        self.on_wake: Callable[[], object] | None = None  # e.g. reap children after a SIGCHLD
+        self.running = True
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.watch(self._wake_r, selectors.EVENT_READ, self._woken)
+
+    def watch(self, fd: int, events: int, callback: Callable[[], object]) -> None:
+        """Call `callback` while `fd` is ready for `events` (one registration per descriptor)."""
+        if fd in self.callbacks:
+            self.selector.modify(fd, events)
+        else:
+            self.selector.register(fd, events)
+        self.callbacks[fd] = callback
+
+    def unwatch(self, fd: int) -> None:
+        if self.callbacks.pop(fd, None) is not None:
+            self.selector.unregister(fd)
+
+    def later(self, seconds: float, callback: Callable[[], object]) -> Timer:
+        timer = Timer(time.monotonic() + seconds, callback)
+        heapq.heappush(self.timers, timer)
+        return timer
+
+    def hand_in(self, callback: Callable[[], object]) -> None:
+        """Run `callback` on the loop's thread, soon (safe to call from any thread or signal)."""
+        self.handed.append(callback)
+        try:  # noqa: SIM105 (contextlib is not imported: it costs the agent's start milliseconds)
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:  # already awake with bytes to spare
+            pass
+
+    def wakeup_fd(self) -> int:
+        return self._wake_w
+
+    def _woken(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        if self.on_wake is not None:
+            self.on_wake()
+        while self.handed:
+            self._call(self.handed.pop(0))
+
+    def run(self) -> None:
+        while self.running:
+            timeout = None
+            while self.timers and self.timers[0].cancelled:
+                heapq.heappop(self.timers)
+            if self.timers:
+                timeout = max(0.0, self.timers[0].when - time.monotonic())
+            for key, _events in self.selector.select(timeout):
+                callback = self.callbacks.get(key.fd)  # an earlier callback may have unwatched it
+                if callback is not None:
+                    self._call(callback)
+            now = time.monotonic()
+            while self.timers and self.timers[0].when <= now:
+                timer = heapq.heappop(self.timers)
+                if not timer.cancelled:
+                    self._call(timer.callback)
+
+    @staticmethod
+    def _call(callback: Callable[[], object]) -> None:
+        try:
+            callback()
+        except Exception as err:  # one request's bug must not end the sandbox's agent
+            print(f"sandbox-agent: {type(err).__name__}: {err}", file=sys.stderr)
 
 
 # -- the agent ------------------------------------------------------------------------------------------
 
 
+class Outbox:
+    """Frames to the manager on a non-blocking descriptor, written whole and in order. Past the
+    high-water mark, `full` is true: command output stops being read and file reads wait."""
+
+    def __init__(self, loop: Loop, fd: int | None) -> None:
+        self.loop, self.fd = loop, fd
+        self.buffer = bytearray()
+        self.broken = fd is None
+        self.waiting: list[Callable[[], object]] = []  # to call once the buffer is below the mark again
+        if fd is not None:
+            os.set_blocking(fd, False)
+
+    @property
+    def full(self) -> bool:
+        return len(self.buffer) > HIGH_WATER
+
+    def put(self, frame: bytes) -> None:
+        if self.broken:
+            return
+        if not self.buffer:  # the usual case: straight out, no copy, no wakeup
+            written = self._write(frame)
+            if written == len(frame):
+                return
+            frame = frame[written:]
+            assert self.fd is not None
+            self.loop.watch(self.fd, selectors.EVENT_WRITE, self._flush)
+        self.buffer += frame
+
+    def when_room(self, callback: Callable[[], object]) -> None:
+        if self.full:
+            self.waiting.append(callback)
+        else:
+            callback()
+
+    def _write(self, data: bytes | bytearray) -> int:
+        assert self.fd is not None
+        try:
+            return os.write(self.fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError:  # the manager is gone: nothing will read this any more
+            self.broken = True
+            self.buffer.clear()
+            return len(data)
+
+    def _flush(self) -> None:
+        del self.buffer[: self._write(self.buffer)]
+        if not self.buffer:
+            assert self.fd is not None
+            self.loop.unwatch(self.fd)
+        if len(self.buffer) <= HIGH_WATER // 4:
+            waiting, self.waiting = self.waiting, []
+            for callback in waiting:
+                callback()
+
+
 class Exec:
-    """One running command."""
+    """One running command, from spawn to its exit frame.
+
+    Phases: running, then either draining (it exited; its output is still coming) or killing
+    (timeout or cancel: the kill in its thread), kill-drain (output left after the kill) and
+    reaping (the kill is done, the exit status is not in yet); then done.
+    """
 
     def __init__(self, agent: Agent, rid: int, request: dict[str, Any]) -> None:
         self.agent, self.id, self.request = agent, rid, request
-        self.stdin: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.phase = "running"
+        self.status: int | None = None  # the exit status once reaped (negative: a signal)
+        self.timed_out = False
+        self.timer: Timer | None = None
+        self.output: Output | None = None
+        self.stdin = bytearray()
+        self.stdin_fd = -1
+        self.stdin_closing = False
 
-    async def run(self) -> None:
-        req = self.request
-        t0 = time.monotonic()
+    def start(self) -> None:
+        req, agent = self.request, self.agent
+        self.t0 = time.monotonic()
         argv = req.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise RequestError("InvalidRequest", "argv must be a non-empty list of strings")
         cwd = resolve(os.path.relpath(str(req.get("cwd") or WORKSPACE), WORKSPACE), allow_root=True)
-        marker = f"{MARKER}={os.getpid()}.{self.id}.{time.time_ns()}"
-        env = dict(self.agent.environment)
+        self.marker = f"{MARKER}={os.getpid()}.{self.id}.{time.time_ns()}"
+        env = dict(agent.environment)
         env.update({str(k): str(v) for k, v in (req.get("env") or {}).items()})
-        env[MARKER] = marker.split("=", 1)[1]
+        env[MARKER] = self.marker.split("=", 1)[1]
         env["PWD"] = cwd  # as a shell would set it, for commands the manager runs without one
-        cap = int(req.get("cap", 1 << 20))
+        self.cap = int(req.get("cap", 1 << 20))
         timeout = float(req.get("timeout", 30.0))
-        out_r, out_w = os.pipe()  # our own pipes: their inodes tell who still holds the command's output
-        err_r, err_w = os.pipe()
-        in_r, in_w = os.pipe() if req.get("stdin") else (self.agent.devnull, -1)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)  # our own pipes: their inodes tell who holds the output
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        in_r, in_w = os.pipe2(os.O_CLOEXEC) if req.get("stdin") else (agent.devnull, -1)
         try:
             pid = spawn(argv, env, cwd, (in_r, out_w, err_w))
         except OSError as err:  # not found, not executable, no pid left
             for fd in (out_r, err_r, in_w):
                 if fd >= 0:
                     os.close(fd)
-            code = 127 if isinstance(err, FileNotFoundError) else 126
-            await self.agent.send({"type": "out", "id": self.id, "stream": 2}, f"{argv[0]}: {err.strerror}\n".encode())
-            await self.agent.send({"type": "exit", "id": self.id, "code": code, "signal": None,
-                                   "duration": time.monotonic() - t0, "timed_out": False,
-                                   "out_bytes": 0, "err_bytes": 0, "truncated": False})
+            agent.send({"type": "out", "id": self.id, "stream": 2}, f"{argv[0]}: {err.strerror}\n".encode())
+            self.status = 127 if isinstance(err, FileNotFoundError) else 126
+            self._finish()
             return
         finally:
             for fd in (out_w, err_w, in_r):
-                if fd != self.agent.devnull:
+                if fd != agent.devnull:
                     os.close(fd)
-        exited = self.agent.reaper.watch(pid)
-        pipes = {f"pipe:[{os.fstat(fd).st_ino}]" for fd in (out_r, err_r)}
-        output = Output(self.agent, self.id, cap, {out_r: 1, err_r: 2})
-        feeder = asyncio.ensure_future(self._feed(in_w)) if in_w >= 0 else None
-        timed_out = False
-        try:
-            waits: set[asyncio.Future[Any]] = {exited, self.cancelled}
-            finished, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if exited in finished:
-                # The command exited. Output still in its pipes comes next; a background process that
-                # inherited them (`server &`) may hold them open for ever: after a grace, as the
-                # engine's own exec does, the command's end is reported and the rest is drained unsent.
-                await output.closed_within(EXIT_DRAIN)
-            else:
-                timed_out = True
-                # In a thread made at start: a fork bomb's tree takes a while to walk, and under one
-                # no new thread could be made.
-                await asyncio.get_running_loop().run_in_executor(self.agent.killer, kill_tree, pid,
-                                                                 marker.encode(), pipes)
-                await output.closed_within(DRAIN_AFTER_KILL)
-        finally:
-            if feeder is not None:
-                feeder.cancel()
-            output.detach(drain=exited.done() and not timed_out)
-        returncode: int | None = exited.result() if exited.done() else None
-        if returncode is None:  # still not reaped after the kill: a zombie in the making
-            with contextlib.suppress(asyncio.TimeoutError):
-                returncode = await asyncio.wait_for(asyncio.shield(exited), 1.0)
-        sig = -returncode if returncode is not None and returncode < 0 else None
-        exit_code = None if returncode is None else (128 + sig if sig else returncode)
-        await self.agent.send({
-            "type": "exit", "id": self.id, "code": exit_code, "signal": sig, "duration": time.monotonic() - t0,
-            "timed_out": timed_out, "out_bytes": output.counts[1], "err_bytes": output.counts[2],
-            "truncated": output.counts[1] > cap or output.counts[2] > cap,
-        })
+        self.pid = pid
+        self.pipes = {f"pipe:[{os.fstat(fd).st_ino}]" for fd in (out_r, err_r)}
+        self.output = Output(agent, self.id, self.cap, {out_r: 1, err_r: 2}, self._output_closed)
+        if in_w >= 0:
+            os.set_blocking(in_w, False)
+            self.stdin_fd = in_w
+        agent.reaper.watch(pid, self._exited)
+        self.timer = agent.loop.later(timeout, self.cancel)
 
-    async def _feed(self, fd: int) -> None:
-        """The request's stdin into the command's, then end-of-file (half-close)."""
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(loop), os.fdopen(fd, "wb", 0)
-        )
-        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    # stdin: the request's bytes into the command's, then end-of-file (half-close)
+
+    def feed(self, data: bytes | None) -> None:
+        if self.stdin_fd < 0:
+            return
+        if data is None:
+            self.stdin_closing = True
+        else:
+            self.stdin += data
+        self._feed()
+
+    def _feed(self) -> None:
         try:
-            while True:
-                data = await self.stdin.get()
-                if data is None:
-                    break
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            return  # the command exited without reading all of it: not an error
-        finally:
-            transport.close()
+            while self.stdin:
+                del self.stdin[: os.write(self.stdin_fd, self.stdin[:READ])]
+        except BlockingIOError:
+            self.agent.loop.watch(self.stdin_fd, selectors.EVENT_WRITE, self._feed)
+            return
+        except OSError:  # the command exited without reading all of it: not an error
+            self.stdin.clear()
+            self.stdin_closing = True
+        self.agent.loop.unwatch(self.stdin_fd)
+        if self.stdin_closing:
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self.stdin_fd >= 0:
+            self.agent.loop.unwatch(self.stdin_fd)
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+
+    # the end: an exit, then the rest of its output; or a timeout or cancel, then the kill
+
+    def _exited(self, status: int) -> None:
+        self.status = status
+        if self.phase == "reaping":
+            self._finish()
+        elif self.phase == "running":
+            self._cancel_timer()
+            # Output still in its pipes comes next; a background process that inherited them
+            # (`server &`) may hold them open for ever: after a grace, as the engine's own exec does,
+            # the command's end is reported and the rest is drained unsent.
+            if self.output is not None and self.output.open:
+                self.phase = "draining"
+                self.timer = self.agent.loop.later(EXIT_DRAIN, self._finish)
+            else:
+                self._finish()
+
+    def _output_closed(self) -> None:
+        if self.phase == "draining":
+            self._finish()
+        elif self.phase == "kill-drain":
+            self._after_kill_drain()
+
+    def cancel(self) -> None:
+        if self.phase != "running":
+            return
+        self.phase, self.timed_out = "killing", True
+        self._cancel_timer()
+        # In a thread made at start: a fork bomb's tree takes a while to walk, and under one no new
+        # thread could be made.
+        self.agent.killer.kill(self.pid, self.marker.encode(), self.pipes, self._killed)
+
+    def _killed(self) -> None:
+        if self.phase != "killing":
+            return
+        if self.output is not None and self.output.open:
+            self.phase = "kill-drain"
+            self.timer = self.agent.loop.later(DRAIN_AFTER_KILL, self._after_kill_drain)
+        else:
+            self._after_kill_drain()
+
+    def _after_kill_drain(self) -> None:
+        self._cancel_timer()
+        if self.output is not None:
+            self.output.detach(drain=False)
+        if self.status is not None:
+            self._finish()
+        else:  # not reaped yet after the kill: a zombie in the making, given a second
+            self.phase = "reaping"
+            self.timer = self.agent.loop.later(1.0, self._finish)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _finish(self) -> None:
+        if self.phase == "done":
+            return
+        self.phase = "done"
+        self._cancel_timer()
+        self._close_stdin()
+        counts = {1: 0, 2: 0}
+        if self.output is not None:
+            self.output.detach(drain=self.status is not None and not self.timed_out)
+            counts = self.output.counts
+        status = self.status
+        sig = -status if status is not None and status < 0 else None
+        self.agent.send({
+            "type": "exit", "id": self.id, "code": None if status is None else (128 + sig if sig else status),
+            "signal": sig, "duration": time.monotonic() - self.t0, "timed_out": self.timed_out,
+            "out_bytes": counts[1], "err_bytes": counts[2],
+            "truncated": counts[1] > self.cap or counts[2] > self.cap,
+        })
+        self.agent.execs.pop(self.id, None)
+
+
+def which(name: str, path: str) -> str | None:
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
 
 
 def spawn(argv: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int, int]) -> int:
@@ -303,7 +547,7 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int,
     copies its page tables. It has no chdir: the child inherits ours, set for the call (this
     process runs one thread that changes directories: this one).
     """
-    program = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH", os.defpath))
+    program = argv[0] if "/" in argv[0] else which(argv[0], env.get("PATH", os.defpath))
     if program is None:
         raise FileNotFoundError(errno.ENOENT, "command not found", argv[0])
     actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
@@ -315,33 +559,33 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int,
 
 
 class Reaper:
-    """Exit statuses of the agent's children, as futures: by pidfd where the kernel has it, else SIGCHLD."""
+    """Exit statuses of the agent's children: by pidfd where the kernel has it, else on SIGCHLD."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: Loop) -> None:
         self.loop = loop
-        self.waiting: dict[int, asyncio.Future[int]] = {}
+        self.waiting: dict[int, Callable[[int], object]] = {}
         try:
             os.close(os.pidfd_open(os.getpid()))
             self.pidfd = True
         except (AttributeError, OSError):  # an old kernel, or a sandbox kernel without it (gVisor may lack it)
             self.pidfd = False
-            loop.add_signal_handler(signal.SIGCHLD, self._reap_all)
+            signal.set_wakeup_fd(loop.wakeup_fd())
+            signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)  # the wakeup fd does the work
+            loop.on_wake = self._reap_all
 
-    def watch(self, pid: int) -> asyncio.Future[int]:
-        future: asyncio.Future[int] = self.loop.create_future()
-        self.waiting[pid] = future
+    def watch(self, pid: int, exited: Callable[[int], object]) -> None:
+        self.waiting[pid] = exited
         if self.pidfd:
             fd = os.pidfd_open(pid)
 
-            def exited() -> None:
-                self.loop.remove_reader(fd)
+            def ready() -> None:
+                self.loop.unwatch(fd)
                 os.close(fd)
                 self._reap(pid)
 
-            self.loop.add_reader(fd, exited)
+            self.loop.watch(fd, selectors.EVENT_READ, ready)
         else:
             self._reap_all()  # it may have exited before we listened
-        return future
 
     def _reap(self, pid: int) -> None:
         try:
@@ -349,9 +593,7 @@ class Reaper:
         except ChildProcessError:
             done, status = pid, 255 << 8
         if done == pid:
-            future = self.waiting.pop(pid, None)
-            if future is not None and not future.done():
-                future.set_result(os.waitstatus_to_exitcode(status))
+            self._report(pid, status)
 
     def _reap_all(self) -> None:
         while True:
@@ -361,24 +603,52 @@ class Reaper:
                 return
             if pid == 0:
                 return
-            future = self.waiting.pop(pid, None)
-            if future is not None and not future.done():
-                future.set_result(os.waitstatus_to_exitcode(status))
+            self._report(pid, status)
+
+    def _report(self, pid: int, status: int) -> None:
+        exited = self.waiting.pop(pid, None)
+        if exited is not None:
+            exited(os.waitstatus_to_exitcode(status))
+
+
+class Killer:
+    """The thread that kills command trees, made at start (under a fork bomb no thread could be made)."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+        self.jobs: queue.SimpleQueue[tuple[int, bytes, set[str], Callable[[], object]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="killer", daemon=True).start()
+
+    def kill(self, pid: int, marker: bytes, pipes: set[str], then: Callable[[], object]) -> None:
+        self.jobs.put((pid, marker, pipes, then))
+
+    def _run(self) -> None:
+        while True:
+            pid, marker, pipes, then = self.jobs.get()
+            try:
+                kill_tree(pid, marker, pipes)
+            except Exception as err:  # reported, and the command still ends (as timed out)
+                print(f"sandbox-agent: killing {pid}: {type(err).__name__}: {err}", file=sys.stderr)
+            self.loop.hand_in(then)
 
 
 class Output:
-    """A command's stdout and stderr, read by the event loop's reader callbacks as bytes arrive and
-    sent as frames at once: no stream objects, no task per pipe, on the hottest path there is."""
+    """A command's stdout and stderr, read by loop callbacks as bytes arrive and sent as frames at
+    once: no stream objects, nothing per pipe but a callback, on the hottest path there is."""
 
-    def __init__(self, agent: Agent, rid: int, cap: int, fds: dict[int, int]) -> None:
-        self.agent, self.id, self.cap = agent, rid, cap
+    def __init__(
+        self, agent: Agent, rid: int, cap: int, fds: dict[int, int], on_closed: Callable[[], object]
+    ) -> None:
+        self.agent, self.id, self.cap, self.on_closed = agent, rid, cap, on_closed
         self.counts = {1: 0, 2: 0}
         self.open = dict(fds)  # fd -> stream number
         self.sending = True
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for fd, number in fds.items():
             os.set_blocking(fd, False)
-            agent.readers.add(fd, self._readable, fd, number)
+            agent.readers.add(fd, self._reader(fd, number))
+
+    def _reader(self, fd: int, number: int) -> Callable[[], None]:
+        return lambda: self._readable(fd, number)
 
     def _readable(self, fd: int, number: int) -> None:
         try:
@@ -389,80 +659,74 @@ class Output:
             data = b""
         if not data:
             self._close(fd)
+            if not self.open:
+                self.on_closed()
             return
         if not self.sending:
             return  # after the command's end: drained so the holder never blocks, not sent
         room = self.cap - self.counts[number]
         self.counts[number] += len(data)
         if room > 0:
-            self.agent.send_now({"type": "out", "id": self.id, "stream": number}, data[:room])
+            self.agent.send({"type": "out", "id": self.id, "stream": number}, data[:room])
 
     def _close(self, fd: int) -> None:
         self.agent.readers.remove(fd)
         os.close(fd)
         del self.open[fd]
-        if not self.open and not self.closed.done():
-            self.closed.set_result(None)
-
-    async def closed_within(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await asyncio.shield(self.closed)
 
     def detach(self, *, drain: bool) -> None:
         """Stop sending: keep draining what still holds the pipes (`drain`), or close them now."""
         self.sending = False
+        self.on_closed = lambda: None
         if not drain:
             for fd in list(self.open):
                 self._close(fd)
 
 
 class Readers:
-    """The event loop's reader callbacks for command output, paused while the manager's stream is full."""
+    """The loop's callbacks for command output, paused while the manager's stream is full."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: Loop) -> None:
         self.loop = loop
-        self.callbacks: dict[int, tuple[Any, ...]] = {}
+        self.callbacks: dict[int, Callable[[], object]] = {}
         self.paused = False
 
-    def add(self, fd: int, *callback: Any) -> None:
+    def add(self, fd: int, callback: Callable[[], object]) -> None:
         self.callbacks[fd] = callback
         if not self.paused:
-            self.loop.add_reader(fd, *callback)
+            self.loop.watch(fd, selectors.EVENT_READ, callback)
 
     def remove(self, fd: int) -> None:
-        if self.callbacks.pop(fd, None) is not None:
-            self.loop.remove_reader(fd)
+        if self.callbacks.pop(fd, None) is not None and not self.paused:
+            self.loop.unwatch(fd)
 
     def pause(self) -> None:
         if not self.paused:
             self.paused = True
             for fd in self.callbacks:
-                self.loop.remove_reader(fd)
+                self.loop.unwatch(fd)
 
     def resume(self) -> None:
         if self.paused:
             self.paused = False
             for fd, callback in self.callbacks.items():
-                self.loop.add_reader(fd, *callback)
+                self.loop.watch(fd, selectors.EVENT_READ, callback)
 
 
 class Agent:
-    def __init__(self, writer: asyncio.StreamWriter | None) -> None:
-        self.writer = writer
-        self.reaper = Reaper(asyncio.get_running_loop())
+    def __init__(self, loop: Loop, out_fd: int | None) -> None:
+        self.loop = loop
+        self.outbox = Outbox(loop, out_fd)
+        self.reaper = Reaper(loop)
+        self.killer = Killer(loop)
+        self.readers = Readers(loop)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)  # the stdin of commands given none
         self.environment = dict(os.environ)  # the container's, once: reading os.environ decodes every entry
-        self.killer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="killer")
-        self.killer.submit(int).result()  # its thread exists from now on
         self.execs: dict[int, Exec] = {}
         self.writes: dict[int, tuple[int, str]] = {}  # write id -> (open fd, path)
-        self.tasks: set[asyncio.Future[None]] = set()  # running execs (referenced, so never collected)
-        self.readers = Readers(asyncio.get_running_loop())
-        self._draining: asyncio.Future[None] | None = None
         self.lease_seconds = 0.0
         self.lease_until = 0.0
-        self._lease_timer: asyncio.Future[None] | None = None
+        self._lease_timer: Timer | None = None
 
     def lease(self, seconds: float) -> None:
         """Live only while the manager renews this (any frame from it renews); 0: live on regardless.
@@ -473,93 +737,76 @@ class Agent:
         """
         self.lease_seconds = seconds
         self.renew()
-        if seconds > 0 and self._lease_timer is None:
-            self._lease_timer = asyncio.ensure_future(self._watch_lease())
+        if self._lease_timer is not None:
+            self._lease_timer.cancel()
+            self._lease_timer = None
+        if seconds > 0:
+            self._check_lease()
 
     def renew(self) -> None:
         self.lease_until = time.monotonic() + self.lease_seconds
 
-    async def _watch_lease(self) -> None:
-        while self.lease_seconds > 0:
-            left = self.lease_until - time.monotonic()
-            if left <= 0:
-                os._exit(0)  # nobody holds the lease: end the sandbox (its container stops)
-            await asyncio.sleep(min(left, 1.0))
-        self._lease_timer = None
+    def _check_lease(self) -> None:
+        left = self.lease_until - time.monotonic()
+        if left <= 0:
+            os._exit(0)  # nobody holds the lease: end the sandbox (its container stops)
+        self._lease_timer = self.loop.later(min(left, 1.0), self._check_lease)
 
-    def send_now(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        """Queue a frame on the stream (writes are whole frames: they never interleave). Past the
-        high-water mark, command output stops being read until the manager has taken what is queued."""
-        if self.writer is None:
-            return
-        self.writer.write(encode(header, payload))
-        if self.writer.transport.get_write_buffer_size() > HIGH_WATER and not self.readers.paused:
+    def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+        """Queue a frame for the manager. Past the high-water mark, command output stops being read
+        until the manager has taken what is queued."""
+        self.outbox.put(encode(header, payload))
+        if self.outbox.full and not self.readers.paused:
             self.readers.pause()
-            self._draining = asyncio.ensure_future(self._drain())
+            self.outbox.when_room(self.readers.resume)
 
-    async def _drain(self) -> None:
-        assert self.writer is not None
-        with contextlib.suppress(ConnectionError, OSError):
-            await self.writer.drain()
-        self.readers.resume()
+    def error(self, rid: object, kind: str, message: str) -> None:
+        self.send({"type": "error", "id": rid, "kind": kind, "message": message[:2000]})
 
-    async def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        self.send_now(header, payload)
-        if self.writer is not None:
-            await self.writer.drain()
-
-    async def error(self, rid: object, kind: str, message: str) -> None:
-        await self.send({"type": "error", "id": rid, "kind": kind, "message": message[:2000]})
-
-    async def handle(self, header: dict[str, Any], payload: bytes) -> None:
+    def handle(self, header: dict[str, Any], payload: bytes) -> None:
         op, rid = header.get("op"), header.get("id")
         try:
             if op == "hello":
-                await self.send({"type": "hello", "id": rid, "version": VERSION, "pid": os.getpid()})
+                self.send({"type": "hello", "id": rid, "version": VERSION, "pid": os.getpid()})
             elif op == "ping":
-                await self.send({"type": "pong", "id": rid})
+                self.send({"type": "pong", "id": rid})
             elif op == "lease":
                 self.lease(float(header.get("seconds") or 0))
-                await self.send({"type": "leased", "id": rid})
+                self.send({"type": "leased", "id": rid})
             elif op == "exec":
                 if not isinstance(rid, int) or rid in self.execs:
                     raise RequestError("InvalidRequest", "exec needs a fresh integer id")
-                self.execs[rid] = Exec(self, rid, header)
-                self.tasks.add(task := asyncio.ensure_future(self._run_exec(rid)))
-                task.add_done_callback(self.tasks.discard)
+                self.execs[rid] = command = Exec(self, rid, header)
+                try:
+                    command.start()
+                except BaseException:
+                    self.execs.pop(rid, None)
+                    raise
             elif op == "stdin":
                 if rid in self.execs:
-                    self.execs[rid].stdin.put_nowait(payload)
+                    self.execs[rid].feed(payload)
             elif op == "stdin_close":
                 if rid in self.execs:
-                    self.execs[rid].stdin.put_nowait(None)
+                    self.execs[rid].feed(None)
             elif op == "cancel":
-                if rid in self.execs and not self.execs[rid].cancelled.done():
-                    self.execs[rid].cancelled.set_result(None)
+                if rid in self.execs:
+                    self.execs[rid].cancel()
             elif op == "write":
-                await self._write(rid, header, payload)
+                self._write(rid, header, payload)
             elif op == "read":
-                await self._read(rid, header)
+                self._read(rid, header)
             elif op == "list":
-                await self._list(rid, header)
+                self._list(rid, header)
             else:
                 raise RequestError("InvalidRequest", f"unknown op {op!r}")
         except RequestError as err:
-            await self.error(rid, err.kind, str(err))
+            self.error(rid, err.kind, str(err))
         except OSError as err:
-            await self.error(rid, "OSError", f"{err.strerror or err}")
+            self.error(rid, "OSError", f"{err.strerror or err}")
+        except Exception as err:  # the agent keeps serving whatever one request does
+            self.error(rid, "AgentError", f"{type(err).__name__}: {err}")
 
-    async def _run_exec(self, rid: int) -> None:
-        try:
-            await self.execs[rid].run()
-        except RequestError as err:
-            await self.error(rid, err.kind, str(err))
-        except Exception as err:  # the agent keeps serving whatever one command does
-            await self.error(rid, "AgentError", f"{type(err).__name__}: {err}")
-        finally:
-            self.execs.pop(rid, None)
-
-    async def _write(self, rid: Any, header: dict[str, Any], payload: bytes) -> None:
+    def _write(self, rid: Any, header: dict[str, Any], payload: bytes) -> None:
         if rid not in self.writes:
             real = resolve(header.get("path"))
             parent = os.path.dirname(real)
@@ -579,35 +826,55 @@ class Agent:
             raise
         if header.get("last"):
             os.close(self.writes.pop(rid)[0])
-            await self.send({"type": "done", "id": rid})
+            self.send({"type": "done", "id": rid})
 
-    async def _read(self, rid: Any, header: dict[str, Any]) -> None:
-        real = resolve(header.get("path"), must_exist=True)
+    def _read(self, rid: Any, header: dict[str, Any]) -> None:
+        name = header.get("path")
+        real = resolve(name, must_exist=True)
         limit = int(header.get("limit", 64 << 20))
         try:
             fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError as err:
-            raise RequestError("FileMissing", f"{header.get('path')!r} does not exist in the workspace") from err
+            raise RequestError("FileMissing", f"{name!r} does not exist in the workspace") from err
         try:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
-                raise RequestError("InvalidPath", f"{header.get('path')!r} is a directory")
+                raise RequestError("InvalidPath", f"{name!r} is a directory")
             if not stat.S_ISREG(info.st_mode):
-                raise RequestError("InvalidPath", f"{header.get('path')!r} is not a regular file")
+                raise RequestError("InvalidPath", f"{name!r} is not a regular file")
             if info.st_size > limit:
-                raise RequestError("InvalidPath", f"{header.get('path')!r} is {info.st_size} bytes, over the "
-                                   f"{limit}-byte limit")
-            size = 0
-            while chunk := os.read(fd, MAX_PAYLOAD):
-                size += len(chunk)
-                if size > limit:
-                    raise RequestError("InvalidPath", f"{header.get('path')!r} is over the {limit}-byte limit")
-                await self.send({"type": "data", "id": rid}, chunk)
-        finally:
+                raise RequestError("InvalidPath", f"{name!r} is {info.st_size} bytes, over the {limit}-byte limit")
+        except BaseException:
             os.close(fd)
-        await self.send({"type": "done", "id": rid, "size": size})
+            raise
+        sent = 0
 
-    async def _list(self, rid: Any, header: dict[str, Any]) -> None:
+        def more() -> None:  # a chunk at a time, waiting while the manager's stream is full
+            nonlocal sent
+            try:
+                while not self.outbox.full:
+                    chunk = os.read(fd, MAX_PAYLOAD)
+                    if not chunk:
+                        os.close(fd)
+                        self.send({"type": "done", "id": rid, "size": sent})
+                        return
+                    sent += len(chunk)
+                    if sent > limit:
+                        raise RequestError("InvalidPath", f"{name!r} is over the {limit}-byte limit")
+                    self.send({"type": "data", "id": rid}, chunk)
+            except RequestError as err:
+                os.close(fd)
+                self.error(rid, err.kind, str(err))
+                return
+            except OSError as err:
+                os.close(fd)
+                self.error(rid, "OSError", f"{err.strerror or err}")
+                return
+            self.outbox.when_room(more)
+
+        more()
+
+    def _list(self, rid: Any, header: dict[str, Any]) -> None:
         real = resolve(header.get("path", "."), allow_root=True, must_exist=True)
         if not os.path.isdir(real):
             raise RequestError("InvalidPath", f"{header.get('path')!r} is not a directory")
@@ -627,54 +894,88 @@ class Agent:
         while len(payload) > MAX_PAYLOAD and limit > 1:  # very long names: fewer entries, still one frame
             limit //= 2
             payload = json.dumps(entries[:limit], separators=(",", ":")).encode()
-        await self.send({"type": "entries", "id": rid, "truncated": len(entries) > limit}, payload)
+        self.send({"type": "entries", "id": rid, "truncated": len(entries) > limit}, payload)
 
 
-async def serve_stdio() -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_PAYLOAD * 2)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", 0))
-    transport, protocol = await loop.connect_write_pipe(
-        lambda: asyncio.streams.FlowControlMixin(loop), os.fdopen(1, "wb", 0)
-    )
-    writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    agent = Agent(writer)
-    health = await _health_server()
-    frames = FrameBuffer()
-    try:
-        while True:
-            data = await reader.read(READ)
-            if not data:
-                return  # stdin closed: nobody will ever ask anything again
-            agent.renew()  # whatever the manager sends keeps a lease
+class Inbox:
+    """Requests from the manager on stdin, handled as whole frames arrive; end of stdin ends the agent."""
+
+    def __init__(self, loop: Loop, agent: Agent, fd: int) -> None:
+        self.loop, self.agent, self.fd = loop, agent, fd
+        self.frames = FrameBuffer()
+        self.broken = False
+        os.set_blocking(fd, False)
+        loop.watch(fd, selectors.EVENT_READ, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, READ)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.loop.running = False  # stdin closed: nobody will ever ask anything again
+            return
+        if self.broken:
+            return
+        self.agent.renew()  # whatever the manager sends keeps a lease
+        try:
+            for header, payload in self.frames.feed(data):
+                self.agent.handle(header, payload)
+        except ProtocolError as err:
+            # Garbage on stdin (code inside can write to it): frames cannot be found again. Say so and
+            # stop listening, but stay alive until stdin closes: the container lives on and the manager
+            # falls back to the engine's own exec.
+            self.agent.error(None, "ProtocolError", str(err))
+            self.broken = True
+
+
+class HealthServer:
+    """Answers `pong` on the abstract socket, for the image's HEALTHCHECK (`sandbox-agent.py health`)."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            self.server.bind(HEALTH_SOCKET)
+        except OSError:  # another agent in this network namespace already answers: health still works
+            self.server.close()
+            return
+        self.server.listen(8)
+        loop.watch(self.server.fileno(), selectors.EVENT_READ, self._accept)
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.server.accept()
+        except OSError:
+            return
+        conn.setblocking(False)
+        fd = conn.fileno()
+
+        def close() -> None:
+            self.loop.unwatch(fd)
+            timer.cancel()
+            conn.close()
+
+        def answer() -> None:
             try:
-                for header, payload in frames.feed(data):
-                    await agent.handle(header, payload)
-            except ProtocolError as err:
-                # Garbage on stdin (code inside can write to it): frames cannot be found again. Say so
-                # and stop listening, but stay alive until stdin closes: the container lives on and
-                # the manager falls back to the engine's own exec.
-                await agent.error(None, "ProtocolError", str(err))
-                while await reader.read(READ):
-                    pass
-                return
-    finally:
-        if health is not None:
-            health.close()
+                conn.recv(64)
+                conn.send(b"pong\n")
+            except OSError:
+                pass
+            close()
+
+        timer = self.loop.later(2.0, close)  # a client that never asks is not waited for
+        self.loop.watch(fd, selectors.EVENT_READ, answer)
 
 
-async def _health_server() -> asyncio.AbstractServer | None:
-    async def pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(reader.read(64), 2.0)
-            writer.write(b"pong\n")
-            await writer.drain()
-        writer.close()
-
-    try:
-        return await asyncio.start_unix_server(pong, HEALTH_SOCKET)
-    except OSError:  # another agent in this network namespace already answers: health still works
-        return None
+def serve_stdio() -> None:
+    loop = Loop()
+    agent = Agent(loop, 1)
+    Inbox(loop, agent, 0)
+    HealthServer(loop)
+    loop.run()
 
 
 def health() -> int:
@@ -696,7 +997,7 @@ def main(argv: list[str]) -> int:
     if argv[1:2] == ["--version"]:  # the image build checks the agent runs on the image's Python
         print(f"sandbox-agent {VERSION} on Python {sys.version.split()[0]}")
         return 0
-    asyncio.run(serve_stdio())
+    serve_stdio()
     return 0
 
 

@@ -74,24 +74,49 @@ async def workspace(tmp_path: Path) -> Path:
     return ws.resolve()
 
 
-@pytest.fixture
-async def client(workspace: Path) -> AsyncIterator[Client]:
+# The agent as the images start it, and as a kernel without pidfd_open (gVisor may lack it) would:
+# children then reaped on SIGCHLD.
+WITHOUT_PIDFD = (
+    "import os, runpy, sys; del os.pidfd_open; sys.argv = [sys.argv[1]]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+async def _start(workspace: Path, *, pidfd: bool = True) -> Client:
+    argv = [sys.executable, "-I", str(AGENT)] if pidfd else [sys.executable, "-I", "-c", WITHOUT_PIDFD, str(AGENT)]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", str(AGENT), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "THEAPPAPP_WORKSPACE": str(workspace)}, cwd=str(workspace),
     )
     c = Client(proc)
     await c.send({"op": "hello", "id": 0})
     header, _ = await c.frame()
     assert header == {"type": "hello", "id": 0, "version": agent.VERSION, "pid": proc.pid}
-    yield c
-    assert proc.stdin is not None
-    proc.stdin.close()
+    return c
+
+
+async def _stop(c: Client) -> None:
+    assert c.proc.stdin is not None
+    c.proc.stdin.close()
     try:
-        await asyncio.wait_for(proc.wait(), 10)
+        await asyncio.wait_for(c.proc.wait(), 10)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        c.proc.kill()
+        await c.proc.wait()
+
+
+@pytest.fixture
+async def client(workspace: Path) -> AsyncIterator[Client]:
+    c = await _start(workspace)
+    yield c
+    await _stop(c)
+
+
+@pytest.fixture
+async def client_without_pidfd(workspace: Path) -> AsyncIterator[Client]:
+    c = await _start(workspace, pidfd=False)
+    yield c
+    await _stop(c)
 
 
 def test_frames_round_trip_and_split_anywhere() -> None:
@@ -279,3 +304,52 @@ async def test_a_lease_nobody_renews_ends_the_agent_and_one_given_up_does_not(cl
     await client.send({"op": "lease", "id": 53, "seconds": 1.0})
     t0 = time.monotonic()
     assert await asyncio.wait_for(client.proc.wait(), 5) == 0 and time.monotonic() - t0 < 3
+
+
+async def test_without_pidfd_children_are_reaped_on_sigchld(client_without_pidfd: Client) -> None:
+    client = client_without_pidfd
+    exit_, out, _ = await client.run(["/bin/bash", "-c", "echo hi; exit 4"])
+    assert (exit_["code"], out) == (4, b"hi\n")
+    for i in range(20):  # exiting together: one SIGCHLD may stand for several children
+        await client.send({"op": "exec", "id": 200 + i, "argv": ["/bin/bash", "-c", f"sleep 0.{i % 3}; exit {i}"],
+                           "timeout": 20})
+    codes: dict[int, int] = {}
+    while len(codes) < 20:
+        header, _ = await client.frame(20)
+        if header["type"] == "exit":
+            codes[header["id"] - 200] = header["code"]
+    assert codes == {i: i for i in range(20)}
+    exit_, _, _ = await client.run(["/bin/bash", "-c", "sleep 305"], timeout=0.5)
+    assert exit_["timed_out"] and exit_["signal"] == 9
+
+
+async def test_cancel_ends_a_command_as_timed_out(client: Client) -> None:
+    await client.send({"op": "exec", "id": 60, "argv": ["/bin/bash", "-c", "echo go; sleep 306"], "timeout": 30})
+    (_kind, payload), = await client.until(60, ("out",))
+    assert payload == b"go\n"
+    t0 = time.monotonic()
+    await client.send({"op": "cancel", "id": 60})
+    exit_ = (await client.until(60, ("exit",)))[-1][0]
+    assert exit_["timed_out"] and exit_["signal"] == 9 and time.monotonic() - t0 < 2
+    assert not [pid for pid, cmd in _sleepers() if cmd == "sleep 306"]
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_output_nobody_reads_stops_being_read_and_the_agent_stays_small(client: Client) -> None:
+    # The manager stops reading; the command writes without end. Past the high-water mark the agent
+    # stops reading the command's pipes (which then block the command), instead of buffering it all.
+    before = _rss(client.proc.pid)
+    await client.send({"op": "exec", "id": 70, "argv": ["/bin/bash", "-c", "yes flood"], "timeout": 30,
+                       "cap": 1 << 40})
+    await asyncio.sleep(2.0)
+    grown = _rss(client.proc.pid) - before
+    assert grown < 4 * agent.HIGH_WATER, f"the agent grew by {grown} bytes with nobody reading"
+    await client.send({"op": "cancel", "id": 70})
+    got = await client.until(70, ("exit",), timeout=30)  # reading again: the rest arrives, then the end
+    assert got[-1][0]["timed_out"] and sum(len(p) for h, p in got if h["type"] == "out") > agent.HIGH_WATER
