@@ -106,9 +106,8 @@ def pool_of(manager: ContainerManager) -> WarmPool:
 async def quiet(manager: ContainerManager) -> None:
     """No removal and no spare creation in flight."""
     await manager.settle()
-    pool = manager.pool
-    while pool is not None and (pool._making.total() or pool._jobs - {pool._reaper}):
-        await asyncio.sleep(0.005)
+    if manager.pool is not None:
+        await manager.pool.quiesce()
     await manager.settle()
 
 

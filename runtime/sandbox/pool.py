@@ -420,6 +420,12 @@ class WarmPool:
         if self._removals:
             await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._removals)), return_exceptions=True)
 
+    async def quiesce(self) -> None:
+        """Wait until no spare is being made and no removal is in flight (benchmarks compare an idle engine)."""
+        while self._making.total() or self._jobs - {self._tender}:
+            await asyncio.sleep(0.005)
+        await self.settle()
+
     def _mine(self) -> dict[str, str | None]:
         return {labels.OWNER: self.owner.manager_id, labels.POOL: SPARE}
 
