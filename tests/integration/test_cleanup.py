@@ -44,6 +44,9 @@ MANAGER_SCRIPT = textwrap.dedent(
         await manager.create_container("task-a", project, "python")
         await manager.create_container("task-b", project, "python")
         await manager.write_files("task-a", {"keep/notes.txt": "survives cleanup\\n"})
+        # A warm hand-over renames the spare to the task's name in the background: wait for it,
+        # or a kill inside that window leaves a container that (rightly) reads as a dead spare.
+        await manager.settle()
         print("READY", flush=True)
         await asyncio.sleep(3600)
 
