@@ -149,6 +149,46 @@ class Cache:
 
 
 @dataclass(frozen=True)
+class Packages:
+    """Where the language's own install commands (pip, npm -g, gem, ...) put what they install.
+
+    `path` lies in the project's volume, so an install is there for the project's next task and
+    no other project ever sees it, while the image stays read-only and as built. The image sets
+    `env` (and `bin` on PATH) after its own tools are installed, so the build is unaffected.
+    """
+
+    path: str = field(metadata=_doc("absolute directory under the workspace that installs go to"))
+    env: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc("variables that point the install tools and the language at `path`; {path} is replaced, "
+                      "and ${VAR} is the value VAR had before (Dockerfile ENV rules)"),
+    )
+    bin: tuple[str, ...] = field(
+        default=(), metadata=_doc("directories, relative to `path`, put first on PATH (installed programs)")
+    )
+    setup: str | None = field(
+        default=None,
+        metadata=_doc("shell command run as root at build time, after the tools are installed, if the "
+                      "language needs one to accept installs outside its own directories"),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/") or ".." in self.path.split("/"):
+            raise ValueError(f"packages path must be absolute, without '..', got {self.path!r}")
+        for rel in self.bin:
+            if rel.startswith("/") or ".." in rel.split("/"):
+                raise ValueError(f"packages bin {rel!r} must be relative to path, without '..'")
+
+    def environment(self) -> dict[str, str]:
+        """`env` with {path} filled in, then PATH with `bin` first (as the image's ENV sets it)."""
+        out = {key: value.replace("{path}", self.path) for key, value in self.env.items()}
+        if self.bin:
+            dirs = ":".join(f"{self.path}/{rel}".rstrip("/") for rel in self.bin)
+            out["PATH"] = f"{dirs}:{out.get('PATH', '${PATH}')}"
+        return out
+
+
+@dataclass(frozen=True)
 class Resources:
     """Per-container limits; unset values fall back to the registry defaults."""
 
@@ -420,6 +460,10 @@ class Language:
         default=None,
         metadata=_doc("a per-project cache directory (e.g. Go's build cache), kept across the project's tasks"),
     )
+    packages: Packages | None = field(
+        default=None,
+        metadata=_doc("where `pip install`, `npm install -g` and the like put packages: per project, in its volume"),
+    )
     run_by_extension: dict[str, str] = field(
         default_factory=dict,
         metadata=_doc("other source extensions the image runs, each with its whole command (compile included), "
@@ -518,6 +562,10 @@ class Registry:
                 for other in ("/tmp", self.base.home, self.base.workspace):  # mounted separately
                     if path == other or path.startswith(f"{other}/") or other.startswith(f"{path}/"):
                         raise ValueError(f"{where}.cache.path: {lang.cache.path!r} overlaps {other}")
+            workspace = self.base.workspace.rstrip("/")
+            if lang.packages is not None and not lang.packages.path.startswith(f"{workspace}/"):
+                raise ValueError(f"{where}.packages.path: {lang.packages.path!r} must lie under {workspace}/ "
+                                 "(the project's volume), or installs would not persist")
             for other in lang.run_by_extension:
                 if not other.startswith(".") or other == lang.extension:
                     raise ValueError(

@@ -27,6 +27,12 @@ USER 1000:1000
 RUN go build std && mkdir /tmp/warm && printf 'package w\nimport "testing"\nfunc TestW(t *testing.T) {}\n' > /tmp/warm/w_test.go && go -C /tmp/warm mod init warm 2>/dev/null && go -C /tmp/warm test ./... >/dev/null && rm -rf /tmp/warm /tmp/go
 USER 0:0
 
+# Installs (languages.yaml `packages`): the language's own install commands write below
+# /workspace/.packages/go, in the project's volume, not into the read-only image. Set after the
+# tools above are installed, so their build does not see it.
+ENV GOPATH="/workspace/.packages/go" \
+    PATH="/workspace/.packages/go/bin:${PATH}"
+
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
 # Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid programs

@@ -24,6 +24,11 @@ ENV JAVA_HOME="/usr/lib/jvm/java-17-openjdk-amd64" \
 
 # gradle (optional: the image builds without it if the source is unreachable)
 RUN theappapp-fetch gradle "https://services.gradle.org/distributions/gradle-8.14.3-bin.zip" sha256sum bd71102213493060956ec229d946beee57158dbd89d0e62b91bca0fa2c5f3531 /opt/gradle zip 1 true /usr/local/bin/gradle=bin/gradle
+# Installs (languages.yaml `packages`): the language's own install commands write below
+# /workspace/.packages/java, in the project's volume, not into the read-only image. Set after the
+# tools above are installed, so their build does not see it.
+ENV GRADLE_USER_HOME="/workspace/.packages/java/gradle"
+
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
 # Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid programs

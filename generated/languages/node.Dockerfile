@@ -27,6 +27,13 @@ RUN npm install --global --no-fund --no-audit \
       "prettier@3.10.1" \
  && npm cache clean --force
 
+# Installs (languages.yaml `packages`): the language's own install commands write below
+# /workspace/.packages/node, in the project's volume, not into the read-only image. Set after the
+# tools above are installed, so their build does not see it.
+ENV npm_config_prefix="/workspace/.packages/node" \
+    NODE_PATH="/workspace/.packages/node/lib/node_modules:${NODE_PATH}" \
+    PATH="/workspace/.packages/node/bin:${PATH}"
+
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
 # Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid programs

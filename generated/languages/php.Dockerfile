@@ -21,6 +21,12 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     COMPOSER_HOME="/tmp/.composer" \
     COMPOSER_CACHE_DIR="/tmp/.composer/cache"
 
+# Installs (languages.yaml `packages`): the language's own install commands write below
+# /workspace/.packages/php, in the project's volume, not into the read-only image. Set after the
+# tools above are installed, so their build does not see it.
+ENV COMPOSER_HOME="/workspace/.packages/php" \
+    PATH="/workspace/.packages/php/vendor/bin:${PATH}"
+
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
 # Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid programs

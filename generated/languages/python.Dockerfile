@@ -16,7 +16,6 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 ENV PATH="/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    VIRTUAL_ENV="/opt/venv" \
     PYTHONDONTWRITEBYTECODE="1" \
     PYTHONUNBUFFERED="1" \
     PIP_CACHE_DIR="/tmp/.cache/pip" \
@@ -31,6 +30,13 @@ RUN python3 -m venv /opt/venv \
       "black==26.10.1" \
       "flake8==7.5.0" \
       "mypy==2.4.1"
+
+# Installs (languages.yaml `packages`): the language's own install commands write below
+# /workspace/.packages/python, in the project's volume, not into the read-only image. Set after the
+# tools above are installed, so their build does not see it.
+RUN rm /opt/venv/pyvenv.cfg /usr/lib/python3.11/EXTERNALLY-MANAGED && mkdir -p /usr/lib/python3/dist-packages && echo /opt/venv/lib/python3.11/site-packages > /usr/lib/python3/dist-packages/theappapp-tools.pth && /opt/venv/bin/python3 -c 'import numpy, pandas, pytest'
+ENV PYTHONUSERBASE="/workspace/.packages/python" \
+    PATH="/workspace/.packages/python/bin:${PATH}"
 
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.

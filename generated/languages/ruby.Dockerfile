@@ -25,6 +25,13 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     BUNDLE_USER_HOME="/tmp/.bundle" \
     BOOTSNAP_CACHE_DIR="/tmp/.bootsnap"
 
+# Installs (languages.yaml `packages`): the language's own install commands write below
+# /workspace/.packages/ruby, in the project's volume, not into the read-only image. Set after the
+# tools above are installed, so their build does not see it.
+ENV GEM_HOME="/workspace/.packages/ruby" \
+    GEM_PATH="/workspace/.packages/ruby:${GEM_PATH}" \
+    PATH="/workspace/.packages/ruby/bin:${PATH}"
+
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
 # Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid programs

@@ -239,3 +239,37 @@ def test_bad_source_file_rule_fails_at_load_with_its_path(raw: dict[str, Any], s
     data["languages"]["java"]["source_file"] = source_file
     with pytest.raises(RegistryError, match=message):
         parse_registry(data)
+
+
+@pytest.mark.parametrize("path", ["/opt/packages", "/workspace", "relative/dir", "/workspace/../etc"])
+def test_packages_path_must_lie_in_the_project_volume(raw: dict[str, Any], path: str) -> None:
+    data = broken(raw)
+    data["languages"]["python"]["packages"]["path"] = path
+    with pytest.raises(RegistryError, match="packages"):
+        parse_registry(data)
+
+
+def test_packages_bin_must_be_relative(raw: dict[str, Any]) -> None:
+    data = broken(raw)
+    data["languages"]["python"]["packages"]["bin"] = ["/usr/bin"]
+    with pytest.raises(RegistryError, match="bin"):
+        parse_registry(data)
+
+
+def test_packages_environment_fills_in_the_path_and_puts_bin_first_on_path() -> None:
+    from runtime.registry import Packages
+
+    packages = Packages(path="/workspace/.p/x", env={"HOME_OF_X": "{path}", "X_PATH": "{path}/lib:${X_PATH}"},
+                        bin=["bin", "vendor/bin"])
+    assert packages.environment() == {
+        "HOME_OF_X": "/workspace/.p/x",
+        "X_PATH": "/workspace/.p/x/lib:${X_PATH}",
+        "PATH": "/workspace/.p/x/bin:/workspace/.p/x/vendor/bin:${PATH}",
+    }
+
+
+def test_every_language_that_installs_packages_declares_where() -> None:
+    # The images whose tools install packages (pip, npm, gem, composer, go) name a per-project place.
+    for name in ("python", "node", "ruby", "php", "go"):
+        packages = load_registry().languages[name].packages
+        assert packages is not None and packages.path.startswith("/workspace/"), name
