@@ -44,11 +44,9 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from runtime import labels
 from runtime.backends.base import Backend
 from runtime.config import RuntimeConfig
 from runtime.registry import Registry
@@ -56,13 +54,11 @@ from runtime.sandbox.demand import Demand
 from runtime.sandbox.owner import Owner
 from runtime.sandbox.spare_maker import SpareMaker
 from runtime.sandbox.spares import SPARE, SPARE_PREFIX, Key, Spare, SpareShelf, Waiters, mem_available
+from runtime.sandbox.upkeep import LEASE_SECONDS, Upkeep, quietly
 
-__all__ = ["SPARE", "SPARE_PREFIX", "Handover", "Spare", "WarmPool", "mem_available"]
+__all__ = ["LEASE_SECONDS", "SPARE", "SPARE_PREFIX", "Handover", "Spare", "WarmPool", "mem_available"]
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 15.0  # a spare whose manager stopped renewing this long ends itself
-RENEW_EVERY = LEASE_SECONDS / 3
-SURPLUS_GRACE = 30.0  # seconds a quiet key keeps spares above its target
 
 
 @dataclass(frozen=True)
@@ -93,8 +89,8 @@ class WarmPool:
         self._dropping: set[str] = set()  # projects whose spares are being dropped: none made meanwhile
         self._waiters = Waiters()  # creates waiting for a spare in the making
         self._jobs: set[asyncio.Task[Any]] = set()
-        self._removals: set[Future[None]] = set()
-        self._tender: asyncio.Task[None] | None = None
+        self.upkeep = Upkeep(backend, owner, self._shelf, self.demand, self.settings.idle_ttl, self._count)
+        self._discard = self.upkeep.discard
         self._closed = False
         atexit.register(self._at_exit)
 
@@ -145,7 +141,7 @@ class WarmPool:
             self._discard(spare)
             return None
         self._count("hit", key)
-        self._spawn(self._quietly(self.backend.lease(spare.container_id, 0)))  # a task outlives its manager
+        self._spawn(quietly(self.backend.lease(spare.container_id, 0)))  # a task outlives its manager
         self._replenish(key, hit=True)
         return Handover(spare.container_id, asyncio.ensure_future(self.backend.rename(spare.container_id, name)))
 
@@ -289,10 +285,8 @@ class WarmPool:
                 self._refuse(key, "no_memory")
                 self._waiters.hand(key, None)
                 return
-            spare = await self.maker.make(key, self._remove_soon)
-            if not await self.backend.lease(spare.container_id, LEASE_SECONDS):
-                log.debug("spare %s has no agent to hold a lease; cleanup removes it if this process dies",
-                          spare.name)
+            spare = await self.maker.make(key, self.upkeep.remove_soon)
+            await self.upkeep.lease(spare)
         except asyncio.CancelledError:
             self._waiters.hand(key, None)
             raise
@@ -312,58 +306,17 @@ class WarmPool:
         self._count("made", key)
         if not self._waiters.hand(key, spare):
             self._shelf.add(spare)
-            self._ensure_tender()
-
-    # -- tending: leases, the idle TTL, surplus --------------------------------------------------
-
-    def _ensure_tender(self) -> None:
-        if self._tender is None or self._tender.done():
-            self._tender = self._spawn(self._tend())
-
-    async def _tend(self) -> None:
-        while not self._closed and self._shelf.size:
-            oldest = self._shelf.oldest()
-            due = RENEW_EVERY if oldest is None else oldest + self.settings.idle_ttl - time.monotonic()
-            wait = min(RENEW_EVERY, due)
-            await asyncio.sleep(max(0.05, wait))
-            self.expire()
-            self.trim()
-            await asyncio.gather(*(self._quietly(self.backend.lease(s.container_id, LEASE_SECONDS))
-                                   for s in self._shelf.all()))
+            self.upkeep.ensure_tending(self._spawn)
 
     def expire(self) -> int:
         """Remove spares older than the idle TTL; returns how many went."""
-        deadline = time.monotonic() - self.settings.idle_ttl
-        gone = self._shelf.take_where(lambda s: s.made_at < deadline)
-        for spare in gone:
-            self._discard(spare)
-            self._count("expired", spare.key)
-        return len(gone)
+        return self.upkeep.expire()
 
     def trim(self) -> int:
-        """Remove a quiet key's spares above its target once they waited SURPLUS_GRACE."""
-        now, gone = time.monotonic(), 0
-        for key in list({s.key for s in self._shelf.all()}):
-            extra = self._shelf.ready(key) - self.demand.target(key)
-            if extra <= 0:
-                continue
-            old = [s for s in self._shelf.all() if s.key == key and now - s.made_at > SURPLUS_GRACE][:extra]
-            for spare in self._shelf.take_where(lambda s, old=old: s in old):  # type: ignore[misc]
-                self._discard(spare)
-                self._count("surplus", key)
-                gone += 1
-        return gone
+        """Remove a quiet key's spares above its target once they waited long enough."""
+        return self.upkeep.trim()
 
     # -- removal -------------------------------------------------------------------------------
-
-    def _discard(self, spare: Spare) -> None:
-        self._remove_soon(spare.container_id)
-
-    def _remove_soon(self, container_id: str) -> None:
-        # If the engine is gone meanwhile, cleanup finds the spare by its labels.
-        future = self.backend.remove_soon(container_id)
-        self._removals.add(future)
-        future.add_done_callback(self._removals.discard)
 
     async def drop(self, project_id: str) -> int:
         """Remove the project's spares and wait until they are gone (e.g. before its volume is deleted).
@@ -394,54 +347,34 @@ class WarmPool:
         task.add_done_callback(self._jobs.discard)
         return task
 
-    @staticmethod
-    async def _quietly(job: Coroutine[Any, Any, Any]) -> None:
-        with contextlib.suppress(Exception):
-            await job
-
     async def shutdown(self) -> None:
         """Remove every spare: those in the pool, those being made, and any this owner leaked before."""
         self._closed = True
         atexit.unregister(self._at_exit)
-        if self._tender is not None:
-            self._tender.cancel()
+        self.upkeep.stop()
         # Spares being made are awaited, not cancelled: the engine would finish creating them anyway.
-        jobs = [j for j in self._jobs if j is not self._tender]
+        jobs = [j for j in self._jobs if j is not self.upkeep.tender]
         if jobs:
             await asyncio.wait(jobs, timeout=self.config.engine.api_timeout)
         for spare in self._shelf.take_where(lambda s: True):
             self._discard(spare)
         self._waiters.release_all()
         await self.settle()
-        await self._sweep()
+        await self.upkeep.sweep()
 
     async def settle(self) -> None:
         """Wait for the removals the pool has started."""
-        if self._removals:
-            await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._removals)), return_exceptions=True)
+        await self.upkeep.settle()
 
     async def quiesce(self) -> None:
         """Wait until no spare is being made and no removal is in flight (benchmarks compare an idle engine)."""
-        while self._making.total() or self._jobs - {self._tender}:
+        while self._making.total() or self._jobs - {self.upkeep.tender}:
             await asyncio.sleep(0.005)
         await self.settle()
-
-    def _mine(self) -> dict[str, str | None]:
-        return {labels.OWNER: self.owner.manager_id, labels.POOL: SPARE}
-
-    async def _sweep(self) -> None:
-        """Remove idle spares of this owner the engine still has (a creation cut off by cancellation)."""
-        try:
-            found = await self.backend.list_containers(self._mine())
-            idle = [c.id for c in found if c.name.startswith(SPARE_PREFIX)]
-            await asyncio.gather(*(self.backend.remove(cid) for cid in idle))
-        except Exception as err:  # cleanup removes what is left by its labels
-            log.warning("could not sweep the pool's spares: %s", err)
 
     def _at_exit(self) -> None:
         """The interpreter exits without shutdown(): remove this owner's idle spares now, blocking."""
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(Exception):
-            self.backend.remove_now(self._mine(), SPARE_PREFIX)
+        self.upkeep.remove_all_now()
