@@ -13,7 +13,7 @@
    where the manager's time includes finishing its background removals. Both sides get the
    exec's exit code (raw: create, start, inspect, as docker-py's `exec_run`). Each worker has
    its own project, as an orchestrator's agents would.
-4. The pool's idle cost: `--spares` idle spares, memory from each container's cgroup.
+4. The pool's idle cost: `--spares` idle spares, memory and CPU (over 15 s) from each container's cgroup.
 5. Workloads, with the pool's defaults (`--only workloads`): task start -> first output of
    `python3 -c 'print(1)'` for back-to-back tasks on one project, tasks 0.5 s apart, 50 projects
    drawn Zipf-distributed 0.3 s apart, and a 17th project prewarmed after 16 one-off projects;
@@ -298,6 +298,21 @@ def cgroup_memory(cid: str) -> tuple[int | None, int | None]:
     return None, None
 
 
+def cgroup_cpu_ns(cid: str) -> int | None:
+    """CPU time a container has used, in ns: cgroup v1's cpuacct.usage, or v2's cpu.stat usage_usec."""
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+    if v1.exists():
+        return int(v1.read_text())
+    v2 = Path(f"/sys/fs/cgroup/docker/{cid}/cpu.stat")
+    if v2.exists():
+        stat = dict(line.split() for line in v2.read_text().splitlines())
+        return int(stat["usage_usec"]) * 1000
+    return None
+
+
+IDLE_WINDOW = 15.0  # seconds: three lease renewals
+
+
 async def idle_cost(manager: ContainerManager, raw: Raw, spares: int, tag: str) -> None:
     await quiet(manager)
     pool = pool_of(manager)
@@ -321,6 +336,15 @@ async def idle_cost(manager: ContainerManager, raw: Raw, spares: int, tag: str) 
     if ids:
         stats = await asyncio.get_running_loop().run_in_executor(None, lambda: raw.api.stats(ids[0], stream=False))
         print(f"  docker stats (one spare): memory usage {stats['memory_stats'].get('usage', 0) / 2**20:.2f} MiB")
+    before = [cgroup_cpu_ns(cid) for cid in ids]
+    mine = time.process_time()
+    await asyncio.sleep(IDLE_WINDOW)
+    spent = [b2 - b1 for b1, b2 in zip(before, (cgroup_cpu_ns(cid) for cid in ids), strict=True)
+             if b1 is not None and b2 is not None]
+    if spent:
+        print(f"  cpu while idle for {IDLE_WINDOW:.0f} s: {statistics.mean(spent) / 1e6 / IDLE_WINDOW:.3f} ms/s "
+              f"per spare (in its cgroup); the manager renewing their leases: "
+              f"{(time.process_time() - mine) * 1000 / IDLE_WINDOW / len(ids):.3f} ms/s per spare")
     print(f"  pool counters over the run: {dict(pool.counts)}")
 
 

@@ -13,7 +13,7 @@ is renamed to the task's `theappapp-{project}-{task}` (in the background: see `t
 
 Freshness. A spare is handed out only if its image is still the one its tag names.
 
-Policy (measured in benchmarks/bench_pool.py; the figures are in its docstring):
+Policy (measured in benchmarks/bench_pool.py, `--only workloads throughput idle`):
 - Pipelining: a hand-over starts the key's next spare at once, not gated by engine load: it
   replaces the spare just used, so a stream of tasks on one key overlaps each task with the
   making of the next one's container. How many are kept on their way adapts to demand
