@@ -16,9 +16,10 @@ Requests carry an `op` and an `id`; answers carry a `type` and the request's `id
     hello                          -> hello {version, pid}
     ping                           -> pong
     exec {argv, env, cwd, timeout, cap, stdin}
-                                   -> out {stream: 1|2} + bytes ..., then exit {code, signal,
-                                      duration, timed_out, out_bytes, err_bytes, truncated}
+                                   -> started {pid}, out {stream: 1|2} + bytes ..., then exit {code,
+                                      signal, duration, timed_out, out_bytes, err_bytes, truncated}
     stdin + bytes / stdin_close    (no answer)
+    signal {signal}                the signal to the command's process group (no answer)
     cancel                         -> the exec ends with timed_out
     write {path, last} + bytes     -> done (after the last chunk)
     read {path, limit}             -> data + bytes ..., then done {size}
@@ -234,7 +235,6 @@ class Loop:
 
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
-        self.callbacks: dict[int, Callable[[], object]] = {}
         self.timers: list[Timer] = []
         self.handed: list[Callable[[], object]] = []  # from other threads (list.append is atomic)
         self.on_wake: Callable[[], object] | None = None  # e.g. reap children after a SIGCHLD
@@ -244,15 +244,16 @@ class Loop:
 
     def watch(self, fd: int, events: int, callback: Callable[[], object]) -> None:
         """Call `callback` while `fd` is ready for `events` (one registration per descriptor)."""
-        if fd in self.callbacks:
-            self.selector.modify(fd, events)
-        else:
-            self.selector.register(fd, events)
-        self.callbacks[fd] = callback
+        try:
+            self.selector.modify(fd, events, callback)
+        except KeyError:
+            self.selector.register(fd, events, callback)
 
     def unwatch(self, fd: int) -> None:
-        if self.callbacks.pop(fd, None) is not None:
+        try:  # noqa: SIM105 (as above: no contextlib)
             self.selector.unregister(fd)
+        except KeyError:
+            pass
 
     def later(self, seconds: float, callback: Callable[[], object]) -> Timer:
         timer = Timer(time.monotonic() + seconds, callback)
@@ -288,10 +289,14 @@ class Loop:
                 heapq.heappop(self.timers)
             if self.timers:
                 timeout = max(0.0, self.timers[0].when - time.monotonic())
-            for key, _events in self.selector.select(timeout):
-                callback = self.callbacks.get(key.fd)  # an earlier callback may have unwatched it
-                if callback is not None:
-                    self._call(callback)
+            ready = self.selector.select(timeout)
+            registered = self.selector.get_map()
+            for key, _events in ready:
+                # Only the registration that was ready: an earlier callback of this round may have
+                # unwatched this fd, closed it, and had its number reused by a new registration.
+                # (Level-triggered: a registration skipped here is reported again next round.)
+                if registered.get(key.fd) is key:
+                    self._call(key.data)
             now = time.monotonic()
             while self.timers and self.timers[0].when <= now:
                 timer = heapq.heappop(self.timers)
@@ -377,6 +382,7 @@ class Exec:
         self.agent, self.id, self.request = agent, rid, request
         self.phase = "running"
         self.status: int | None = None  # the exit status once reaped (negative: a signal)
+        self.pid = 0
         self.timed_out = False
         self.timer: Timer | None = None
         self.output: Output | None = None
@@ -398,9 +404,17 @@ class Exec:
         env["PWD"] = cwd  # as a shell would set it, for commands the manager runs without one
         self.cap = int(req.get("cap", 1 << 20))
         timeout = float(req.get("timeout", 30.0))
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)  # our own pipes: their inodes tell who holds the output
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        in_r, in_w = os.pipe2(os.O_CLOEXEC) if req.get("stdin") else (agent.devnull, -1)
+        made: list[int] = []
+        try:  # our own pipes: their inodes tell who holds the output
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            made += (out_r, out_w)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            made += (err_r, err_w)
+            in_r, in_w = os.pipe2(os.O_CLOEXEC) if req.get("stdin") else (agent.devnull, -1)
+        except OSError:  # out of descriptors: none of them kept
+            for fd in made:
+                os.close(fd)
+            raise
         try:
             pid = spawn(argv, env, cwd, (in_r, out_w, err_w))
         except OSError as err:  # not found, not executable, no pid left
@@ -421,8 +435,26 @@ class Exec:
         if in_w >= 0:
             os.set_blocking(in_w, False)
             self.stdin_fd = in_w
-        agent.reaper.watch(pid, self._exited)
+        try:
+            agent.reaper.watch(pid, self._exited)
+        except OSError:  # no pidfd to be had (out of descriptors): the command must not run unwatched
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self.output.detach(drain=False)
+            self._close_stdin()
+            raise
         self.timer = agent.loop.later(timeout, self.cancel)
+        agent.send({"type": "started", "id": self.id, "pid": pid})
+
+    def signal(self, signum: object) -> None:
+        """Deliver `signum` to the command's process group (a shell session's interrupt)."""
+        if not isinstance(signum, int) or not 0 < signum < signal.NSIG:
+            raise RequestError("InvalidRequest", f"not a signal number: {signum!r}")
+        if self.phase == "running" and self.pid:
+            try:  # noqa: SIM105 (as above: no contextlib)
+                os.killpg(self.pid, signum)  # its own session: the group's id is its pid
+            except ProcessLookupError:  # exited meanwhile: its exit frame is on its way
+                pass
 
     # stdin: the request's bytes into the command's, then end-of-file (half-close)
 
@@ -468,9 +500,17 @@ class Exec:
             # the command's end is reported and the rest is drained unsent.
             if self.output is not None and self.output.open:
                 self.phase = "draining"
-                self.timer = self.agent.loop.later(EXIT_DRAIN, self._finish)
+                self.timer = self.agent.loop.later(EXIT_DRAIN, self._drain_over)
             else:
                 self._finish()
+
+    def _drain_over(self) -> None:
+        # The grace counts only while output can be sent: with the manager's stream full, what is
+        # still in the pipes would be dropped unsent, so the grace starts again.
+        if self.phase == "draining" and self.agent.readers.paused:
+            self.timer = self.agent.loop.later(EXIT_DRAIN, self._drain_over)
+        else:
+            self._finish()
 
     def _output_closed(self) -> None:
         if self.phase == "draining":
@@ -553,7 +593,9 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int,
     actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
     os.chdir(cwd)
     try:
-        return os.posix_spawn(program, argv, env, file_actions=actions, setsid=True)
+        # Python ignores SIGPIPE and SIGXFSZ; a command gets the defaults, as from a shell.
+        return os.posix_spawn(program, argv, env, file_actions=actions, setsid=True,
+                              setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
     finally:
         os.chdir("/")
 
@@ -579,21 +621,22 @@ class Reaper:
             fd = os.pidfd_open(pid)
 
             def ready() -> None:
-                self.loop.unwatch(fd)
-                os.close(fd)
-                self._reap(pid)
+                if self._reap(pid):  # else not reapable yet: keep watching
+                    self.loop.unwatch(fd)
+                    os.close(fd)
 
             self.loop.watch(fd, selectors.EVENT_READ, ready)
         else:
             self._reap_all()  # it may have exited before we listened
 
-    def _reap(self, pid: int) -> None:
+    def _reap(self, pid: int) -> bool:
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             done, status = pid, 255 << 8
         if done == pid:
             self._report(pid, status)
+        return done == pid
 
     def _reap_all(self) -> None:
         while True:
@@ -788,6 +831,9 @@ class Agent:
             elif op == "stdin_close":
                 if rid in self.execs:
                     self.execs[rid].feed(None)
+            elif op == "signal":
+                if rid in self.execs:
+                    self.execs[rid].signal(header.get("signal"))
             elif op == "cancel":
                 if rid in self.execs:
                     self.execs[rid].cancel()

@@ -325,7 +325,8 @@ async def test_without_pidfd_children_are_reaped_on_sigchld(client_without_pidfd
 
 async def test_cancel_ends_a_command_as_timed_out(client: Client) -> None:
     await client.send({"op": "exec", "id": 60, "argv": ["/bin/bash", "-c", "echo go; sleep 306"], "timeout": 30})
-    (_kind, payload), = await client.until(60, ("out",))
+    started, (_, payload) = await client.until(60, ("out",))
+    assert started[0]["type"] == "started" and started[0]["pid"] > 1  # the command's pid, first
     assert payload == b"go\n"
     t0 = time.monotonic()
     await client.send({"op": "cancel", "id": 60})
@@ -353,3 +354,54 @@ async def test_output_nobody_reads_stops_being_read_and_the_agent_stays_small(cl
     await client.send({"op": "cancel", "id": 70})
     got = await client.until(70, ("exit",), timeout=30)  # reading again: the rest arrives, then the end
     assert got[-1][0]["timed_out"] and sum(len(p) for h, p in got if h["type"] == "out") > agent.HIGH_WATER
+
+
+async def test_a_signal_reaches_the_commands_process_group(client: Client) -> None:
+    script = "trap 'echo got-int; exit 5' INT; echo ready; sleep 307 & wait"
+    await client.send({"op": "exec", "id": 61, "argv": ["/bin/bash", "-c", script], "timeout": 30})
+    assert (await client.until(61, ("out",)))[-1][1] == b"ready\n"
+    await client.send({"op": "signal", "id": 61, "signal": 2})
+    frames = await client.until(61, ("exit",))
+    assert b"got-int\n" in b"".join(p for h, p in frames if h["type"] == "out")
+    assert frames[-1][0]["code"] == 5
+    await client.send({"op": "exec", "id": 62, "argv": ["/bin/sleep", "5"], "timeout": 30})
+    await client.send({"op": "signal", "id": 62, "signal": 999})
+    error = (await client.until(62, ("error",)))[-1][0]
+    assert error["kind"] == "InvalidRequest" and "signal" in error["message"]
+    await client.send({"op": "cancel", "id": 62})
+    await client.until(62, ("exit",))
+
+
+async def test_commands_get_the_default_sigpipe_as_from_a_shell(client: Client) -> None:
+    # Python ignores SIGPIPE; a command that inherited that would print "Broken pipe" and exit 1.
+    _exit, out, err = await client.run(["/bin/bash", "-c", "yes | head -1; echo \"${PIPESTATUS[*]}\""])
+    assert out == b"y\n141 0\n" and b"Broken pipe" not in err, (out, err)
+
+
+def test_a_descriptor_closed_and_reused_in_one_round_does_not_run_the_new_callback() -> None:
+    loop = agent.Loop()
+    calls: list[str] = []
+    (r1, w1), (r2, w2) = os.pipe(), os.pipe()
+    os.write(w1, b"x")
+    os.write(w2, b"x")
+    made: list[int] = []
+
+    def swap(mine: int, other: int) -> None:
+        calls.append("old")
+        if made:
+            return
+        loop.unwatch(other)
+        os.close(other)
+        r3, w3 = os.pipe()  # the lowest free number: the one just closed
+        made.extend((r3, w3))
+        loop.watch(r3, agent.selectors.EVENT_READ, lambda: calls.append("new"))
+        loop.unwatch(mine)
+        loop.running = False
+
+    loop.watch(r1, agent.selectors.EVENT_READ, lambda: swap(r1, r2))
+    loop.watch(r2, agent.selectors.EVENT_READ, lambda: swap(r2, r1))
+    loop.run()
+    assert made[0] in (r1, r2)  # the number was reused, or the test proves nothing
+    assert calls == ["old"]
+    for fd in (w1, w2, *made, r1 if made[0] == r2 else r2):
+        os.close(fd)
