@@ -66,7 +66,8 @@ class TaskOperations:
                 stderr_tail=result.stderr[-_STDERR_TAIL:],
             ))
             if self.pool is not None:
-                # The task has started: refill its key now, after (not during) its first command.
+                # The task has started: refill its key now, after (not during) its command (a no-op
+                # once the key is back at its target).
                 self.pool.refill(info.project_id, info.language)
 
         return ExecStream(self.backend.exec, info.container_id, request, done)

@@ -19,7 +19,7 @@ Policy (measured in benchmarks/bench_pool.py, `--only workloads throughput idle`
   making of the next one's container. How many are kept on their way adapts to demand
   (`Demand.target`): as many as arrive while one is being made, up to `pool_max_per_key`;
   back to `pool_spares_per_key` once the key's tasks stop.
-- Speculative refills (after a task's first command, and when it ends) start only
+- Speculative refills (after each of a task's commands, and when it ends) start only
   while the engine has spare capacity (`pool_fill_max_load` creates and starts in flight; the
   manager's own removals do not count): on a saturated engine a spare would only compete with
   the tasks it was made for.
@@ -131,7 +131,7 @@ class WarmPool:
         self.demand.arrived(key)
         spare = self._shelf.pop(key, network, self.settings.idle_ttl) or await self._wait_for_spare(key, network)
         # No refill on a miss: it would race the cold create that follows for the engine (measured:
-        # 1.22x raw for a new project's first task). The task's first command refills its key.
+        # 1.22x raw for a new project's first task). The task's commands refill its key.
         if spare is None:
             self._count("miss", key)
             return None
@@ -286,7 +286,11 @@ class WarmPool:
                 self._waiters.hand(key, None)
                 return
             spare = await self.maker.make(key, self.upkeep.remove_soon)
-            await self.upkeep.lease(spare)
+            try:
+                await self.upkeep.lease(spare)
+            except BaseException:  # made, but unusable (or cut off): it must not stay behind
+                self._discard(spare)
+                raise
         except asyncio.CancelledError:
             self._waiters.hand(key, None)
             raise

@@ -16,7 +16,7 @@ from runtime.sandbox.events import ResourceUsage
 
 ROOT = Path("/sys/fs/cgroup")
 # Shell command that prints the counters from inside a container (cgroup v1 or v2).
-OOM_PROBE = "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null"
+OOM_PROBE = "/bin/cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null"
 _OOM_KILL = re.compile(rb"^oom_kill (\d+)$", re.MULTILINE)
 
 

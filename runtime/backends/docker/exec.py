@@ -42,6 +42,7 @@ LIVENESS_EVERY = 1.0
 
 # Kills every process but PID 1, the keeper and itself, in rounds until none is left
 # alive (a fork bomb's children appear between rounds). Builtins only: no fork.
+HELPER_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 KILLER_SCRIPT = r"""
 me=$$; keeper=
 for d in /proc/[0-9]*; do p=${d#/proc/}
@@ -231,6 +232,8 @@ class Executor:
             payload.update(
                 Env=[f"{k}={v}" for k, v in request.env.items()] or None, WorkingDir=request.workdir, User=request.user
             )
+        else:  # our own helper: the image's PATH leads through the project's volume (installed packages)
+            payload["Env"] = [HELPER_PATH]
         status, body = await self._api("POST", f"/containers/{container_id}/exec", payload)
         if status in (404, 409):  # removed, or no longer running
             raise await self.gone(container_id, str(body))
@@ -273,7 +276,7 @@ class Executor:
             return False  # not SIGKILLed: the OOM killer did not end the shell
         # The counter is only readable from inside: one more (cheap) exec.
         with contextlib.suppress(SandboxError, docker.errors.APIError):
-            output = await self.run_internal(target, ["sh", "-c", OOM_PROBE], KILL_GRACE * 2)
+            output = await self.run_internal(target, ["/bin/sh", "-c", OOM_PROBE], KILL_GRACE * 2)
             count = parse_oom_kills(output)
             if count is not None and count > target.oom_seen:
                 target.oom_seen = count
