@@ -20,6 +20,7 @@ from runtime.errors import (
     SandboxError,
     SandboxFailure,
     SandboxGone,
+    SessionClosed,
     TaskExists,
     TaskNotFound,
     UnknownLanguage,
@@ -34,7 +35,9 @@ from runtime.sandbox.files import FileEntry
 from runtime.sandbox.handle import Sandbox
 from runtime.sandbox.manager import ContainerManager, get_container_manager
 from runtime.sandbox.pool import WarmPool
+from runtime.sandbox.processes import ProcessInfo
 from runtime.sandbox.runcode import RunResult
+from runtime.sandbox.sessions import ShellResult, ShellSession
 from runtime.sandbox.tasks import ContainerInfo
 from runtime.validation import CodeValidator, Finding
 
@@ -61,6 +64,7 @@ __all__ = [
     "Language",
     "NetworkPolicyError",
     "OutputChunk",
+    "ProcessInfo",
     "Registry",
     "RegistryError",
     "RunResult",
@@ -70,6 +74,9 @@ __all__ = [
     "SandboxFailure",
     "SandboxGone",
     "SandboxMonitor",
+    "SessionClosed",
+    "ShellResult",
+    "ShellSession",
     "TaskExists",
     "TaskNotFound",
     "UnknownLanguage",

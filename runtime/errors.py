@@ -21,7 +21,8 @@ without knowing every class:
     │   ├── EngineError            the engine refused an operation
     │   └── NetworkPolicyError     the sandbox network or its firewall could not be set up
     └── SandboxFailure         the sandbox itself failed under the call
-        └── SandboxGone            its container died or was removed (the message has its exit status)
+        ├── SandboxGone            its container died or was removed (the message has its exit status)
+        └── SessionClosed          a session's shell or interpreter is gone (closed, exited, or killed)
 """
 
 from __future__ import annotations
@@ -128,3 +129,7 @@ class SandboxGone(SandboxFailure):
         super().__init__(message)
         self.exit_code = exit_code
         self.oom_killed = oom_killed
+
+
+class SessionClosed(SandboxFailure):
+    """The session's shell or interpreter is gone: closed, exited, or killed at a timeout."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -13,6 +14,7 @@ from runtime.registry.components import Cache, Component, Packages, Resources, S
 from runtime.registry.fields import doc
 
 IMAGE_PREFIX = "theappapp-"
+SessionKind = Literal["shell"]  # session drivers the runtime has (runtime/sandbox/sessions.py)
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
@@ -39,6 +41,11 @@ class Language:
     cache: Cache | None = field(
         default=None,
         metadata=doc("a per-project cache directory (e.g. Go's build cache), kept across the project's tasks"),
+    )
+    sessions: tuple[SessionKind, ...] = field(
+        default=("shell",),
+        metadata=doc("the session kinds `open_session` offers for this language (the runtime's drivers: "
+                     "shell); a long-lived bash by default"),
     )
     packages: Packages | None = field(
         default=None,
@@ -142,8 +149,8 @@ class Registry:
                 for other in ("/tmp", self.base.home, self.base.workspace):  # mounted separately
                     if path == other or path.startswith(f"{other}/") or other.startswith(f"{path}/"):
                         raise ValueError(f"{where}.cache.path: {lang.cache.path!r} overlaps {other}")
-            workspace = self.base.workspace.rstrip("/")
-            if lang.packages is not None and not lang.packages.path.startswith(f"{workspace}/"):
+            workspace = posixpath.normpath(self.base.workspace)
+            if lang.packages is not None and not posixpath.normpath(lang.packages.path).startswith(f"{workspace}/"):
                 raise ValueError(f"{where}.packages.path: {lang.packages.path!r} must lie under {workspace}/ "
                                  "(the project's volume), or installs would not persist")
             for other in lang.run_by_extension:

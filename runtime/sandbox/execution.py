@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidIdentifier, InvalidRequest
+from runtime.sandbox.interactive import Interactive
 from runtime.sandbox.paths import under_workspace
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -110,6 +111,8 @@ class ExecRequest:
     workdir: str = "/workspace"
     stdin: bytes | None = None
     user: str = "1000:1000"
+    # Input while it runs (sessions, background processes): stdin stays open until closed there.
+    interactive: Interactive | None = field(default=None, compare=False)
 
     @classmethod
     def shell(
@@ -122,6 +125,7 @@ class ExecRequest:
         workdir: str | None = None,
         stdin: str | bytes | None = None,
         max_output_bytes: int | None = None,
+        interactive: Interactive | None = None,
     ) -> ExecRequest:
         """`command` through the configured shell, checked: bad values raise before any engine call."""
         if not isinstance(command, str) or "\0" in command:
@@ -142,6 +146,7 @@ class ExecRequest:
             workdir=under_workspace(workspace, workdir if workdir is not None else workspace),
             stdin=stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin,
             user=config.security.user,
+            interactive=interactive,
         )
 
 

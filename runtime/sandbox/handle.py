@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
 from runtime.sandbox.execution import ExecResult, ExecStream
@@ -11,7 +12,9 @@ from runtime.sandbox.tasks import ContainerInfo
 
 if TYPE_CHECKING:
     from runtime.sandbox.manager import ContainerManager
+    from runtime.sandbox.processes import ProcessInfo
     from runtime.sandbox.runcode import RunResult
+    from runtime.sandbox.sessions import ShellSession
 
 
 class Sandbox:
@@ -77,3 +80,16 @@ class Sandbox:
 
     async def list_files(self, path: str = ".") -> list[FileEntry]:
         return await self.manager.list_files(self.task_id, path)
+
+    @contextlib.asynccontextmanager
+    async def session(self, kind: str = "shell") -> AsyncIterator[ShellSession]:
+        """`async with sandbox.session("shell") as session:` — closed on the way out."""
+        session = await self.manager.open_session(self.task_id, kind)
+        try:
+            yield session
+        finally:
+            await session.close()
+
+    async def start_process(self, command: str, name: str | None = None, env: Mapping[str, str] | None = None,
+                            workdir: str | None = None) -> ProcessInfo:
+        return await self.manager.start_process(self.task_id, command, name=name, env=env, workdir=workdir)

@@ -35,6 +35,7 @@ from runtime.sandbox.operations import TaskOperations
 from runtime.sandbox.owner import Owner
 from runtime.sandbox.pool import WarmPool
 from runtime.sandbox.spec import NO_NETWORK, build_spec, network_for
+from runtime.sandbox.stateful import StatefulOperations
 from runtime.sandbox.tasks import ContainerInfo, TaskTable
 
 if TYPE_CHECKING:
@@ -45,8 +46,9 @@ _COMMAND_CHARS = 300
 _STDERR_TAIL = 4096
 
 
-class ContainerManager(TaskOperations):
-    """Creates, drives and destroys task sandboxes on one engine (exec and files: `TaskOperations`)."""
+class ContainerManager(TaskOperations, StatefulOperations):
+    """Creates, drives and destroys task sandboxes on one engine (exec and files: `TaskOperations`;
+    sessions and background processes: `StatefulOperations`)."""
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class ContainerManager(TaskOperations):
         self.images: dict[str, bool] = {}  # language -> image present, as seen by startup()
         self.adopted: list[str] = []  # task ids startup() took over from a manager that is gone
         self._tasks = TaskTable()
+        self._state = {}  # task id -> its sessions and background processes
         self._runner: CodeRunner | None = None
         self._jobs: set[asyncio.Future[None]] = set()  # background work of the manager's own
         self._started = False
@@ -208,6 +211,7 @@ class ContainerManager(TaskOperations):
         info = self._tasks.pop(task_id)
         if info is None:
             return False
+        self._end_state(task_id)
         t0, at = time.monotonic(), time.time()
         usage = self.backend.usage(info.container_id)
         if self.pool is not None:

@@ -241,7 +241,8 @@ def test_bad_source_file_rule_fails_at_load_with_its_path(raw: dict[str, Any], s
         parse_registry(data)
 
 
-@pytest.mark.parametrize("path", ["/opt/packages", "/workspace", "relative/dir", "/workspace/../etc"])
+@pytest.mark.parametrize("path", ["/opt/packages", "/workspace", "/workspace/", "/workspace/.", "relative/dir",
+                                  "/workspace/../etc"])
 def test_packages_path_must_lie_in_the_project_volume(raw: dict[str, Any], path: str) -> None:
     data = broken(raw)
     data["languages"]["python"]["packages"]["path"] = path

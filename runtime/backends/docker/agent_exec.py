@@ -18,11 +18,13 @@ from runtime.backends.docker.agent_channel import AgentChannel, AgentLost, raise
 from runtime.backends.docker.exec import LIVENESS_EVERY, Capture, ExecTarget, Executor
 from runtime.errors import SandboxFailure
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
+from runtime.sandbox.interactive import Interactive
 
 # Past the command's own timeout, the agent has this long to report it killed the command.
 AGENT_GRACE = 2.0
 CANCEL_GRACE = 2.0  # an abandoned command's kill, reported back
 STREAMS = {1: "stdout", 2: "stderr"}
+UNCAPPED = 1 << 62  # an interactive command streams for as long as it runs; its owner bounds what it keeps
 
 
 async def run(
@@ -41,11 +43,17 @@ async def run(
             stdout_bytes=out.total, stderr_bytes=err.total,
         )
 
+    interactive = request.interactive
     rid = await channel.start({
         "op": "exec", "argv": list(request.argv), "env": dict(request.env), "cwd": request.workdir,
-        "timeout": request.timeout, "cap": request.max_output_bytes, "stdin": request.stdin is not None,
+        "timeout": request.timeout, "cap": UNCAPPED if interactive else request.max_output_bytes,
+        "stdin": request.stdin is not None or interactive is not None,
     }, allowance=2 * request.max_output_bytes)
-    feeding = asyncio.ensure_future(_feed(channel, rid, request.stdin)) if request.stdin is not None else None
+    feeding = (
+        asyncio.ensure_future(_pump(channel, rid, interactive)) if interactive is not None
+        else asyncio.ensure_future(_feed(channel, rid, request.stdin)) if request.stdin is not None
+        else None
+    )
     ended: dict[str, object] | None = None  # the exit frame
     lost: AgentLost | None = None
     died = stalled = False
@@ -70,6 +78,8 @@ async def run(
                 stream = STREAMS.get(header.get("stream"), "stderr")  # type: ignore[arg-type]
                 (out if stream == "stdout" else err).add(payload)
                 yield OutputChunk("stdout" if stream == "stdout" else "stderr", payload)
+            elif kind == "started" and interactive is not None and isinstance(header.get("pid"), int):
+                interactive.on_started(header["pid"])
             elif kind == "exit":
                 ended = header
                 break
@@ -117,6 +127,20 @@ async def _feed(channel: AgentChannel, rid: int, data: bytes | None) -> None:
         for i in range(0, len(data or b""), MAX_PAYLOAD):
             await channel.send({"op": "stdin", "id": rid}, (data or b"")[i:i + MAX_PAYLOAD])
         await channel.send({"op": "stdin_close", "id": rid})
+
+
+async def _pump(channel: AgentChannel, rid: int, interactive: Interactive) -> None:
+    """What the command's owner puts in, as it comes: stdin frames, end-of-file, signals."""
+    with contextlib.suppress(AgentLost):
+        while True:
+            kind, value = await interactive.next()
+            if kind == "stdin" and isinstance(value, bytes):
+                for i in range(0, len(value), MAX_PAYLOAD):
+                    await channel.send({"op": "stdin", "id": rid}, value[i:i + MAX_PAYLOAD])
+            elif kind == "close":
+                await channel.send({"op": "stdin_close", "id": rid})
+            elif kind == "signal":
+                await channel.send({"op": "signal", "id": rid, "signal": value})
 
 
 def _count(value: object) -> int:

@@ -264,6 +264,8 @@ class DockerBackend:
         self, container_id: str, request: ExecRequest, finish: Callable[[ExecResult], None]
     ) -> AsyncIterator[OutputChunk]:
         channel = await self._agent(container_id)
+        if channel is None and request.interactive is not None:
+            raise SandboxFailure("this sandbox has no sandbox agent: sessions and background processes need one")
         target = self._target(container_id)
         chunks: AsyncGenerator[OutputChunk, None] = (
             agent_exec.run(channel, self._executor, target, request, finish) if channel is not None

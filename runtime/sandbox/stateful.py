@@ -1,0 +1,126 @@
+"""State kept inside a task between calls: shell sessions and background processes.
+
+The part of `ContainerManager` that starts long-lived commands through the sandbox agent and
+keeps hold of them (`sessions.py`, `processes.py`); all of them end with the task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from runtime.backends.base import Backend
+from runtime.config import RuntimeConfig
+from runtime.errors import InvalidRequest
+from runtime.registry import Registry
+from runtime.sandbox.events import ExecEvent, Observers
+from runtime.sandbox.execution import ExecRequest, ExecStream, OutputChunk
+from runtime.sandbox.interactive import Interactive
+from runtime.sandbox.processes import BackgroundProcess, ProcessInfo, signal_number
+from runtime.sandbox.sessions import SHELL_ARGV, ShellResult, ShellSession
+from runtime.sandbox.tasks import ContainerInfo, TaskTable
+
+START_TIMEOUT = 30.0  # a session's shell or a process must be running by then
+
+
+@dataclass
+class _TaskState:
+    sessions: set[ShellSession] = field(default_factory=set)
+    processes: dict[int, BackgroundProcess] = field(default_factory=dict)
+
+
+class StatefulOperations:
+    """Needs what `ContainerManager` sets up: its config, registry, backend, observers and task table."""
+
+    config: RuntimeConfig
+    registry: Registry
+    backend: Backend
+    observers: Observers
+    _tasks: TaskTable
+    _state: dict[str, _TaskState]
+
+    def _long_lived(self, info: ContainerInfo, command: str, env: Mapping[str, str] | None,
+                    workdir: str | None) -> tuple[ExecStream, Interactive]:
+        interactive = Interactive()
+        request = ExecRequest.shell(self.config, command, timeout=self.config.tasks.container_ttl, env=env,
+                                    workdir=workdir, interactive=interactive)
+        return ExecStream(self.backend.exec, info.container_id, request), interactive
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def open_session(self, task_id: str, kind: str = "shell") -> ShellSession:
+        """A session of `kind` in the task's sandbox (the kinds its language declares in languages.yaml)."""
+        info = self._tasks.get(task_id)
+        kinds = self.registry.resolve(info.language).sessions
+        if kind not in kinds:
+            raise InvalidRequest(f"{info.language} has no {kind!r} session; it has: {', '.join(kinds)}")
+        stream, interactive = self._long_lived(info, SHELL_ARGV, None, None)
+
+        def record(command: str, result: ShellResult) -> None:
+            self.observers.exec(ExecEvent(
+                task_id=info.task_id, project_id=info.project_id, language=info.language,
+                command=f"[shell session] {command}"[:300], started_at=time.time() - result.duration,
+                duration=result.duration, exit_code=result.exit_code, timed_out=result.timed_out,
+                oom_killed=False, stdout_bytes=len(result.stdout), stderr_bytes=len(result.stderr),
+                truncated=result.truncated, stderr_tail=result.stderr[-4096:],
+            ))
+
+        limits = self.config.limits
+        session = ShellSession(task_id, stream, interactive, default_timeout=limits.default_timeout,
+                               max_output_bytes=limits.max_output_bytes, on_result=record)
+        await session.start(START_TIMEOUT)
+        self._state.setdefault(task_id, _TaskState()).sessions.add(session)
+        return session
+
+    # -- background processes ----------------------------------------------------------------
+
+    async def start_process(self, task_id: str, command: str, name: str | None = None,
+                            env: Mapping[str, str] | None = None, workdir: str | None = None) -> ProcessInfo:
+        """Start `command` in the background (through the shell, in its own process group); it runs
+        until it exits, is killed, or the task ends."""
+        info = self._tasks.get(task_id)
+        stream, interactive = self._long_lived(info, command, env, workdir)
+        label = name or (command.split(maxsplit=1) or ["process"])[0]
+        process = BackgroundProcess(label, command, stream, interactive)
+        pid = await process.started(START_TIMEOUT)
+        self._state.setdefault(task_id, _TaskState()).processes[pid] = process
+        return process.info()
+
+    def _process(self, task_id: str, pid: int) -> BackgroundProcess:
+        self._tasks.get(task_id)  # TaskNotFound first
+        process = self._state.get(task_id, _TaskState()).processes.get(pid)
+        if process is None:
+            raise InvalidRequest(f"task {task_id!r} has no background process {pid}")
+        return process
+
+    def list_processes(self, task_id: str) -> list[ProcessInfo]:
+        self._tasks.get(task_id)
+        return [p.info() for p in self._state.get(task_id, _TaskState()).processes.values()]
+
+    async def process_output(self, task_id: str, pid: int, follow: bool = False) -> AsyncIterator[OutputChunk]:
+        """Its output from the start of what is kept; with `follow`, on until it exits."""
+        async for chunk in self._process(task_id, pid).output(follow):
+            yield chunk
+
+    async def send_stdin(self, task_id: str, pid: int, data: str | bytes) -> None:
+        self._process(task_id, pid).send_stdin(data)
+
+    async def kill_process(self, task_id: str, pid: int, signal: str | int = "TERM") -> None:
+        self._process(task_id, pid).kill(signal_number(signal))
+
+    async def wait_process(self, task_id: str, pid: int, timeout: float | None = None) -> ProcessInfo:
+        """Its `ProcessInfo` once it exits, or as it is at `timeout`."""
+        return await self._process(task_id, pid).wait(timeout)
+
+    def _end_state(self, task_id: str) -> None:
+        """The task is going away: its sessions and processes with it."""
+        state = self._state.pop(task_id, None)
+        if state is None:
+            return
+        for session in state.sessions:
+            session.abandon()
+        for process in state.processes.values():
+            with contextlib.suppress(Exception):
+                process.abandon()
