@@ -29,7 +29,9 @@ RUN python3 -m venv /opt/venv \
       "pytest==9.2.0" \
       "black==26.10.1" \
       "flake8==7.5.0" \
-      "mypy==2.4.1"
+      "mypy==2.4.1" \
+      "ipykernel==7.4.0" \
+      "matplotlib==3.11.2"
 
 # Installs (languages.yaml `packages`): the language's own install commands write below
 # /workspace/.packages/python, in the project's volume, not into the read-only image. Set after the

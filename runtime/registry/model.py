@@ -14,7 +14,9 @@ from runtime.registry.components import Cache, Component, Packages, Resources, S
 from runtime.registry.fields import doc
 
 IMAGE_PREFIX = "theappapp-"
-SessionKind = Literal["shell"]  # session drivers the runtime has (runtime/sandbox/sessions.py)
+# Session drivers the runtime has: a bash (runtime/sandbox/sessions.py); an IPython kernel, a node
+# context, the same with type-stripped TypeScript (kernel_session.py).
+SessionKind = Literal["shell", "python", "node", "typescript"]
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
@@ -45,7 +47,8 @@ class Language:
     sessions: tuple[SessionKind, ...] = field(
         default=("shell",),
         metadata=doc("the session kinds `open_session` offers for this language (the runtime's drivers: "
-                     "shell); a long-lived bash by default"),
+                     "shell, a long-lived bash; python, an IPython kernel, which needs ipykernel in the image; "
+                     "node and typescript, one V8 context, typescript type-stripped by the image's tsc)"),
     )
     packages: Packages | None = field(
         default=None,

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from runtime.sandbox.manager import ContainerManager
     from runtime.sandbox.processes import ProcessInfo
     from runtime.sandbox.runcode import RunResult
-    from runtime.sandbox.sessions import ShellSession
+    from runtime.sandbox.stateful import Session
 
 
 class Sandbox:
@@ -82,8 +82,8 @@ class Sandbox:
         return await self.manager.list_files(self.task_id, path)
 
     @contextlib.asynccontextmanager
-    async def session(self, kind: str = "shell") -> AsyncIterator[ShellSession]:
-        """`async with sandbox.session("shell") as session:` — closed on the way out."""
+    async def session(self, kind: str = "shell") -> AsyncIterator[Session]:
+        """`async with sandbox.session("python") as session:` — closed on the way out."""
         session = await self.manager.open_session(self.task_id, kind)
         try:
             yield session

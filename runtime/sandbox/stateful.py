@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
 from runtime.backends.base import Backend
 from runtime.config import RuntimeConfig
@@ -18,6 +19,7 @@ from runtime.registry import Registry
 from runtime.sandbox.events import ExecEvent, Observers
 from runtime.sandbox.execution import ExecRequest, ExecStream, OutputChunk
 from runtime.sandbox.interactive import Interactive
+from runtime.sandbox.kernel_session import CellResult, KernelSession, driver_for
 from runtime.sandbox.processes import BackgroundProcess, ProcessInfo, signal_number
 from runtime.sandbox.sessions import SHELL_ARGV, ShellResult, ShellSession
 from runtime.sandbox.tasks import ContainerInfo, TaskTable
@@ -25,9 +27,12 @@ from runtime.sandbox.tasks import ContainerInfo, TaskTable
 START_TIMEOUT = 30.0  # a session's shell or a process must be running by then
 
 
+Session = ShellSession | KernelSession
+
+
 @dataclass
 class _TaskState:
-    sessions: set[ShellSession] = field(default_factory=set)
+    sessions: set[Session] = field(default_factory=set)
     processes: dict[int, BackgroundProcess] = field(default_factory=dict)
 
 
@@ -50,26 +55,41 @@ class StatefulOperations:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    async def open_session(self, task_id: str, kind: str = "shell") -> ShellSession:
-        """A session of `kind` in the task's sandbox (the kinds its language declares in languages.yaml)."""
+    @overload
+    async def open_session(self, task_id: str, kind: Literal["shell"] = "shell") -> ShellSession: ...
+    @overload
+    async def open_session(self, task_id: str, kind: Literal["python", "node", "typescript"]) -> KernelSession: ...
+    @overload
+    async def open_session(self, task_id: str, kind: str) -> Session: ...
+
+    async def open_session(self, task_id: str, kind: str = "shell") -> Session:
+        """A session of `kind` in the task's sandbox (the kinds its language declares in languages.yaml):
+        "shell" (a `ShellSession`); "python" (an IPython kernel), "node", "typescript" (a `KernelSession`)."""
         info = self._tasks.get(task_id)
         kinds = self.registry.resolve(info.language).sessions
         if kind not in kinds:
             raise InvalidRequest(f"{info.language} has no {kind!r} session; it has: {', '.join(kinds)}")
-        stream, interactive = self._long_lived(info, SHELL_ARGV, None, None)
+        driver = driver_for(kind) if kind != "shell" else None
+        stream, interactive = self._long_lived(info, driver.command if driver else SHELL_ARGV, None, None)
 
-        def record(command: str, result: ShellResult) -> None:
+        def record(command: str, result: ShellResult | CellResult) -> None:
+            failed = isinstance(result, CellResult) and result.error is not None
+            code = result.exit_code if isinstance(result, ShellResult) else (1 if failed else 0)
             self.observers.exec(ExecEvent(
                 task_id=info.task_id, project_id=info.project_id, language=info.language,
-                command=f"[shell session] {command}"[:300], started_at=time.time() - result.duration,
-                duration=result.duration, exit_code=result.exit_code, timed_out=result.timed_out,
+                command=f"[{kind} session] {command}"[:300], started_at=time.time() - result.duration,
+                duration=result.duration, exit_code=code, timed_out=result.timed_out,
                 oom_killed=False, stdout_bytes=len(result.stdout), stderr_bytes=len(result.stderr),
                 truncated=result.truncated, stderr_tail=result.stderr[-4096:],
             ))
 
         limits = self.config.limits
-        session = ShellSession(task_id, stream, interactive, default_timeout=limits.default_timeout,
-                               max_output_bytes=limits.max_output_bytes, on_result=record)
+        session: Session = (
+            KernelSession(kind, driver, task_id, stream, interactive, default_timeout=limits.default_timeout,
+                          max_output_bytes=limits.max_output_bytes, on_result=record) if driver
+            else ShellSession(task_id, stream, interactive, default_timeout=limits.default_timeout,
+                              max_output_bytes=limits.max_output_bytes, on_result=record)
+        )
         await session.start(START_TIMEOUT)
         self._state.setdefault(task_id, _TaskState()).sessions.add(session)
         return session
