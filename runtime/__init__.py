@@ -33,6 +33,7 @@ from runtime.registry import Language, Registry, get_registry, load_registry
 from runtime.sandbox.execution import ExecResult, ExecStream, OutputChunk
 from runtime.sandbox.files import FileEntry
 from runtime.sandbox.handle import Sandbox
+from runtime.sandbox.kernel_session import CellError, CellResult, KernelSession, RichOutput
 from runtime.sandbox.manager import ContainerManager, get_container_manager
 from runtime.sandbox.pool import WarmPool
 from runtime.sandbox.processes import ProcessInfo
@@ -43,6 +44,8 @@ from runtime.validation import CodeValidator, Finding
 
 __all__ = [
     "CallerError",
+    "CellError",
+    "CellResult",
     "CleanupReport",
     "CleanupScheduler",
     "CodeValidator",
@@ -61,12 +64,14 @@ __all__ = [
     "InvalidIdentifier",
     "InvalidPath",
     "InvalidRequest",
+    "KernelSession",
     "Language",
     "NetworkPolicyError",
     "OutputChunk",
     "ProcessInfo",
     "Registry",
     "RegistryError",
+    "RichOutput",
     "RunResult",
     "RuntimeConfig",
     "Sandbox",
