@@ -14,11 +14,12 @@ Requests carry an `op` and an `id`; answers carry a `type` and the request's `id
 
     hello                          -> hello {version, pid}
     ping                           -> pong
-    exec {argv, env, cwd, timeout, cap, stdin}
+    exec {argv, env, cwd, timeout, cap, stdin, pty?: {rows, cols}}
                                    -> started {pid}, out {stream: 1|2} + bytes ..., then exit {code,
                                       signal, duration, timed_out, out_bytes, err_bytes, truncated}
     stdin + bytes / stdin_close    (no answer)
     signal {signal}                the signal to the command's process group (no answer)
+    resize {rows, cols}            a `pty` exec's terminal size (no answer)
     cancel                         -> the exec ends with timed_out
     write {path, last} + bytes     -> done (after the last chunk)
     read {path, limit}             -> data + bytes ..., then done {size}
@@ -403,6 +404,9 @@ class Exec:
         env["PWD"] = cwd  # as a shell would set it, for commands the manager runs without one
         self.cap = int(req.get("cap", 1 << 20))
         timeout = float(req.get("timeout", 30.0))
+        if isinstance(req.get("pty"), dict):
+            self._start_on_terminal(argv, env, cwd, req["pty"], timeout)
+            return
         made: list[int] = []
         try:  # our own pipes: their inodes tell who holds the output
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -444,6 +448,43 @@ class Exec:
             raise
         self.timer = agent.loop.later(timeout, self.cancel)
         agent.send({"type": "started", "id": self.id, "pid": pid})
+
+    def _start_on_terminal(self, argv: list[str], env: dict[str, str], cwd: str, size: dict[str, Any],
+                           timeout: float) -> None:
+        """The command on a new pseudo-terminal: its output and input are the terminal's master side."""
+        agent = self.agent
+        master, slave = os.openpty()
+        try:
+            self._set_size(master, size)
+            env.setdefault("TERM", "xterm-256color")
+            pid = spawn(argv, env, cwd, (0, 0, 0), tty=os.ttyname(slave))
+        except OSError:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)  # the child opened its own: the terminal ends when the last holder closes it
+        self.pid = pid
+        self.pipes = set()  # the kill finds its holders by session and marker
+        self.output = Output(agent, self.id, self.cap, {master: 1}, self._output_closed)  # EIO at the end
+        self.stdin_fd = os.dup(master)
+        os.set_blocking(self.stdin_fd, False)
+        agent.reaper.watch(pid, self._exited)
+        self.timer = agent.loop.later(timeout, self.cancel)
+        agent.send({"type": "started", "id": self.id, "pid": pid})
+
+    def resize(self, size: object) -> None:
+        if self.stdin_fd >= 0 and isinstance(size, dict):
+            self._set_size(self.stdin_fd, size)
+
+    @staticmethod
+    def _set_size(fd: int, size: dict[str, Any]) -> None:
+        import fcntl
+        import termios
+
+        rows, cols = int(size.get("rows", 24)), int(size.get("cols", 80))
+        if not (0 < rows < 10000 and 0 < cols < 10000):
+            raise RequestError("InvalidRequest", f"bad terminal size {rows}x{cols}")
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     def signal(self, signum: object) -> None:
         """Deliver `signum` to the command's process group (a shell session's interrupt)."""
@@ -579,8 +620,9 @@ def which(name: str, path: str) -> str | None:
     return None
 
 
-def spawn(argv: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int, int]) -> int:
+def spawn(argv: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int, int], tty: str = "") -> int:
     """Start the command in its own session with the given stdin, stdout and stderr; its pid.
+    With `tty`, that terminal is all three, opened after setsid: its controlling terminal.
 
     posix_spawn (vfork underneath) costs the same whatever this process's size, where a fork
     copies its page tables. It has no chdir: the child inherits ours, set for the call (this
@@ -589,7 +631,10 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int,
     program = argv[0] if "/" in argv[0] else which(argv[0], env.get("PATH", os.defpath))
     if program is None:
         raise FileNotFoundError(errno.ENOENT, "command not found", argv[0])
-    actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
+    actions: list[tuple[Any, ...]] = (
+        [(os.POSIX_SPAWN_OPEN, 0, tty, os.O_RDWR, 0), (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)]
+        if tty else [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
+    )
     os.chdir(cwd)
     try:
         # Python ignores SIGPIPE and SIGXFSZ; a command gets the defaults, as from a shell.
@@ -833,6 +878,9 @@ class Agent:
             elif op == "signal":
                 if rid in self.execs:
                     self.execs[rid].signal(header.get("signal"))
+            elif op == "resize":
+                if rid in self.execs:
+                    self.execs[rid].resize(header)
             elif op == "cancel":
                 if rid in self.execs:
                     self.execs[rid].cancel()

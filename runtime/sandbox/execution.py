@@ -113,6 +113,7 @@ class ExecRequest:
     user: str = "1000:1000"
     # Input while it runs (sessions, background processes): stdin stays open until closed there.
     interactive: Interactive | None = field(default=None, compare=False)
+    terminal: tuple[int, int] | None = None  # (cols, rows): run on a pseudo-terminal of that size
 
     @classmethod
     def shell(
@@ -126,6 +127,7 @@ class ExecRequest:
         stdin: str | bytes | None = None,
         max_output_bytes: int | None = None,
         interactive: Interactive | None = None,
+        terminal: tuple[int, int] | None = None,
     ) -> ExecRequest:
         """`command` through the configured shell, checked: bad values raise before any engine call."""
         if not isinstance(command, str) or "\0" in command:
@@ -147,6 +149,7 @@ class ExecRequest:
             stdin=stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin,
             user=config.security.user,
             interactive=interactive,
+            terminal=terminal,
         )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-Input = tuple[str, bytes | int | None]  # ("stdin", bytes) | ("close", None) | ("signal", signum)
+# ("stdin", bytes) | ("close", None) | ("signal", signum) | ("resize", (cols, rows))
+Input = tuple[str, bytes | int | tuple[int, int] | None]
 
 
 class Interactive:
@@ -33,6 +34,10 @@ class Interactive:
 
     def signal(self, signum: int) -> None:
         self._queue.put_nowait(("signal", signum))
+
+    def resize(self, cols: int, rows: int) -> None:
+        """A terminal's new size (commands run on a pseudo-terminal only)."""
+        self._queue.put_nowait(("resize", (cols, rows)))
 
     async def next(self) -> Input:
         return await self._queue.get()

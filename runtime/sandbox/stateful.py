@@ -23,6 +23,7 @@ from runtime.sandbox.kernel_session import CellResult, KernelSession, driver_for
 from runtime.sandbox.processes import BackgroundProcess, ProcessInfo, signal_number
 from runtime.sandbox.sessions import SHELL_ARGV, ShellResult, ShellSession
 from runtime.sandbox.tasks import ContainerInfo, TaskTable
+from runtime.sandbox.terminal import TERMINAL_SHELL, Terminal
 
 START_TIMEOUT = 30.0  # a session's shell or a process must be running by then
 
@@ -34,6 +35,7 @@ Session = ShellSession | KernelSession
 class _TaskState:
     sessions: set[Session] = field(default_factory=set)
     processes: dict[int, BackgroundProcess] = field(default_factory=dict)
+    terminals: set[Terminal] = field(default_factory=set)
 
 
 class StatefulOperations:
@@ -47,10 +49,10 @@ class StatefulOperations:
     _state: dict[str, _TaskState]
 
     def _long_lived(self, info: ContainerInfo, command: str, env: Mapping[str, str] | None,
-                    workdir: str | None) -> tuple[ExecStream, Interactive]:
+                    workdir: str | None, terminal: tuple[int, int] | None = None) -> tuple[ExecStream, Interactive]:
         interactive = Interactive()
         request = ExecRequest.shell(self.config, command, timeout=self.config.tasks.container_ttl, env=env,
-                                    workdir=workdir, interactive=interactive)
+                                    workdir=workdir, interactive=interactive, terminal=terminal)
         return ExecStream(self.backend.exec, info.container_id, request), interactive
 
     # -- sessions ----------------------------------------------------------------------------
@@ -93,6 +95,19 @@ class StatefulOperations:
         await session.start(START_TIMEOUT)
         self._state.setdefault(task_id, _TaskState()).sessions.add(session)
         return session
+
+    # -- terminals ---------------------------------------------------------------------------
+
+    async def open_terminal(self, task_id: str, cols: int = 80, rows: int = 24) -> Terminal:
+        """An interactive shell on a real pseudo-terminal in the task's sandbox (`Terminal`)."""
+        info = self._tasks.get(task_id)
+        if not (0 < cols < 10000 and 0 < rows < 10000):
+            raise InvalidRequest(f"bad terminal size {cols}x{rows}")
+        stream, interactive = self._long_lived(info, TERMINAL_SHELL, None, None, terminal=(cols, rows))
+        terminal = Terminal(task_id, stream, interactive)
+        await terminal.started(START_TIMEOUT)
+        self._state.setdefault(task_id, _TaskState()).terminals.add(terminal)
+        return terminal
 
     # -- background processes ----------------------------------------------------------------
 
@@ -141,6 +156,8 @@ class StatefulOperations:
             return
         for session in state.sessions:
             session.abandon()
+        for terminal in state.terminals:
+            terminal.abandon()
         for process in state.processes.values():
             with contextlib.suppress(Exception):
                 process.abandon()

@@ -83,7 +83,7 @@ async def test_a_flood_of_output_is_capped_and_the_session_goes_on(sandbox: Sand
 
 
 async def test_an_unknown_session_kind_names_the_kinds_there_are(manager: ContainerManager, sandbox: Sandbox) -> None:
-    with pytest.raises(InvalidRequest, match="has no 'cobol' session; it has: shell"):
+    with pytest.raises(InvalidRequest, match="python has no 'cobol' session; it has: python, shell"):
         await manager.open_session(sandbox.task_id, kind="cobol")
 
 

@@ -405,3 +405,20 @@ def test_a_descriptor_closed_and_reused_in_one_round_does_not_run_the_new_callba
     assert calls == ["old"]
     for fd in (w1, w2, *made, r1 if made[0] == r2 else r2):
         os.close(fd)
+
+
+async def test_a_pty_exec_runs_on_its_own_controlling_terminal_and_resizes(client: Client) -> None:
+    script = "tty; stty size; read line; stty size; echo \"read $line\""
+    await client.send({"op": "exec", "id": 63, "argv": ["/bin/bash", "-c", script], "timeout": 30,
+                       "stdin": True, "pty": {"rows": 30, "cols": 100}})
+    seen = b""
+    while b"30 100" not in seen:
+        header, payload = await client.frame(10)
+        if header.get("id") == 63 and header["type"] == "out":
+            seen += payload
+    assert b"/dev/pts/" in seen  # a real terminal, not a pipe
+    await client.send({"op": "resize", "id": 63, "rows": 40, "cols": 120})
+    await client.send({"op": "stdin", "id": 63}, b"hello\n")
+    frames = await client.until(63, ("exit",))
+    rest = b"".join(p for h, p in frames if h["type"] == "out")
+    assert b"40 120" in rest and b"read hello" in rest and frames[-1][0]["code"] == 0

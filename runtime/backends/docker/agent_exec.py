@@ -44,11 +44,14 @@ async def run(
         )
 
     interactive = request.interactive
-    rid = await channel.start({
+    start: dict[str, object] = {
         "op": "exec", "argv": list(request.argv), "env": dict(request.env), "cwd": request.workdir,
         "timeout": request.timeout, "cap": UNCAPPED if interactive else request.max_output_bytes,
         "stdin": request.stdin is not None or interactive is not None,
-    }, allowance=2 * request.max_output_bytes)
+    }
+    if request.terminal is not None:
+        start["pty"] = {"cols": request.terminal[0], "rows": request.terminal[1]}
+    rid = await channel.start(start, allowance=2 * request.max_output_bytes)
     feeding = (
         asyncio.ensure_future(_pump(channel, rid, interactive)) if interactive is not None
         else asyncio.ensure_future(_feed(channel, rid, request.stdin)) if request.stdin is not None
@@ -141,6 +144,8 @@ async def _pump(channel: AgentChannel, rid: int, interactive: Interactive) -> No
                 await channel.send({"op": "stdin_close", "id": rid})
             elif kind == "signal":
                 await channel.send({"op": "signal", "id": rid, "signal": value})
+            elif kind == "resize" and isinstance(value, tuple):
+                await channel.send({"op": "resize", "id": rid, "cols": value[0], "rows": value[1]})
 
 
 def _count(value: object) -> int:
