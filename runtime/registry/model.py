@@ -16,7 +16,7 @@ from runtime.registry.fields import doc
 IMAGE_PREFIX = "theappapp-"
 # Session drivers the runtime has: a bash (runtime/sandbox/sessions.py); an IPython kernel, a node
 # context, the same with type-stripped TypeScript (kernel_session.py).
-SessionKind = Literal["shell", "python", "node", "typescript"]
+SessionKind = Literal["shell", "python", "node", "typescript", "ruby", "java"]
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
@@ -48,7 +48,8 @@ class Language:
         default=("shell",),
         metadata=doc("the session kinds `open_session` offers for this language (the runtime's drivers: "
                      "shell, a long-lived bash; python, an IPython kernel, which needs ipykernel in the image; "
-                     "node and typescript, one V8 context, typescript type-stripped by the image's tsc)"),
+                     "node and typescript, one V8 context, typescript type-stripped by the image's tsc; "
+                     "ruby, one binding as irb keeps; java, one JShell)"),
     )
     packages: Packages | None = field(
         default=None,

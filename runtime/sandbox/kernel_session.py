@@ -5,6 +5,8 @@ text of a `python3 -c`); rich output follows the ecosystem's conventions: a matp
 comes back as `image/png`, a pandas DataFrame as `text/html` plus `text/plain`.
 node / typescript: one V8 context for every cell (`node_driver.js`, as `node -e`); a cell's
 Promise is awaited; typescript cells are type-stripped with the image's TypeScript.
+ruby: one binding for every cell, as irb keeps one (`ruby_driver.rb`, as `ruby -e`).
+java: one JShell, the JDK's REPL engine (`JshellDriver.java`, run by the source launcher).
 
 Each driver is a command of the sandbox agent whose input stays open; this side sends one JSON
 line per request and reads one answer per line (after PREFIX, wherever it starts in the line).
@@ -13,6 +15,7 @@ line per request and reads one answer per line (after PREFIX, wherever it starts
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -45,9 +48,16 @@ class Driver:
 
 
 def driver_for(kind: str) -> Driver:
-    """The driver of an interpreter session kind ("python", "node", "typescript")."""
+    """The driver of an interpreter session kind ("python", "node", "typescript", "ruby", "java")."""
     if kind == "python":
         return Driver(f"python3 -u -c {shlex.quote((HERE / 'kernel_driver.py').read_text())}", False)
+    if kind == "ruby":
+        return Driver(f"ruby -e {shlex.quote((HERE / 'ruby_driver.rb').read_text())}", True)
+    if kind == "java":
+        # The source launcher needs a file: the driver's text goes to the task's /tmp first.
+        source = shlex.quote((HERE / "JshellDriver.java").read_text())
+        return Driver(f"umask 077 && d=$(mktemp -d) && printf %s {source} > \"$d/JshellDriver.java\" "
+                      f"&& exec java -XX:TieredStopAtLevel=1 \"$d/JshellDriver.java\"", True)
     node = f"node -e {shlex.quote((HERE / 'node_driver.js').read_text())}"
     return Driver(node, True, {"typescript": True} if kind == "typescript" else {})
 
@@ -164,7 +174,9 @@ class KernelSession:
             rid = next(self._ids)
             answer = self._answers[rid] = asyncio.get_running_loop().create_future()
             t0 = time.monotonic()
-            self._send({"op": "execute", "id": rid, "code": code, "cap": self._cap, **self._driver.flags})
+            # `code_b64` too, for a driver with no JSON parser at hand (java's).
+            self._send({"op": "execute", "id": rid, "code": code, "cap": self._cap, **self._driver.flags,
+                        "code_b64": base64.b64encode(code.encode("utf-8", "surrogateescape")).decode()})
             limit = self._default_timeout if timeout is None else timeout
             timed_out = False
             try:

@@ -60,13 +60,16 @@ class StatefulOperations:
     @overload
     async def open_session(self, task_id: str, kind: Literal["shell"] = "shell") -> ShellSession: ...
     @overload
-    async def open_session(self, task_id: str, kind: Literal["python", "node", "typescript"]) -> KernelSession: ...
+    async def open_session(
+        self, task_id: str, kind: Literal["python", "node", "typescript", "ruby", "java"]
+    ) -> KernelSession: ...
     @overload
     async def open_session(self, task_id: str, kind: str) -> Session: ...
 
     async def open_session(self, task_id: str, kind: str = "shell") -> Session:
         """A session of `kind` in the task's sandbox (the kinds its language declares in languages.yaml):
-        "shell" (a `ShellSession`); "python" (an IPython kernel), "node", "typescript" (a `KernelSession`)."""
+        "shell" (a `ShellSession`); "python" (an IPython kernel), "node", "typescript", "ruby", "java"
+        (a `KernelSession`)."""
         info = self._tasks.get(task_id)
         kinds = self.registry.resolve(info.language).sessions
         if kind not in kinds:

@@ -97,3 +97,44 @@ async def test_node_cells_share_one_context_await_promises_and_strip_types(
         async with box.session("typescript") as ts:
             await ts.run("interface P { n: number }\nconst p: P = { n: 2 };")
             assert (await ts.run("const double = (v: number): number => v * 2;\ndouble(p.n)")).value == "4"
+
+
+async def test_ruby_cells_share_one_binding_and_an_interrupt_keeps_it(
+    manager: ContainerManager, docker_client: docker.DockerClient, unique: str
+) -> None:
+    image_or_skip(docker_client, "ruby")
+    async with manager.task(f"r{unique}", f"p{unique}", "ruby") as box, box.session("ruby") as ruby:
+        assert (await ruby.run("x = 41\nputs 'set'")).stdout == "set\n"
+        assert (await ruby.run("x + 1")).value == "42"
+        assert (await ruby.run("def twice(v) = v * 2\ntwice(x)")).value == "82"
+        failed = await ruby.run("Integer('nope')")
+        assert failed.error is not None and failed.error.name == "ArgumentError"
+        busy = asyncio.ensure_future(ruby.run("loop {}"))
+        await asyncio.sleep(1.0)
+        await ruby.interrupt()
+        stopped = await asyncio.wait_for(busy, 20)
+        assert stopped.error is not None and stopped.error.name == "Interrupt"
+        assert (await ruby.run("x")).value == "41"
+        await ruby.restart()
+        gone = await ruby.run("x")
+        assert gone.error is not None and gone.error.name == "NameError"
+
+
+async def test_java_cells_share_one_jshell(
+    manager: ContainerManager, docker_client: docker.DockerClient, unique: str
+) -> None:
+    image_or_skip(docker_client, "java")
+    async with manager.task(f"j{unique}", f"p{unique}", "java") as box, box.session("java") as java:
+        assert (await java.run('int x = 41;\nSystem.out.println("set");')).stdout == "set\n"
+        assert (await java.run("x + 1")).value == "42"
+        assert (await java.run("int twice(int v) { return 2 * v; }\ntwice(x)")).value == "82"
+        thrown = await java.run('Integer.parseInt("nope")')
+        assert thrown.error is not None and thrown.error.name == "java.lang.NumberFormatException"
+        rejected = await java.run('int y = "s";')
+        assert rejected.error is not None and rejected.error.name == "CompilationError"
+        busy = asyncio.ensure_future(java.run("while (true) {}"))
+        await asyncio.sleep(2.0)
+        await java.interrupt()
+        stopped = await asyncio.wait_for(busy, 20)
+        assert stopped.error is not None and stopped.error.name == "Interrupted"
+        assert (await java.run("x")).value == "41"
