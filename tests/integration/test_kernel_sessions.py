@@ -138,3 +138,9 @@ async def test_java_cells_share_one_jshell(
         stopped = await asyncio.wait_for(busy, 20)
         assert stopped.error is not None and stopped.error.name == "Interrupted"
         assert (await java.run("x")).value == "41"
+
+
+async def test_a_cell_that_floods_output_is_capped_and_the_kernel_goes_on(kernel: KernelSession) -> None:
+    flood = await kernel.run("for _ in range(50):\n    print('x' * 100_000)")
+    assert flood.truncated and len(flood.stdout) <= 1024 * 1024
+    assert (await kernel.run("'still here'")).value == "'still here'"
