@@ -458,7 +458,7 @@ class Exec:
             self._set_size(master, size)
             env.setdefault("TERM", "xterm-256color")
             pid = spawn(argv, env, cwd, (0, 0, 0), tty=os.ttyname(slave))
-        except OSError:
+        except BaseException:
             os.close(master)
             raise
         finally:
@@ -466,9 +466,16 @@ class Exec:
         self.pid = pid
         self.pipes = set()  # the kill finds its holders by session and marker
         self.output = Output(agent, self.id, self.cap, {master: 1}, self._output_closed)  # EIO at the end
-        self.stdin_fd = os.dup(master)
-        os.set_blocking(self.stdin_fd, False)
-        agent.reaper.watch(pid, self._exited)
+        try:
+            self.stdin_fd = os.dup(master)
+            os.set_blocking(self.stdin_fd, False)
+            agent.reaper.watch(pid, self._exited)
+        except BaseException:  # out of descriptors: the command must not run unwatched
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self.output.detach(drain=False)
+            self._close_stdin()
+            raise
         self.timer = agent.loop.later(timeout, self.cancel)
         agent.send({"type": "started", "id": self.id, "pid": pid})
 
@@ -481,9 +488,11 @@ class Exec:
         import fcntl
         import termios
 
-        rows, cols = int(size.get("rows", 24)), int(size.get("cols", 80))
-        if not (0 < rows < 10000 and 0 < cols < 10000):
-            raise RequestError("InvalidRequest", f"bad terminal size {rows}x{cols}")
+        try:  # clamped, never refused: an error frame would end the terminal's exec
+            rows = min(max(int(size.get("rows", 24)), 1), 9999)
+            cols = min(max(int(size.get("cols", 80)), 1), 9999)
+        except (TypeError, ValueError):
+            rows, cols = 24, 80
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     def signal(self, signum: object) -> None:

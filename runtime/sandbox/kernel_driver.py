@@ -85,6 +85,12 @@ def main() -> None:
             say({"id": rid, "stdout": "".join(out), "stderr": "".join(err), "value": value, "outputs": outputs,
                  "error": error, "duration": time.monotonic() - t0, "truncated": truncated})
 
+    def restart(rid: object) -> None:
+        with busy:
+            km.restart_kernel(now=True)
+            kc.wait_for_ready(timeout=60)
+        say({"id": rid, "restarted": True})
+
     say({"ready": True})
     for line in sys.stdin:
         try:
@@ -98,11 +104,8 @@ def main() -> None:
                              ).start()
         elif op == "interrupt":
             km.interrupt_kernel()
-        elif op == "restart":
-            with busy:
-                km.restart_kernel(now=True)
-                kc.wait_for_ready(timeout=60)
-            say({"id": request.get("id"), "restarted": True})
+        elif op == "restart":  # in a thread too: this loop must go on reading interrupts meanwhile
+            threading.Thread(target=restart, daemon=True, args=(request.get("id"),)).start()
     km.shutdown_kernel(now=True)
 
 

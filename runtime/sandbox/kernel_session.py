@@ -35,7 +35,6 @@ HERE = Path(__file__).parent
 PREFIX = b"\x1eTAPK "
 MAX_LINE = 64 * 1024 * 1024  # an answer with a few large figures fits; a stream without newlines does not
 INTERRUPT_GRACE = 5.0
-CLOSE_GRACE = 3.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +110,11 @@ class KernelSession:
     def closed(self) -> bool:
         return self._ended is not None
 
+    def on_closed(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once the session has ended (closed, exited, or its task gone)."""
+        assert self._reader is not None
+        self._reader.add_done_callback(lambda _: callback())
+
     async def start(self, timeout: float) -> None:
         self._reader = asyncio.ensure_future(self._read())
         try:
@@ -128,10 +132,12 @@ class KernelSession:
                 if chunk.stream == "stderr":
                     self._stderr = (self._stderr + chunk.data)[-8192:]
                     continue
+                scanned = len(line)  # no newline before here: search the new bytes only
                 line += chunk.data
-                while (end := line.find(b"\n")) >= 0:
+                while (end := line.find(b"\n", scanned)) >= 0:
                     self._answer(bytes(line[:end]))
                     del line[:end + 1]
+                    scanned = 0
                 if len(line) > MAX_LINE:
                     self._ended = "the kernel driver sent an answer too large"
                     break
@@ -181,6 +187,10 @@ class KernelSession:
             timed_out = False
             try:
                 message = await asyncio.wait_for(asyncio.shield(answer), limit)
+            except asyncio.CancelledError:  # the caller gave up: the cell must not run on under the next
+                with contextlib.suppress(Exception):
+                    self._interrupt()
+                raise
             except TimeoutError:
                 timed_out = True
                 self._interrupt()
@@ -217,10 +227,9 @@ class KernelSession:
             await asyncio.wait_for(answer, timeout)
 
     async def close(self) -> None:
+        """End the interpreter and everything it started (the agent kills them)."""
         if self._reader is None:
             return
-        self._input.close()
-        await asyncio.wait({self._reader}, timeout=CLOSE_GRACE)
         self.abandon()
         await asyncio.wait({self._reader})
 

@@ -199,6 +199,7 @@ class ContainerManager(TaskOperations, StatefulOperations):
             reason = err if isinstance(err, SandboxError) else EngineError(f"renaming the task's container: {err}")
         log.warning("task %s lost its container: %s", info.task_id, reason)
         self._tasks.fail(info.task_id, reason)
+        self._end_state(info.task_id)
         self.backend.remove_soon(info.container_id)
 
     def _track(self, job: asyncio.Future[None]) -> None:

@@ -17,8 +17,19 @@ const vm = require('vm');
 const PREFIX = '\x1eTAPK ';
 let capture = null;
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 function say(message) {
-  fs.writeSync(1, '\n' + PREFIX + JSON.stringify(message) + '\n');
+  // fd 1 may be non-blocking: write it all, waiting out EAGAIN (an answer can be megabytes).
+  let data = Buffer.from('\n' + PREFIX + JSON.stringify(message) + '\n');
+  while (data.length) {
+    try {
+      data = data.subarray(fs.writeSync(1, data));
+    } catch (err) {
+      if (err.code !== 'EAGAIN') throw err;
+      Atomics.wait(pause, 0, 0, 5);
+    }
+  }
 }
 
 function take(name) {
@@ -37,7 +48,10 @@ function take(name) {
 }
 process.stdout.write = take('stdout');
 process.stderr.write = take('stderr');
-process.on('SIGINT', () => {});  // between cells: an interrupt finds nothing to stop
+let interruptAwait = null;  // while a cell awaits a Promise: rejects it
+process.on('SIGINT', () => {  // between cells an interrupt finds nothing to stop
+  if (interruptAwait) interruptAwait(new Error('Script execution was interrupted by `SIGINT`'));
+});
 
 function fresh() {
   return vm.createContext(Object.assign(Object.create(null), {
@@ -64,7 +78,14 @@ async function execute(request) {
   try {
     const code = request.typescript ? strip(String(request.code)) : String(request.code);
     let result = vm.runInContext(code, context, { filename: `cell-${request.id}`, breakOnSigint: true });
-    if (result !== null && typeof result === 'object' && typeof result.then === 'function') result = await result;
+    if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+      const interrupted = new Promise((_, reject) => { interruptAwait = reject; });
+      try {
+        result = await Promise.race([result, interrupted]);
+      } finally {
+        interruptAwait = null;
+      }
+    }
     if (result !== undefined) value = util.inspect(result);
   } catch (err) {
     // Errors thrown in the context are of its own realm: not `instanceof` this one's Error.

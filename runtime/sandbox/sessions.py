@@ -8,10 +8,15 @@ command starts only once both streams reached it: output never interleaves betwe
 bash reads a pipe one byte at a time, so a command that reads stdin gets what `send_input`
 sends, not the lines that follow it.
 
-`interrupt` sends SIGINT to the shell's process group: the shell traps it and carries on, the
-foreground command gets it, background jobs ignore it (as a non-interactive shell starts them).
-A command still running at its `timeout` is interrupted; one that ignores that too ends the
-session (the agent kills everything the shell started).
+`interrupt` sends SIGINT to the shell's process group: the foreground command gets it, and the
+command line it is part of (a loop, `a; b`) stops, as at a terminal: the command runs inside a
+function whose SIGINT trap returns 130 from it, while the shell itself survives. Background jobs
+ignore SIGINT as a non-interactive shell starts them (a program that resets its SIGINT handler,
+as node does, gets it too: start servers with `start_process`). A command still running at its
+`timeout` is interrupted; one that ignores that too ends the session (the agent kills everything
+the shell started). The markers go to copies of the session's stdout and stderr made at its
+start (fds 1021, 1022), so a command that redirects or closes its own streams cannot lose them.
+The command runs in a function: a `declare` or `local` in it is local to that command.
 """
 
 from __future__ import annotations
@@ -35,12 +40,13 @@ SHELL_ARGV = "/bin/bash --noprofile --norc"
 MARK = b"\x1eTAP:"
 WINDOW = 4096  # bytes kept at the end of a trimmed buffer, where the next marker may be
 INTERRUPT_GRACE = 3.0  # seconds a timed-out command gets to stop after SIGINT
-CLOSE_GRACE = 2.0
-# The shell survives SIGINT (the trap), and prints each command's end on both streams.
+# The shell survives SIGINT (the trap), a command is cut short by it (its function's trap), and
+# each command's end is printed on both streams' saved copies.
 PRELUDE = (
-    "trap : INT; "
-    "__theappapp_done() { local s=$?; builtin printf '\\n\\036TAP:%s:%s\\n' \"$1\" \"$s\"; "
-    "builtin printf '\\n\\036TAP:%s:%s\\n' \"$1\" \"$s\" >&2; }\n"
+    "exec 1021>&1 1022>&2; trap : INT; "
+    "__theappapp_run() { trap 'trap : INT; return 130' INT; eval \"$__THEAPPAPP_CMD\"; }; "
+    "__theappapp_done() { local s=$?; trap : INT; builtin printf '\\n\\036TAP:%s:%s\\n' \"$1\" \"$s\" >&1021; "
+    "builtin printf '\\n\\036TAP:%s:%s\\n' \"$1\" \"$s\" >&1022; }\n"
 )
 
 
@@ -129,6 +135,11 @@ class ShellSession:
     def closed(self) -> bool:
         return self._ended is not None
 
+    def on_closed(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once the session has ended (closed, exited, or its task gone)."""
+        assert self._reader is not None
+        self._reader.add_done_callback(lambda _: callback())
+
     async def start(self, timeout: float) -> None:
         """Start the shell and wait until it answers its first (empty) command."""
         self._reader = asyncio.ensure_future(self._read())
@@ -168,8 +179,8 @@ class ShellSession:
             nonce = secrets.token_hex(16)
             self._pending = (MARK + nonce.encode() + b":", time.monotonic(), command)
             encoded = base64.b64encode(command.encode("utf-8", "surrogateescape")).decode()
-            self._input.write(f'eval "$(builtin printf %s {encoded} | base64 -d)"; __theappapp_done {nonce}\n'
-                              .encode())
+            self._input.write(f'__THEAPPAPP_CMD="$(builtin printf %s {encoded} | base64 -d)" __theappapp_run; '
+                              f'__theappapp_done {nonce}\n'.encode())
             return await self._collect(timeout, idle_timeout)
 
     async def read_more(self, timeout: float | None = None, idle_timeout: float | None = None) -> ShellResult:
@@ -188,19 +199,17 @@ class ShellSession:
         """SIGINT to the foreground command; the session stays. Its result (130 if it died of it)."""
         async with self._lock:
             self._check_open()
-            self._input.signal(signal.SIGINT)
-            if self._pending is None:
+            if self._pending is None:  # nothing to stop (and background jobs are left alone)
                 return ShellResult("", "", None, 0.0)
+            self._input.signal(signal.SIGINT)
             return await self._collect(timeout, None)
 
     async def close(self) -> None:
-        """End the shell (end of input, then a kill if it does not exit)."""
+        """End the shell and everything it started (background jobs included: the agent kills them)."""
         if self._reader is None:
             return
-        self._input.close()
-        await asyncio.wait({self._reader}, timeout=CLOSE_GRACE)
         self.abandon()
-        await asyncio.wait({self._reader})  # its clean-up: the agent kills what is left
+        await asyncio.wait({self._reader})
 
     def abandon(self) -> None:
         """Stop at once (the task is going away): the agent kills everything the shell started."""

@@ -26,6 +26,7 @@ from runtime.sandbox.tasks import ContainerInfo, TaskTable
 from runtime.sandbox.terminal import TERMINAL_SHELL, Terminal
 
 START_TIMEOUT = 30.0  # a session's shell or a process must be running by then
+MAX_PROCESSES = 64  # kept per task, exited ones included (the oldest exited go first)
 
 
 Session = ShellSession | KernelSession
@@ -95,8 +96,14 @@ class StatefulOperations:
             else ShellSession(task_id, stream, interactive, default_timeout=limits.default_timeout,
                               max_output_bytes=limits.max_output_bytes, on_result=record)
         )
-        await session.start(START_TIMEOUT)
-        self._state.setdefault(task_id, _TaskState()).sessions.add(session)
+        try:
+            await session.start(START_TIMEOUT)
+        except BaseException:  # cut off or failed: nothing of it may stay behind
+            session.abandon()
+            raise
+        sessions = self._state.setdefault(task_id, _TaskState()).sessions
+        sessions.add(session)
+        session.on_closed(lambda: sessions.discard(session))
         return session
 
     # -- terminals ---------------------------------------------------------------------------
@@ -108,8 +115,14 @@ class StatefulOperations:
             raise InvalidRequest(f"bad terminal size {cols}x{rows}")
         stream, interactive = self._long_lived(info, TERMINAL_SHELL, None, None, terminal=(cols, rows))
         terminal = Terminal(task_id, stream, interactive)
-        await terminal.started(START_TIMEOUT)
-        self._state.setdefault(task_id, _TaskState()).terminals.add(terminal)
+        try:
+            await terminal.started(START_TIMEOUT)
+        except BaseException:
+            terminal.abandon()
+            raise
+        terminals = self._state.setdefault(task_id, _TaskState()).terminals
+        terminals.add(terminal)
+        terminal.on_closed(lambda: terminals.discard(terminal))
         return terminal
 
     # -- background processes ----------------------------------------------------------------
@@ -122,8 +135,15 @@ class StatefulOperations:
         stream, interactive = self._long_lived(info, command, env, workdir)
         label = name or (command.split(maxsplit=1) or ["process"])[0]
         process = BackgroundProcess(label, command, stream, interactive)
-        pid = await process.started(START_TIMEOUT)
-        self._state.setdefault(task_id, _TaskState()).processes[pid] = process
+        try:
+            pid = await process.started(START_TIMEOUT)
+        except BaseException:
+            process.abandon()
+            raise
+        processes = self._state.setdefault(task_id, _TaskState()).processes
+        processes[pid] = process
+        for old in [p for p, proc in processes.items() if not proc.running][:max(0, len(processes) - MAX_PROCESSES)]:
+            del processes[old]  # the oldest exited ones: their output goes with them
         return process.info()
 
     def _process(self, task_id: str, pid: int) -> BackgroundProcess:

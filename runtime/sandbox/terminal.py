@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-from runtime.errors import SessionClosed
+from runtime.errors import InvalidRequest, SessionClosed
 from runtime.sandbox.execution import ExecStream
 from runtime.sandbox.interactive import Interactive
 
@@ -32,11 +32,15 @@ class Terminal:
         self._kept = 0
         self.dropped = 0
         self._changed = asyncio.Event()
+        self.failure: str | None = None
         self._reader = asyncio.ensure_future(self._read())
 
     @property
     def closed(self) -> bool:
         return self._reader.done()
+
+    def on_closed(self, callback: Callable[[], object]) -> None:
+        self._reader.add_done_callback(lambda _: callback())
 
     @property
     def exit_code(self) -> int | None:
@@ -53,12 +57,17 @@ class Terminal:
                     self._kept -= len(old)
                     self.dropped += len(old)
                 self._changed.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # the sandbox went away under it: iteration ends, `failure` says why
+            self.failure = str(err)
         finally:
             self._changed.set()
 
     async def started(self, timeout: float) -> int:
-        await asyncio.wait({asyncio.ensure_future(self._input.started.wait()), self._reader}, timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
+        waiter = asyncio.ensure_future(self._input.started.wait())
+        await asyncio.wait({waiter, self._reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
         if self._input.pid is None:
             self.abandon()
             raise SessionClosed("the terminal's shell did not start")
@@ -78,6 +87,8 @@ class Terminal:
         self.set_size(cols, rows)
 
     def set_size(self, cols: int, rows: int) -> None:
+        if not (0 < cols < 10000 and 0 < rows < 10000):
+            raise InvalidRequest(f"bad terminal size {cols}x{rows}")
         self._input.resize(cols, rows)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:

@@ -92,6 +92,10 @@ async def test_node_cells_share_one_context_await_promises_and_strip_types(
             stopped = await asyncio.wait_for(busy, 20)
             assert stopped.error is not None and "interrupted" in stopped.error.message
             assert (await node.run("x")).value == "41"  # the state survived the interrupt
+            waiting = await node.run("new Promise(() => {})", timeout=1.0)  # an await is interrupted too
+            assert waiting.timed_out and waiting.error is not None and "interrupted" in waiting.error.message
+            big = await node.run("console.log('y'.repeat(300000))")  # an answer larger than a pipe's buffer
+            assert big.stdout == "y" * 300000 + "\n"
             await node.restart()
             assert (await node.run("typeof x")).value == "'undefined'"
         async with box.session("typescript") as ts:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from runtime.errors import InvalidRequest, SessionClosed
+from runtime.errors import InvalidRequest, SessionClosed, TaskNotFound
 from runtime.sandbox.handle import Sandbox
 from runtime.sandbox.manager import ContainerManager
 
@@ -123,15 +123,35 @@ async def test_a_background_process_reads_its_stdin_and_follow_streams_until_it_
         await manager.send_stdin(sandbox.task_id, proc.pid, "late\n")
 
 
-async def test_processes_and_sessions_die_with_their_task(manager: ContainerManager, unique: str) -> None:
+async def test_closing_a_session_ends_what_it_started_in_the_background(sandbox: Sandbox) -> None:
+    shell = await sandbox.manager.open_session(sandbox.task_id)
+    await shell.run("sleep 611 &")
+    assert "sleep 611" in (await sandbox.exec("ps -eo args")).stdout
+    await shell.close()
+    assert shell.closed
+    assert "sleep 611" not in (await sandbox.exec("ps -eo args")).stdout
+    with pytest.raises(SessionClosed):
+        await shell.run("echo no")
+
+
+async def test_a_loop_stops_at_an_interrupt_as_at_a_terminal(sandbox: Sandbox) -> None:
+    async with sandbox.session() as shell:
+        looping = await shell.run("for i in 1 2 3 4 5 6; do echo $i; sleep 1; done; echo not-reached", timeout=1.5)
+        assert looping.timed_out and looping.exit_code == 130 and "not-reached" not in looping.stdout
+        redirected = await shell.run("exec 2>/dev/null; echo still-marked")
+        assert redirected.exit_code == 0 and redirected.stdout == "still-marked\n"  # the end still arrives
+
+
+async def test_processes_and_sessions_end_with_their_task(manager: ContainerManager, unique: str) -> None:
     async with manager.task(f"t{unique}", f"p{unique}", "python") as box:
-        proc = await box.start_process("sleep 600")
+        await box.start_process("sleep 600")
         shell = await manager.open_session(box.task_id)
         assert manager.list_processes(box.task_id)[0].running
     assert shell.closed
     with pytest.raises(SessionClosed):
         await shell.run("echo no")
-    assert proc.pid > 1
+    with pytest.raises(TaskNotFound):
+        manager.list_processes(box.task_id)
 
 
 async def _collect(chunks: object) -> bytes:

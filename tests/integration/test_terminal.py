@@ -43,7 +43,7 @@ async def test_a_terminal_has_a_size_colours_a_repl_and_an_exit_code(
     await terminal.resize(120, 40)
     await terminal.write("stty size; ls --color=always /\n")
     await _until(terminal, seen, b"40 120")
-    await _until(terminal, seen, b"\x1b[")  # colour codes: ls sees a terminal
+    await _until(terminal, seen, b"\x1b[01;34m")  # ls colours directories: it sees a terminal
     await terminal.write("python3 -q\n")
     await _until(terminal, seen, b">>> ")
     await terminal.write("6 * 7\n")

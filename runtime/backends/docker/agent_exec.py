@@ -25,6 +25,7 @@ AGENT_GRACE = 2.0
 CANCEL_GRACE = 2.0  # an abandoned command's kill, reported back
 STREAMS = {1: "stdout", 2: "stderr"}
 UNCAPPED = 1 << 62  # an interactive command streams for as long as it runs; its owner bounds what it keeps
+INTERACTIVE_ALLOWANCE = 8 * 1024 * 1024
 
 
 async def run(
@@ -34,7 +35,9 @@ async def run(
     t0 = time.monotonic()
     deadline = t0 + request.timeout + AGENT_GRACE
     oom_before = target.cgroup.oom_kills() if target.cgroup else None
-    out, err = Capture(request.max_output_bytes), Capture(request.max_output_bytes)
+    # An interactive command's owner keeps (and bounds) its output; the result keeps none.
+    keep = 0 if request.interactive is not None else request.max_output_bytes
+    out, err = Capture(keep), Capture(keep)
 
     def result(exit_code: int | None, timed_out: bool, oom: bool) -> ExecResult:
         return ExecResult(
@@ -51,7 +54,11 @@ async def run(
     }
     if request.terminal is not None:
         start["pty"] = {"cols": request.terminal[0], "rows": request.terminal[1]}
-    rid = await channel.start(start, allowance=2 * request.max_output_bytes)
+    # Interactive output is uncapped at the agent: the queue bound must absorb a reader's burst.
+    allowance = 2 * request.max_output_bytes
+    if interactive is not None:
+        allowance = max(allowance, INTERACTIVE_ALLOWANCE)
+    rid = await channel.start(start, allowance=allowance)
     feeding = (
         asyncio.ensure_future(_pump(channel, rid, interactive)) if interactive is not None
         else asyncio.ensure_future(_feed(channel, rid, request.stdin)) if request.stdin is not None
