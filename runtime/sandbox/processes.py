@@ -11,11 +11,11 @@ import asyncio
 import signal
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from runtime.errors import InvalidRequest
-from runtime.sandbox.execution import ExecStream, OutputChunk
+from runtime.sandbox.execution import ExecResult, ExecStream, OutputChunk
 from runtime.sandbox.interactive import Interactive
 
 RING_BYTES = 1024 * 1024  # output kept per process
@@ -120,6 +120,15 @@ class BackgroundProcess:
             self._changed.clear()
             if position >= self._seen:
                 await self._changed.wait()
+
+    def on_exit(self, callback: Callable[[ExecResult], object]) -> None:
+        """Call `callback` with the process's end (killed with its task: no exit code)."""
+
+        def ended(_: object) -> None:
+            if self._stream.result is not None:
+                callback(self._stream.result)
+
+        self._reader.add_done_callback(ended)
 
     def send_stdin(self, data: str | bytes) -> None:
         if not self.running:

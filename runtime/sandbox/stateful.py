@@ -142,6 +142,13 @@ class StatefulOperations:
             raise
         processes = self._state.setdefault(task_id, _TaskState()).processes
         processes[pid] = process
+        process.on_exit(lambda end: self.observers.exec(ExecEvent(  # the monitor records its run
+            task_id=info.task_id, project_id=info.project_id, language=info.language,
+            command=f"[process {label}] {command}"[:300], started_at=process.started_at,
+            duration=time.time() - process.started_at, exit_code=end.exit_code, timed_out=end.timed_out,
+            oom_killed=end.oom_killed, stdout_bytes=end.stdout_bytes, stderr_bytes=end.stderr_bytes,
+            truncated=process.dropped > 0, stderr_tail="",
+        )))
         for old in [p for p, proc in processes.items() if not proc.running][:max(0, len(processes) - MAX_PROCESSES)]:
             del processes[old]  # the oldest exited ones: their output goes with them
         return process.info()

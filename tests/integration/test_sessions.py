@@ -159,3 +159,17 @@ async def _collect(chunks: object) -> bytes:
     async for chunk in chunks:  # type: ignore[attr-defined]
         out += chunk.data
     return out
+
+
+async def test_a_fork_bomb_in_a_session_is_bounded_and_ends_with_the_session(sandbox: Sandbox) -> None:
+    shell = await sandbox.manager.open_session(sandbox.task_id)
+    bomb = await shell.run("bomb() { bomb | bomb & }; bomb; sleep 60", timeout=2)
+    assert bomb.timed_out
+    await shell.close()  # the agent kills everything the session started
+    for _ in range(50):
+        result = await sandbox.exec("ps -eo args | grep -c '^bash --noprofile' || true", timeout=10)
+        if result.exit_code == 0 and result.stdout.strip() == "0":
+            break
+        await asyncio.sleep(0.2)
+    assert result.stdout.strip() == "0", result
+    assert (await sandbox.exec("echo usable")).stdout == "usable\n"  # the pids limit held; the task goes on
