@@ -23,7 +23,7 @@ import time
 import uuid
 
 import docker
-from benchlib import pct, show
+from benchlib import pct, show, timed
 
 from runtime.backends.docker.agent_channel import AgentChannel
 from runtime.backends.docker.exec import Executor
@@ -38,15 +38,6 @@ INSIDE = (
     "    t0 = time.perf_counter(); subprocess.run(['python3', '-c', 'print(1)'], stdout=subprocess.PIPE)\n"
     "    print(time.perf_counter() - t0)\n"
 )
-
-
-async def timed(n: int, step: object) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        await step()  # type: ignore[operator]
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 async def main(runs: int) -> None:

@@ -13,22 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import time
 import uuid
 
-from benchlib import show
+from benchlib import show, timed
 
 from runtime.config import RuntimeConfig
 from runtime.sandbox.manager import ContainerManager
-
-
-async def timed(n: int, step: object) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        await step()  # type: ignore[operator]
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 async def main(runs: int) -> None:

@@ -442,10 +442,7 @@ class Exec:
         try:
             agent.reaper.watch(pid, self._exited)
         except OSError:  # no pidfd to be had (out of descriptors): the command must not run unwatched
-            os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            self.output.detach(drain=False)
-            self._close_stdin()
+            self._unwind(pid)
             raise
         self.timer = agent.loop.later(timeout, self.cancel)
         agent.send({"type": "started", "id": self.id, "pid": pid})
@@ -472,13 +469,18 @@ class Exec:
             os.set_blocking(self.stdin_fd, False)
             agent.reaper.watch(pid, self._exited)
         except BaseException:  # out of descriptors: the command must not run unwatched
-            os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            self.output.detach(drain=False)
-            self._close_stdin()
+            self._unwind(pid)
             raise
         self.timer = agent.loop.later(timeout, self.cancel)
         agent.send({"type": "started", "id": self.id, "pid": pid})
+
+    def _unwind(self, pid: int) -> None:
+        """A start that failed after the spawn: the command dies and its descriptors close."""
+        os.killpg(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        if self.output is not None:
+            self.output.detach(drain=False)
+        self._close_stdin()
 
     def resize(self, size: object) -> None:
         if self.stdin_fd >= 0 and isinstance(size, dict):

@@ -30,6 +30,7 @@ from typing import Any
 from runtime.errors import InvalidRequest, SessionClosed
 from runtime.sandbox.execution import ExecStream
 from runtime.sandbox.interactive import Interactive
+from runtime.sandbox.session_base import AgentSession
 
 HERE = Path(__file__).parent
 PREFIX = b"\x1eTAPK "
@@ -86,14 +87,14 @@ class CellResult:
     truncated: bool = False
 
 
-class KernelSession:
+class KernelSession(AgentSession):
     """One IPython kernel for the life of the session (or of its task)."""
 
     def __init__(self, kind: str, driver: Driver, task_id: str, stream: ExecStream, interactive: Interactive, *,
                  default_timeout: float, max_output_bytes: int,
                  on_result: Callable[[str, CellResult], None] | None = None) -> None:
+        super().__init__(task_id)
         self.kind, self._driver = kind, driver
-        self.task_id = task_id
         self._stream, self._input = stream, interactive
         self._default_timeout, self._cap = default_timeout, max_output_bytes
         self._on_result = on_result
@@ -102,18 +103,7 @@ class KernelSession:
         self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._answers["ready"] = self._ready
         self._lock = asyncio.Lock()
-        self._ended: str | None = None
         self._stderr = bytearray()
-        self._reader: asyncio.Task[None] | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self._ended is not None
-
-    def on_closed(self, callback: Callable[[], object]) -> None:
-        """Call `callback` once the session has ended (closed, exited, or its task gone)."""
-        assert self._reader is not None
-        self._reader.add_done_callback(lambda _: callback())
 
     async def start(self, timeout: float) -> None:
         self._reader = asyncio.ensure_future(self._read())
@@ -225,22 +215,6 @@ class KernelSession:
             answer = self._answers[rid] = asyncio.get_running_loop().create_future()
             self._send({"op": "restart", "id": rid})
             await asyncio.wait_for(answer, timeout)
-
-    async def close(self) -> None:
-        """End the interpreter and everything it started (the agent kills them)."""
-        if self._reader is None:
-            return
-        self.abandon()
-        await asyncio.wait({self._reader})
-
-    def abandon(self) -> None:
-        self._ended = self._ended or "the session was closed"
-        if self._reader is not None and not self._reader.done():
-            self._reader.cancel()
-
-    def _check_open(self) -> None:
-        if self._ended is not None:
-            raise SessionClosed(f"{self.kind} session of task {self.task_id!r} is closed: {self._ended}")
 
 
 def _cell(message: dict[str, Any], duration: float, timed_out: bool) -> CellResult:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from runtime.errors import InvalidRequest, SessionClosed
 from runtime.sandbox.execution import ExecStream
 from runtime.sandbox.interactive import Interactive
+from runtime.sandbox.session_base import AgentSession
 
 SHELL_ARGV = "/bin/bash --noprofile --norc"
 # The end marker: MARK, the nonce, ':', the status, a newline. The shell prints a newline before
@@ -113,14 +114,14 @@ class _Stream:
         return out[:self.cap], dropped
 
 
-class ShellSession:
+class ShellSession(AgentSession):
     """One bash for the life of the session (or of its task)."""
 
     kind = "shell"
 
     def __init__(self, task_id: str, stream: ExecStream, interactive: Interactive, *, default_timeout: float,
                  max_output_bytes: int, on_result: Callable[[str, ShellResult], None] | None = None) -> None:
-        self.task_id = task_id
+        super().__init__(task_id)
         self._stream, self._input = stream, interactive
         self._default_timeout = default_timeout
         self._on_result = on_result
@@ -128,17 +129,6 @@ class ShellSession:
         self._changed = asyncio.Event()
         self._lock = asyncio.Lock()
         self._pending: tuple[bytes, float, str] | None = None  # marker, when sent, the command
-        self._ended: str | None = None  # why the shell is gone
-        self._reader: asyncio.Task[None] | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self._ended is not None
-
-    def on_closed(self, callback: Callable[[], object]) -> None:
-        """Call `callback` once the session has ended (closed, exited, or its task gone)."""
-        assert self._reader is not None
-        self._reader.add_done_callback(lambda _: callback())
 
     async def start(self, timeout: float) -> None:
         """Start the shell and wait until it answers its first (empty) command."""
@@ -203,23 +193,6 @@ class ShellSession:
                 return ShellResult("", "", None, 0.0)
             self._input.signal(signal.SIGINT)
             return await self._collect(timeout, None)
-
-    async def close(self) -> None:
-        """End the shell and everything it started (background jobs included: the agent kills them)."""
-        if self._reader is None:
-            return
-        self.abandon()
-        await asyncio.wait({self._reader})
-
-    def abandon(self) -> None:
-        """Stop at once (the task is going away): the agent kills everything the shell started."""
-        self._ended = self._ended or "the session was closed"
-        if self._reader is not None and not self._reader.done():
-            self._reader.cancel()
-
-    def _check_open(self) -> None:
-        if self._ended is not None:
-            raise SessionClosed(f"shell session of task {self.task_id!r} is closed: {self._ended}")
 
     async def _collect(self, timeout: float | None, idle_timeout: float | None) -> ShellResult:
         assert self._pending is not None
