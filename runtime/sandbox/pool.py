@@ -54,6 +54,7 @@ from runtime.sandbox.demand import Demand
 from runtime.sandbox.owner import Owner
 from runtime.sandbox.spare_maker import SpareMaker
 from runtime.sandbox.spares import SPARE, SPARE_PREFIX, Key, Spare, SpareShelf, Waiters, mem_available
+from runtime.sandbox.supply import SpareSupply
 from runtime.sandbox.upkeep import LEASE_SECONDS, Upkeep, quietly
 
 __all__ = ["LEASE_SECONDS", "SPARE", "SPARE_PREFIX", "Handover", "Spare", "WarmPool", "mem_available"]
@@ -80,19 +81,26 @@ class WarmPool:
         self.owner = owner
         self.network = network
         self.on_event = on_event
-        self.maker = SpareMaker(backend, config, owner, registry, network)
         self.demand = Demand(self.settings.spares_per_key, self.settings.max_per_key)
         self.counts: Counter[str] = Counter()
-        self.last_miss_reason: dict[Key, str] = {}  # why the key last got no spare made
         self._shelf = SpareShelf()
-        self._making: Counter[Key] = Counter()
-        self._dropping: set[str] = set()  # projects whose spares are being dropped: none made meanwhile
         self._waiters = Waiters()  # creates waiting for a spare in the making
         self._jobs: set[asyncio.Task[Any]] = set()
         self.upkeep = Upkeep(backend, owner, self._shelf, self.demand, self.settings.idle_ttl, self._count)
         self._discard = self.upkeep.discard
-        self._closed = False
+        self.supply = SpareSupply(backend, self.settings, SpareMaker(backend, config, owner, registry, network),
+                                  self._shelf, self._waiters, self.demand, self.upkeep, self._count)
+        self._making = self.supply.making  # the same Counter: what is reserved or being made, per key
         atexit.register(self._at_exit)
+
+    @property
+    def maker(self) -> SpareMaker:
+        return self.supply.maker
+
+    @property
+    def last_miss_reason(self) -> dict[Key, str]:
+        """Why each key last got no spare made."""
+        return self.supply.last_miss_reason
 
     def _count(self, kind: str, key: Key) -> None:
         self.counts[kind] += 1
@@ -183,7 +191,7 @@ class WarmPool:
         for spare in self._shelf.take_where(lambda s: s.key[1] == language and s.image_id != image_id):
             self._discard(spare)
 
-    # -- making spares -----------------------------------------------------------------------
+    # -- making spares (reserved and made in supply.py) ---------------------------------------
 
     def refill(self, project_id: str, language: str) -> None:
         """A task of the key started or ended: bring it back to its target, with spare engine capacity only."""
@@ -191,10 +199,10 @@ class WarmPool:
 
     def _replenish(self, key: Key, *, hit: bool) -> None:
         """A hand-over's replacement is made at once (and may evict); anything else only with spare capacity."""
-        n = self._reserve(key, self.demand.target(key), gated=not hit, evict=hit)
+        n = self.supply.reserve(key, self.demand.target(key), gated=not hit, evict=hit)
         if n:
             try:
-                self._spawn(self._fill(key, n))
+                self._spawn(self.supply.fill(key, n, self._spawn))
             except RuntimeError:  # no running event loop: nothing to refill in
                 self._making[key] -= n
 
@@ -204,9 +212,9 @@ class WarmPool:
         key = (project_id, language)
         self.demand.touched(key)
         want = min(count, self.settings.max_per_key)
-        n = self._reserve(key, want, gated=False, evict=True)
+        n = self.supply.reserve(key, want, gated=False, evict=True)
         if n:
-            await self._fill(key, n)
+            await self.supply.fill(key, n, self._spawn)
         deadline = time.monotonic() + self.config.engine.api_timeout
         while self._making[key] and self.ready(*key) < want and time.monotonic() < deadline:
             await asyncio.sleep(0.01)  # made by a refill that started before this call
@@ -216,101 +224,9 @@ class WarmPool:
                      self.last_miss_reason.get(key, "none could be made"))
         return ready
 
-    def _reserve(self, key: Key, want: int, *, gated: bool, evict: bool) -> int:
-        """Count in `_making` the spares this key may still get; `_fill` makes them."""
-        if self._closed or key[0] in self._dropping:
-            return 0
-        need = want - self._shelf.ready(key) - self._making[key]
-        if need <= 0:
-            return 0
-        making = sum(self._making.values())
-        if gated:
-            if self.load() > self.settings.fill_max_load or making >= self.settings.max_making:
-                # The engine is busy with task work: a spare made now would slow the tasks it competes
-                # with, and under saturation it is the one that is never handed over (measured).
-                return self._refuse(key, "busy")
-            need = min(need, self.settings.max_making - making)
-        room = self.settings.max_spares - self.size - making
-        if room < need and evict:
-            room += self._evict(key, need - room)
-        n = max(0, min(need, room))
-        if n < need:
-            self._refuse(key, "cap")
-        self._making[key] += n
-        return n
-
-    def _refuse(self, key: Key, why: str) -> int:
-        self._count(why, key)
-        self.last_miss_reason[key] = why
-        return 0
-
-    def _evict(self, keep: Key, n: int) -> int:
-        """Remove up to `n` idle spares of other keys (see `Demand.eviction_order`); how many went."""
-        freed = 0
-        holding = list({s.key for s in self._shelf.all()})
-        for victim in self.demand.eviction_order(holding, keep):
-            while freed < n and (spare := self._shelf.pop_oldest(victim)) is not None:
-                self._discard(spare)
-                self._count("evicted", victim)
-                freed += 1
-            if freed >= n:
-                break
-        return freed
-
     def load(self) -> int:
         """Creates and starts in flight in this process, plus spares being made (counted whole)."""
-        return self.backend.load() + sum(self._making.values())
-
-    async def _fill(self, key: Key, n: int) -> None:
-        started = 0
-
-        async def one() -> None:
-            nonlocal started
-            started += 1  # from here on, _make_one gives its reservation back itself
-            await self._make_one(key)
-
-        try:
-            await asyncio.gather(*(one() for _ in range(n)))
-        finally:
-            # Cancelled before some makers ran (a prewarm cut off): give their reservations back,
-            # and wake the creates that waited for those spares.
-            for _ in range(n - started):
-                self._making[key] -= 1
-                self._waiters.hand(key, None)
-
-    async def _make_one(self, key: Key) -> None:
-        t0 = time.monotonic()
-        try:
-            if not self.maker.memory_ok():
-                self._refuse(key, "no_memory")
-                self._waiters.hand(key, None)
-                return
-            spare = await self.maker.make(key, self.upkeep.remove_soon)
-            try:
-                await self.upkeep.lease(spare)
-            except BaseException:  # made, but unusable (or cut off): it must not stay behind
-                self._discard(spare)
-                raise
-        except asyncio.CancelledError:
-            self._waiters.hand(key, None)
-            raise
-        except Exception as err:  # a spare that cannot be made is a cold start later, nothing more
-            self._count("failed", key)
-            self.last_miss_reason[key] = f"making one failed: {err}"
-            log.warning("could not make a spare for project %s, %s: %s", key[0], key[1], err)
-            self._waiters.hand(key, None)
-            return
-        finally:
-            self._making[key] -= 1
-        if self._closed:
-            self._discard(spare)
-            self._waiters.hand(key, None)
-            return
-        self.demand.made(time.monotonic() - t0)
-        self._count("made", key)
-        if not self._waiters.hand(key, spare):
-            self._shelf.add(spare)
-            self.upkeep.ensure_tending(self._spawn)
+        return self.supply.load()
 
     def expire(self) -> int:
         """Remove spares older than the idle TTL; returns how many went."""
@@ -329,20 +245,19 @@ class WarmPool:
         once made, each would hold the project's volumes. No new ones are started meanwhile.
         """
         gone = 0
-        self._dropping.add(project_id)
+        self.supply.dropping.add(project_id)
         try:
             deadline = time.monotonic() + self.config.engine.api_timeout
             while True:
                 for spare in self._shelf.take_where(lambda s: s.key[0] == project_id):
                     self._discard(spare)
                     gone += 1
-                making = any(n for (project, _), n in self._making.items() if project == project_id)
-                if not making or time.monotonic() > deadline:
+                if not self.supply.making_for(project_id) or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.01)  # a create + start takes ~0.2 s; polling keeps _fill unaware of drops
             await self.settle()
         finally:
-            self._dropping.discard(project_id)
+            self.supply.dropping.discard(project_id)
         return gone
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -353,7 +268,7 @@ class WarmPool:
 
     async def shutdown(self) -> None:
         """Remove every spare: those in the pool, those being made, and any this owner leaked before."""
-        self._closed = True
+        self.supply.closed = True
         atexit.unregister(self._at_exit)
         self.upkeep.stop()
         # Spares being made are awaited, not cancelled: the engine would finish creating them anyway.
@@ -378,7 +293,7 @@ class WarmPool:
 
     def _at_exit(self) -> None:
         """The interpreter exits without shutdown(): remove this owner's idle spares now, blocking."""
-        if self._closed:
+        if self.supply.closed:
             return
-        self._closed = True
+        self.supply.closed = True
         self.upkeep.remove_all_now()
