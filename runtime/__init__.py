@@ -5,6 +5,7 @@
 
 from runtime.config import RuntimeConfig
 from runtime.errors import (
+    AccessDenied,
     CallerError,
     ConfigError,
     EngineError,
@@ -15,6 +16,7 @@ from runtime.errors import (
     InvalidIdentifier,
     InvalidPath,
     InvalidRequest,
+    LimitExceeded,
     NetworkPolicyError,
     RegistryError,
     SandboxError,
@@ -43,6 +45,7 @@ from runtime.sandbox.tasks import ContainerInfo
 from runtime.validation import CodeValidator, Finding
 
 __all__ = [
+    "AccessDenied",
     "CallerError",
     "CellError",
     "CellResult",
@@ -66,6 +69,7 @@ __all__ = [
     "InvalidRequest",
     "KernelSession",
     "Language",
+    "LimitExceeded",
     "NetworkPolicyError",
     "OutputChunk",
     "ProcessInfo",

@@ -12,7 +12,9 @@ without knowing every class:
     │   ├── UnknownLanguage        a language or alias the registry does not declare
     │   ├── TaskExists             create for a task that already has a container
     │   ├── TaskNotFound           no container is known for this task
-    │   └── ValidationFailed       strict validation refused the code (`findings` says why)
+    │   ├── ValidationFailed       strict validation refused the code (`findings` says why)
+│   ├── AccessDenied           the caller's token does not cover this project (service only)
+│   └── LimitExceeded          over the caller's limits: live tasks, timeout, body size (service only)
     ├── InfrastructureError    the environment is not ready: engine, images, registry, settings
     │   ├── ConfigError            a setting (argument or THEAPPAPP_* variable) is invalid
     │   ├── RegistryError          languages.yaml is missing, malformed or invalid
@@ -78,6 +80,14 @@ class ValidationFailed(CallerError):
     def __init__(self, message: str, findings: tuple[Finding, ...] = ()) -> None:
         super().__init__(message)
         self.findings = findings
+
+
+class AccessDenied(CallerError):
+    """The service's caller may not use this project: its token is scoped to other project ids."""
+
+
+class LimitExceeded(CallerError):
+    """The service's caller is over a limit of its token (live tasks, timeout, request body size)."""
 
 
 # -- the environment ---------------------------------------------------------------------------

@@ -274,9 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check engine, images, network policy, runtimes and disk")
     doctor.set_defaults(handler=cmd_doctor)
 
-    from runtime.cli import shell
+    from runtime.cli import serve, shell
 
     shell.add_parser(sub)
+    serve.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,134 @@
+"""`theappapp-sandbox serve`, `mcp` and `token add`: the sandbox as a service (needs the `server` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from runtime.errors import ConfigError
+
+MISSING_EXTRA = "the service needs the server extra: pip install 'theappapp-sandbox[server]'"
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = sub.add_parser(
+        "serve", help="serve the HTTP API (/v1, /healthz, /metrics) and MCP (/mcp)",
+        description="Serve the sandbox over HTTP: the API under /v1 (OpenAPI at /openapi.json), the MCP "
+        "server at /mcp (streamable HTTP), /healthz and /metrics. Every call needs a bearer token from "
+        "--tokens; without --tokens it binds to loopback only and trusts every local caller.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8420, help="port (default 8420; 0 picks a free one)")
+    serve.add_argument("--tokens", metavar="FILE", type=Path, help="the token file (`token add` writes it)")
+    serve.add_argument("--no-mcp", action="store_true", help="do not serve MCP at /mcp")
+    serve.add_argument("--mcp-idle-timeout", type=float, default=600.0, metavar="SECONDS",
+                       help="destroy an MCP client's sandboxes after this long unused (default 600)")
+    serve.set_defaults(handler=cmd_serve)
+
+    mcp = sub.add_parser(
+        "mcp", help="an MCP server on stdin/stdout (for Claude Desktop, Cursor, agent SDKs)",
+        description="Serve MCP on stdio with the local user's rights. With THEAPPAPP_TOKEN set (and --tokens "
+        "or THEAPPAPP_TOKENS naming the token file) the token's project scope and limits apply. Sandboxes "
+        "are destroyed when the client disconnects.",
+    )
+    mcp.add_argument("--tokens", metavar="FILE", type=Path, help="the token file THEAPPAPP_TOKEN is checked in")
+    mcp.set_defaults(handler=cmd_mcp)
+
+    token = sub.add_parser("token", help="manage the service's bearer tokens")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    add = token_sub.add_parser(
+        "add", help="create a token, print it once, store its hash",
+        description="Create a bearer token scoped to project ids matching PATTERN (fnmatch: team-*, demo), "
+        "print it once on stdout and store only its SHA-256 in FILE (created with mode 0600).",
+    )
+    add.add_argument("--tokens", metavar="FILE", type=Path, required=True, help="the token file")
+    add.add_argument("--projects", metavar="PATTERN", action="append", required=True,
+                     help="project ids the token may use (repeatable)")
+    add.add_argument("--name", help="a name for the token (default: token-N)")
+    add.add_argument("--max-tasks", type=int, metavar="N", help="live tasks at once (default: no limit)")
+    add.add_argument("--max-timeout", type=float, metavar="SECONDS", help="longest command timeout allowed")
+    add.add_argument("--max-body", type=int, metavar="BYTES", help="largest request body (default 64 MiB)")
+    add.set_defaults(handler=cmd_token_add)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.tokens is None and not is_loopback(args.host):
+        parser.error(f"serve: refusing to listen on {args.host} without --tokens: anyone who can reach it "
+                     "could run code; create tokens with `theappapp-sandbox token add`")
+    try:
+        import uvicorn
+
+        from runtime.sandbox.manager import ContainerManager
+        from runtime.server.broker import TaskBroker
+        from runtime.server.http_api import ServiceOptions, create_app
+        from runtime.server.tokens import TokenStore
+    except ImportError as err:
+        print(f"error: {MISSING_EXTRA} ({err})", file=sys.stderr)
+        return 1
+    tokens = TokenStore(args.tokens) if args.tokens is not None else None
+    if tokens is not None and not len(tokens):
+        print(f"warning: {args.tokens} has no tokens yet: every call is refused until `token add`",
+              file=sys.stderr)
+    options = ServiceOptions(tokens=tokens, mcp=not args.no_mcp, mcp_idle_timeout=args.mcp_idle_timeout,
+                             host=args.host)
+    app = create_app(TaskBroker(ContainerManager()), options)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sock = socket.create_server((args.host, args.port))
+    host, port = sock.getsockname()[:2]
+    print(f"serving on http://{host}:{port} (API /v1, docs /docs, MCP /mcp); "
+          f"{'tokens from ' + str(args.tokens) if tokens else 'no authentication (loopback)'}",
+          file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, timeout_graceful_shutdown=10)
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        from runtime.sandbox.manager import ContainerManager
+        from runtime.server.broker import TaskBroker
+        from runtime.server.mcp_tools import run_stdio
+        from runtime.server.tokens import LOCAL, TokenStore
+    except ImportError as err:
+        print(f"error: {MISSING_EXTRA} ({err})", file=sys.stderr)
+        return 1
+    scope = LOCAL
+    token = os.environ.get("THEAPPAPP_TOKEN")
+    if token:
+        path = args.tokens or (Path(os.environ["THEAPPAPP_TOKENS"]) if os.environ.get("THEAPPAPP_TOKENS") else None)
+        if path is None:
+            parser.error("mcp: THEAPPAPP_TOKEN is set: name the token file with --tokens or THEAPPAPP_TOKENS")
+        found = TokenStore(path).authenticate(token)
+        if found is None:
+            raise ConfigError(f"THEAPPAPP_TOKEN is not a token of {path}")
+        scope = found
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries the protocol
+    asyncio.run(run_stdio(TaskBroker(ContainerManager()), scope))
+    return 0
+
+
+def cmd_token_add(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from runtime.server.tokens import DEFAULT_MAX_BODY, Scope, add_token, read_tokens
+
+    name = args.name or f"token-{len(read_tokens(args.tokens)) + 1}"
+    scope = Scope(name, tuple(args.projects), args.max_tasks, args.max_timeout, args.max_body or DEFAULT_MAX_BODY)
+    token = add_token(args.tokens, scope)
+    print(token)
+    print(f"stored the hash of {name!r} (projects {', '.join(args.projects)}) in {args.tokens}; "
+          "the token is shown only now", file=sys.stderr)
+    return 0
