@@ -175,7 +175,9 @@ def _seg(value: str) -> str:
 
 
 def _path(path: str) -> str:
-    return quote(path, safe="/")
+    """Every character encoded, "/" too: a ".." segment would otherwise be resolved by the HTTP client
+    before it is sent, and the server must see (and refuse) the path as the caller wrote it."""
+    return quote(path, safe="")
 
 
 def _exec_body(command: str, timeout: float | None, env: Mapping[str, str] | None, workdir: str | None,

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
@@ -41,10 +42,6 @@ SandboxId = Annotated[str, Field(description="the sandbox_id create_sandbox retu
 Timeout = Annotated[float | None, Field(description="seconds before the command is killed; default 30", gt=0)]
 
 
-class ToolFailed(Exception):
-    """What the SDK turns into an error result: the runtime error's class and message."""
-
-
 def _caller(ctx: Context, default: Scope) -> tuple[Scope, str]:
     request = ctx.request_context.request
     if request is None:  # stdio: one client per process
@@ -63,8 +60,8 @@ def build_server(broker: TaskBroker, default_scope: Scope = LOCAL) -> MCPServer:
     async def call(coro: Any) -> Any:
         try:
             return await coro
-        except SandboxError as err:
-            raise ToolFailed(f"{type(err).__name__}: {err}") from err
+        except SandboxError as err:  # anticipated: the model reads the class and the reason
+            raise ToolError(f"{type(err).__name__}: {err}") from err
 
     @server.tool()
     async def run_code(

@@ -5,7 +5,7 @@ that a slow hash would protect. The plain token is printed once by `token add` a
 or logged. `TokenStore.authenticate` compares the presented token's hash with every stored hash
 (no early exit), so the time it takes does not say how close a guess was.
 
-The file is re-read when its modification time changes: tokens added while `serve` runs work
+The file is re-read when it changes (checked at each call: one stat): tokens added while `serve` runs work
 without a restart.
 """
 
@@ -59,7 +59,7 @@ class TokenStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._mtime: float | None = None
+        self._seen: tuple[int, int, int] | None = None  # (inode, size, mtime) of the file last read
         self._tokens: tuple[StoredToken, ...] = ()
         self._reload()
 
@@ -78,14 +78,16 @@ class TokenStore:
 
     def _reload(self) -> None:
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
+            seen: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
         except FileNotFoundError:
-            mtime = None
+            seen = None
         with self._lock:
-            if mtime == self._mtime and (mtime is not None or not self._tokens):
+            if seen == self._seen:
                 return
-            self._tokens = tuple(read_tokens(self.path)) if mtime is not None else ()
-            self._mtime = mtime
+            # `add_token` replaces the file (a new inode), so a change is never missed within one mtime tick.
+            self._tokens = tuple(read_tokens(self.path)) if seen is not None else ()
+            self._seen = seen
 
 
 def read_tokens(path: Path) -> list[StoredToken]:

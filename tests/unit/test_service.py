@@ -1,0 +1,106 @@
+"""The service's parts that need no engine: tokens, the error mapping, the CLI's refusals."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from runtime import errors
+from runtime.cli import main
+from runtime.server.status import BY_NAME, error_from, status_of
+from runtime.server.tokens import Scope, TokenStore, add_token, read_tokens, token_hash
+
+
+def test_a_token_is_printed_once_and_only_its_hash_is_stored(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    path = tmp_path / "tokens.json"
+    assert main(["token", "add", "--tokens", str(path), "--projects", "team-*", "--max-tasks", "5"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("tap_") and len(token) > 40
+    text = path.read_text()
+    assert token not in text and token_hash(token) in text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    (stored,) = read_tokens(path)
+    assert stored.scope == Scope("token-1", ("team-*",), 5, None, 64 * 1024 * 1024)
+    assert TokenStore(path).authenticate(token) == stored.scope
+
+
+def test_unknown_tokens_and_scopes(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    token = add_token(path, Scope("a", ("a-*", "shared")))
+    store = TokenStore(path)
+    for wrong in (None, "", token[:-1], token + "x", token.upper()):
+        assert store.authenticate(wrong) is None
+    scope = store.authenticate(token)
+    assert scope is not None
+    assert [scope.allows(p) for p in ("a-1", "shared", "b-1", "xa-1", "shared2")] == [True, True, False, False, False]
+
+
+def test_every_stored_token_is_compared_whichever_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "tokens.json"
+    tokens = [add_token(path, Scope(f"t{i}")) for i in range(5)]
+    store = TokenStore(path)
+    calls = []
+    real = hmac.compare_digest
+
+    def counting(a: str, b: str) -> bool:
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    for presented in (tokens[0], tokens[4], "tap_nothing"):
+        calls.clear()
+        store.authenticate(presented)
+        assert len(calls) == 5  # no early exit: the time does not say which entry, or how close
+
+
+def test_tokens_added_while_serving_are_seen_without_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    store = TokenStore(path)
+    assert len(store) == 0
+    token = add_token(path, Scope("late"))
+    assert store.authenticate(token) is not None
+
+
+@pytest.mark.parametrize("content", ["not json", '{"tokens": [{"name": "x"}]}', '{"tokens": [{"name": "x", '
+                                     '"projects": ["*"], "sha256": "abc"}]}'])
+def test_a_malformed_token_file_is_a_config_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "tokens.json"
+    path.write_text(content)
+    with pytest.raises(errors.ConfigError, match="token file"):
+        TokenStore(path)
+
+
+def test_duplicate_names_and_bad_limits_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    add_token(path, Scope("a"))
+    with pytest.raises(errors.ConfigError, match="already"):
+        add_token(path, Scope("a"))
+    with pytest.raises(errors.ConfigError, match="max tasks"):
+        add_token(path, Scope("b", max_tasks=0))
+    assert len(json.loads(path.read_text())["tokens"]) == 1
+
+
+def test_serve_refuses_a_non_loopback_address_without_tokens(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--host", "0.0.0.0"])
+    assert exited.value.code == 2 and "without --tokens" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cls", [c for c in BY_NAME.values() if c is not errors.SandboxError])
+def test_every_error_class_survives_the_round_trip(cls: type[errors.SandboxError]) -> None:
+    err = cls("why") if cls is not errors.ValidationFailed else errors.ValidationFailed("why", ())
+    back = error_from(status_of(err), {"error": cls.__name__, "detail": "why"})
+    assert type(back) is cls and str(back) == "why"
+
+
+def test_statuses_by_cause() -> None:
+    assert [status_of(e) for e in (errors.TaskNotFound("x"), errors.AccessDenied("x"), errors.LimitExceeded("x"),
+                                   errors.InvalidPath("x"), errors.EngineUnavailable("x"), errors.TaskExists("x"),
+                                   errors.EngineError("x"))] == [404, 403, 429, 422, 503, 409, 500]
+    assert type(error_from(401, None)) is errors.AccessDenied
+    assert type(error_from(413, "not json")) is errors.LimitExceeded
