@@ -75,7 +75,8 @@ def cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         from runtime.sandbox.manager import ContainerManager
         from runtime.server.broker import TaskBroker
-        from runtime.server.http_api import ServiceOptions, create_app
+        from runtime.server.auth import ServiceOptions
+        from runtime.server.http_api import create_app
         from runtime.server.tokens import TokenStore
     except ImportError as err:
         print(f"error: {MISSING_EXTRA} ({err})", file=sys.stderr)

@@ -9,80 +9,41 @@ Errors answer `{"error": <runtime.errors class name>, "detail": <message>}` with
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from runtime.errors import EngineUnavailable, LimitExceeded, SandboxError, ValidationFailed
-from runtime.sandbox.execution import ExecStream
 from runtime.server import schemas
+from runtime.server.auth import Caller, ServiceOptions, Unauthorized, authenticate, error_response
 from runtime.server.broker import TaskBroker
+from runtime.server.events import exec_events
 from runtime.server.keys import SCOPE_KEY
+from runtime.server.stateful import StatefulBroker
+from runtime.server.stateful_routes import add_stateful_routes
 from runtime.server.status import status_of
-from runtime.server.tokens import DEFAULT_MAX_BODY, LOCAL, Scope, TokenStore
+from runtime.server.tokens import DEFAULT_MAX_BODY, TokenStore
 
 log = logging.getLogger(__name__)
 
 
 
-@dataclass(frozen=True)
-class ServiceOptions:
-    tokens: TokenStore | None = None  # None: no authentication (the CLI allows it on loopback only)
-    mcp: bool = True  # mount the MCP server at /mcp
-    mcp_idle_timeout: float = 600.0  # an MCP client's sandboxes unused this long are destroyed
-    host: str = "127.0.0.1"  # the bind address, for the MCP transport's Host-header check
-
-
-class Unauthorized(Exception):
-    """No token, or not a known one."""
-
-
-def authenticate(tokens: TokenStore | None, authorization: str | None) -> Scope:
-    if tokens is None:
-        return LOCAL
-    scheme, _, presented = (authorization or "").partition(" ")
-    scope = tokens.authenticate(presented.strip() if scheme.lower() == "bearer" else None)
-    if scope is None:
-        raise Unauthorized
-    return scope
-
-
-def error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
-
-
-async def caller(request: Request) -> Scope:
-    """The authenticated scope of the request, its body within the scope's limit."""
-    options: ServiceOptions = request.app.state.options
-    scope = authenticate(options.tokens, request.headers.get("authorization"))
-    length = request.headers.get("content-length")
-    if (length and length.isdigit() and int(length) > scope.max_body_bytes) or (
-            request.method in ("POST", "PUT") and len(await request.body()) > scope.max_body_bytes):
-        raise LimitExceeded(f"request body over this token's limit of {scope.max_body_bytes} bytes")
-    return scope
-
-
-Caller = Annotated[Scope, Depends(caller)]
-
-
 def create_app(broker: TaskBroker, options: ServiceOptions | None = None) -> ASGIApp:
     """The whole service as one ASGI app: FastAPI for /v1 and the rest, the MCP transport for /mcp."""
     options = options or ServiceOptions()
+    state = StatefulBroker(broker)
     mcp_http = None
     if options.mcp:
         from runtime.server.mcp_tools import McpHttp
 
-        mcp_http = McpHttp(broker, options)
+        mcp_http = McpHttp(broker, state, options)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +59,7 @@ def create_app(broker: TaskBroker, options: ServiceOptions | None = None) -> ASG
                   description="Hardened per-task code-execution sandboxes for AI agents.")
     api.state.options = options
     _routes(api, broker, options)
+    add_stateful_routes(api, state)
     body_cap = max([DEFAULT_MAX_BODY, *(t.scope.max_body_bytes for t in _stored(options.tokens))])
     inner: ASGIApp = BodyLimit(api, body_cap)
     if mcp_http is None:
@@ -164,7 +126,7 @@ def _routes(api: FastAPI, broker: TaskBroker, options: ServiceOptions) -> None:
         stream = broker.exec_stream(scope, task_id, body.command, timeout=body.timeout, stdin=body.stdin,
                                     env=body.env, workdir=body.workdir)
         if "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(_events(stream), media_type="text/event-stream",
+            return StreamingResponse(exec_events(stream), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
         return schemas.ExecOut.of(await stream.collect())
 
@@ -216,25 +178,6 @@ def _routes(api: FastAPI, broker: TaskBroker, options: ServiceOptions) -> None:
         live = f"theappapp_sandbox_service_tasks {len(broker.manager.tasks)}\n"
         text = prometheus_client.generate_latest().decode() + "# TYPE theappapp_sandbox_service_tasks gauge\n" + live
         return Response(text, media_type=prometheus_client.CONTENT_TYPE_LATEST)
-
-
-async def _events(stream: ExecStream) -> AsyncIterator[bytes]:
-    """SSE: an event per output chunk (UTF-8 decoded across chunk edges), then the result, or an error."""
-    decoders = {"stdout": codecs.getincrementaldecoder("utf-8")("replace"),
-                "stderr": codecs.getincrementaldecoder("utf-8")("replace")}
-    try:
-        async for chunk in stream:
-            text = decoders[chunk.stream].decode(chunk.data)
-            if text:
-                yield _sse(chunk.stream, {"data": text})
-        assert stream.result is not None
-        yield _sse("result", schemas.ExecOut.of(stream.result).model_dump())
-    except SandboxError as err:
-        yield _sse("error", {"error": type(err).__name__, "detail": str(err)})
-
-
-def _sse(event: str, data: object) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 class BodyLimit:

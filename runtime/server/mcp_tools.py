@@ -17,25 +17,27 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from runtime.errors import SandboxError
 from runtime.server import schemas
 from runtime.server.broker import TaskBroker
 from runtime.server.keys import SCOPE_KEY
+from runtime.server.mcp_state_tools import add_state_tools, call
+from runtime.server.stateful import StatefulBroker
 from runtime.server.tokens import LOCAL, Scope
 
 if TYPE_CHECKING:
-    from runtime.server.http_api import ServiceOptions
+    from runtime.server.auth import ServiceOptions
 
 STDIO_GROUP = "mcp:stdio"
 INSTRUCTIONS = (
     "Run code in hardened, isolated sandboxes. For one program, call run_code. For several steps, call "
     "create_sandbox once, then exec, write_file, read_file and list_files with its sandbox_id, and "
-    "destroy_sandbox at the end. Files live under /workspace and persist per project_id."
+    "destroy_sandbox at the end. Files live under /workspace and persist per project_id. To keep variables "
+    "between steps, start_session (python, node, shell, …) and run_in_session; for servers and long jobs, "
+    "start_process, then process_output and stop_process."
 )
 
 SandboxId = Annotated[str, Field(description="the sandbox_id create_sandbox returned")]
@@ -54,14 +56,9 @@ def group_key(scope: Scope, session_id: str | None) -> str:
     return f"mcp:{scope.name}:{session_id or '-'}"
 
 
-def build_server(broker: TaskBroker, default_scope: Scope = LOCAL) -> MCPServer:
+def build_server(broker: TaskBroker, state: StatefulBroker, default_scope: Scope = LOCAL) -> MCPServer:
     server: MCPServer = MCPServer("theappapp-sandbox", instructions=INSTRUCTIONS)
-
-    async def call(coro: Any) -> Any:
-        try:
-            return await coro
-        except SandboxError as err:  # anticipated: the model reads the class and the reason
-            raise ToolError(f"{type(err).__name__}: {err}") from err
+    add_state_tools(server, state, lambda ctx: _caller(ctx, default_scope)[0])
 
     @server.tool()
     async def run_code(
@@ -156,7 +153,7 @@ def build_server(broker: TaskBroker, default_scope: Scope = LOCAL) -> MCPServer:
 async def run_stdio(broker: TaskBroker, scope: Scope = LOCAL) -> None:
     """Serve one client on stdin/stdout; its sandboxes are destroyed when it goes."""
     try:
-        await build_server(broker, scope).run_stdio_async()
+        await build_server(broker, StatefulBroker(broker), scope).run_stdio_async()
     finally:
         await broker.close()
 
@@ -164,10 +161,10 @@ async def run_stdio(broker: TaskBroker, scope: Scope = LOCAL) -> None:
 class McpHttp:
     """The MCP server over streamable HTTP, for `serve` to route /mcp to (after authenticating)."""
 
-    def __init__(self, broker: TaskBroker, options: ServiceOptions) -> None:
+    def __init__(self, broker: TaskBroker, state: StatefulBroker, options: ServiceOptions) -> None:
         self.broker = broker
         self.idle_timeout = options.mcp_idle_timeout
-        self.server = build_server(broker)
+        self.server = build_server(broker, state)
         self._app = self.server.streamable_http_app(
             streamable_http_path="/mcp", session_idle_timeout=options.mcp_idle_timeout, host=options.host)
 

@@ -114,3 +114,73 @@ class Written(BaseModel):
 class ErrorOut(BaseModel):
     error: str = Field(description="the runtime.errors class name")
     detail: str
+
+
+class OpenSession(BaseModel):
+    kind: str = Field("shell", description="shell, or the task language's interpreter: python, node, typescript, "
+                      "ruby, java (as languages.yaml declares for it)")
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    task_id: str
+    kind: str
+
+
+class SessionRun(BaseModel):
+    code: str = Field(description="a shell command, or a cell of code for an interpreter session")
+    timeout: float | None = Field(None, gt=0)
+
+
+class ShellOut(BaseModel):
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    duration: float
+    still_running: bool
+    timed_out: bool
+    truncated: bool
+
+
+class RichOut(BaseModel):
+    mime: str
+    data: str
+
+
+class CellErrorOut(BaseModel):
+    name: str
+    message: str
+    traceback: list[str]
+
+
+class CellOut(BaseModel):
+    stdout: str
+    stderr: str
+    value: str | None
+    outputs: list[RichOut]
+    error: CellErrorOut | None
+    duration: float
+    timed_out: bool
+    truncated: bool
+
+
+class StartProcess(BaseModel):
+    command: str
+    name: str | None = None
+    env: dict[str, str] | None = None
+    workdir: str | None = None
+
+
+class ProcessOut(BaseModel):
+    pid: int
+    name: str
+    command: str
+    started_at: float
+    running: bool
+    exit_code: int | None
+    dropped_bytes: int
+
+
+class ProcessOutput(BaseModel):
+    stdout: str
+    stderr: str

@@ -25,7 +25,8 @@ from tests.integration.serving import Service, add_token, containers_of, service
 
 pytestmark = pytest.mark.integration
 
-TOOLS = {"run_code", "create_sandbox", "exec", "write_file", "read_file", "list_files", "destroy_sandbox"}
+TOOLS = {"run_code", "create_sandbox", "exec", "write_file", "read_file", "list_files", "destroy_sandbox",
+         "start_session", "run_in_session", "close_session", "start_process", "process_output", "stop_process"}
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,19 @@ async def test_stdio_lists_described_tools_and_destroys_what_the_client_leaves(
 
         sid = await use_a_sandbox(client)
         assert containers_of(docker_client, [sid])
+        session = result_of(await client.call_tool("start_session", {"sandbox_id": sid, "kind": "python"}))
+        for code, value in (("import math\nr = 2", None), ("round(math.pi * r ** 2, 2)", "12.57")):
+            cell = result_of(await client.call_tool("run_in_session", {"sandbox_id": sid, "code": code,
+                                                                       "session_id": session["session_id"]}))
+            assert cell["value"] == value and cell["error"] is None
+        proc = result_of(await client.call_tool("start_process", {"sandbox_id": sid, "command": "echo up; sleep 60"}))
+        for _ in range(50):
+            out = result_of(await client.call_tool("process_output", {"sandbox_id": sid, "pid": proc["pid"]}))
+            if out["stdout"]:
+                break
+            await asyncio.sleep(0.1)
+        assert out == {"stdout": "up\n", "stderr": "", "running": True, "exit_code": None}
+        result_of(await client.call_tool("stop_process", {"sandbox_id": sid, "pid": proc["pid"]}))
         bad = await client.call_tool("read_file", {"sandbox_id": sid, "path": "../../etc/passwd"})
         assert bad.is_error and "InvalidPath" in bad.content[0].text
     assert await gone(docker_client, sid, within=30)  # the client went: so did its sandbox

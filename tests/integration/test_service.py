@@ -257,3 +257,52 @@ async def test_health_and_metrics(service: Service, alice: httpx.AsyncClient, un
         text = (await client.get("/metrics")).text
     assert "theappapp_sandbox_service_tasks 1" in text
     assert 'theappapp_sandbox_executions_total{language="python"' in text
+
+
+async def test_sessions_keep_state_between_calls(alice: httpx.AsyncClient, bob: httpx.AsyncClient,
+                                                 unique: str) -> None:
+    task = f"ss-{unique}"
+    assert (await create(alice, task, f"alice-{unique}")).status_code == 201
+    opened = await alice.post(f"/v1/tasks/{task}/sessions", json={"kind": "python"})
+    assert opened.status_code == 201, opened.text
+    sid = opened.json()["session_id"]
+    first = (await alice.post(f"/v1/tasks/{task}/sessions/{sid}/run", json={"code": "x = 40\nx + 1"})).json()
+    assert first["value"] == "41" and first["error"] is None
+    second = (await alice.post(f"/v1/tasks/{task}/sessions/{sid}/run", json={"code": "x + 2"})).json()
+    assert second["value"] == "42"
+    failed = (await alice.post(f"/v1/tasks/{task}/sessions/{sid}/run", json={"code": "1/0"})).json()
+    assert failed["error"]["name"] == "ZeroDivisionError"
+
+    shell = (await alice.post(f"/v1/tasks/{task}/sessions", json={"kind": "shell"})).json()["session_id"]
+    await alice.post(f"/v1/tasks/{task}/sessions/{shell}/run", json={"code": "cd /tmp && export K=v"})
+    ran = (await alice.post(f"/v1/tasks/{task}/sessions/{shell}/run", json={"code": "echo $PWD $K"})).json()
+    assert (ran["stdout"], ran["exit_code"]) == ("/tmp v\n", 0)
+    listed = {s["session_id"] for s in (await alice.get(f"/v1/tasks/{task}/sessions")).json()}
+    assert listed == {sid, shell}
+
+    assert (await bob.post(f"/v1/tasks/{task}/sessions/{sid}/run", json={"code": "x"})).status_code == 404
+    assert (await alice.post(f"/v1/tasks/{task}/sessions", json={"kind": "ruby"})).status_code == 422
+    assert (await alice.delete(f"/v1/tasks/{task}/sessions/{sid}")).status_code == 204
+    gone = await alice.post(f"/v1/tasks/{task}/sessions/{sid}/run", json={"code": "x"})
+    assert gone.status_code == 409 and gone.json()["error"] == "SessionClosed"
+
+
+async def test_background_processes(alice: httpx.AsyncClient, unique: str) -> None:
+    task = f"bp-{unique}"
+    assert (await create(alice, task, f"alice-{unique}")).status_code == 201
+    started = await alice.post(f"/v1/tasks/{task}/processes",
+                               json={"command": "echo ready; while read line; do echo got:$line; done", "name": "echo"})
+    assert started.status_code == 201, started.text
+    pid = started.json()["pid"]
+    assert started.json()["running"] is True
+    assert (await alice.post(f"/v1/tasks/{task}/processes/{pid}/stdin", content=b"one\n")).status_code == 204
+    deadline = time.monotonic() + 10
+    while "got:one" not in (out := (await alice.get(f"/v1/tasks/{task}/processes/{pid}/output")).json())["stdout"]:
+        assert time.monotonic() < deadline, out
+        await asyncio.sleep(0.1)
+    assert out["stdout"] == "ready\ngot:one\n"
+    assert [p["pid"] for p in (await alice.get(f"/v1/tasks/{task}/processes")).json()] == [pid]
+    assert (await alice.delete(f"/v1/tasks/{task}/processes/{pid}", params={"signal": "KILL"})).status_code == 204
+    ended = (await alice.post(f"/v1/tasks/{task}/processes/{pid}/wait", params={"timeout": 10})).json()
+    assert ended["running"] is False and ended["exit_code"] == 137
+    assert (await alice.get(f"/v1/tasks/{task}/processes/99999")).status_code == 422
