@@ -6,6 +6,7 @@
 from runtime.config import RuntimeConfig
 from runtime.errors import (
     AccessDenied,
+    BodyTooLarge,
     CallerError,
     ConfigError,
     EngineError,
@@ -46,6 +47,7 @@ from runtime.validation import CodeValidator, Finding
 
 __all__ = [
     "AccessDenied",
+    "BodyTooLarge",
     "CallerError",
     "CellError",
     "CellResult",

@@ -14,7 +14,8 @@ without knowing every class:
     │   ├── TaskNotFound           no container is known for this task
     │   ├── ValidationFailed       strict validation refused the code (`findings` says why)
 │   ├── AccessDenied           the caller's token does not cover this project (service only)
-│   └── LimitExceeded          over the caller's limits: live tasks, timeout, body size (service only)
+│   └── LimitExceeded          over the caller's limits: live tasks, timeout (service only)
+│       └── BodyTooLarge           a request body over the caller's limit (service only)
     ├── InfrastructureError    the environment is not ready: engine, images, registry, settings
     │   ├── ConfigError            a setting (argument or THEAPPAPP_* variable) is invalid
     │   ├── RegistryError          languages.yaml is missing, malformed or invalid
@@ -88,6 +89,10 @@ class AccessDenied(CallerError):
 
 class LimitExceeded(CallerError):
     """The service's caller is over a limit of its token (live tasks, timeout, request body size)."""
+
+
+class BodyTooLarge(LimitExceeded):
+    """A request body over the service caller's limit (HTTP 413)."""
 
 
 # -- the environment ---------------------------------------------------------------------------

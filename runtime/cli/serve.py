@@ -29,6 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     serve.add_argument("--no-mcp", action="store_true", help="do not serve MCP at /mcp")
     serve.add_argument("--mcp-idle-timeout", type=float, default=600.0, metavar="SECONDS",
                        help="destroy an MCP client's sandboxes after this long unused (default 600)")
+    serve.add_argument("--cleanup-interval", type=float, default=3600.0, metavar="SECONDS",
+                       help="run the orphan cleanup job this often (default 3600; 0: not in this process)")
     serve.set_defaults(handler=cmd_serve)
 
     mcp = sub.add_parser(
@@ -86,7 +88,7 @@ def cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"warning: {args.tokens} has no tokens yet: every call is refused until `token add`",
               file=sys.stderr)
     options = ServiceOptions(tokens=tokens, mcp=not args.no_mcp, mcp_idle_timeout=args.mcp_idle_timeout,
-                             host=args.host)
+                             host=args.host, cleanup_interval=args.cleanup_interval or None)
     app = create_app(TaskBroker(ContainerManager()), options)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sock = listening_socket(args.host, args.port)

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from runtime.errors import LimitExceeded
+from runtime.errors import BodyTooLarge
 from runtime.server.tokens import LOCAL, Scope, TokenStore
 
 
@@ -21,6 +21,7 @@ class ServiceOptions:
     mcp: bool = True  # mount the MCP server at /mcp
     mcp_idle_timeout: float = 600.0  # an MCP client's sandboxes unused this long are destroyed
     host: str = "127.0.0.1"  # the bind address, for the MCP transport's Host-header check
+    cleanup_interval: float | None = 3600.0  # the orphan cleanup job's period (None: not run here)
 
 
 class Unauthorized(Exception):
@@ -48,7 +49,7 @@ async def caller(request: Request) -> Scope:
     length = request.headers.get("content-length")
     if (length and length.isdigit() and int(length) > scope.max_body_bytes) or (
             request.method in ("POST", "PUT") and len(await request.body()) > scope.max_body_bytes):
-        raise LimitExceeded(f"request body over this token's limit of {scope.max_body_bytes} bytes")
+        raise BodyTooLarge(f"request body over this token's limit of {scope.max_body_bytes} bytes")
     return scope
 
 

@@ -37,6 +37,7 @@ class _Owned:
     scope: str
     group: str | None
     last_used: float
+    created: bool = False  # False while its create is under way
 
 
 class TaskBroker:
@@ -54,25 +55,36 @@ class TaskBroker:
         validate_id("project id", project_id)
         if not scope.allows(project_id):
             raise AccessDenied(f"project {project_id!r} is outside this token's projects {list(scope.projects)}")
-        self._reserve(scope, task_id, group)
+        owned = self._reserve(scope, task_id, group)
         try:
-            return await self.manager.create_container(task_id, project_id, language, network=network)
+            info = await self.manager.create_container(task_id, project_id, language, network=network)
         except BaseException:
             self._owned.pop(task_id, None)
             raise
+        owned.created = True
+        return info
 
-    def _reserve(self, scope: Scope, task_id: str, group: str | None) -> None:
+    def _reserve(self, scope: Scope, task_id: str, group: str | None) -> _Owned:
         """Claim the id for the scope before any await, so concurrent creates are counted."""
+        self._prune()
         if task_id in self._owned:
             raise TaskExists(f"task {task_id!r} already has a container")
         if scope.max_tasks is not None and self._count(scope) >= scope.max_tasks:
             raise LimitExceeded(f"this token may have {scope.max_tasks} live tasks at once; destroy one first")
-        self._owned[task_id] = _Owned(scope.name, group, time.monotonic())
+        owned = self._owned[task_id] = _Owned(scope.name, group, time.monotonic())
+        return owned
 
     def _count(self, scope: Scope) -> int:
         return sum(1 for owned in self._owned.values() if owned.scope == scope.name)
 
+    def _prune(self) -> None:
+        """Forget tasks the manager no longer has (their container failed, or expired and was cleaned up)."""
+        live = self.manager.tasks
+        for task_id in [t for t, owned in self._owned.items() if owned.created and t not in live]:
+            del self._owned[task_id]
+
     def tasks(self, scope: Scope) -> list[ContainerInfo]:
+        self._prune()
         live = self.manager.tasks
         return [live[t] for t, owned in list(self._owned.items()) if owned.scope == scope.name and t in live]
 

@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from runtime.errors import EngineUnavailable, LimitExceeded, SandboxError, ValidationFailed
+from runtime.errors import BodyTooLarge, EngineUnavailable, SandboxError, ValidationFailed
+from runtime.ops.scheduler import CleanupScheduler
 from runtime.server import schemas
 from runtime.server.auth import Caller, ServiceOptions, Unauthorized, authenticate, error_response
 from runtime.server.broker import TaskBroker
@@ -50,6 +51,11 @@ def create_app(broker: TaskBroker, options: ServiceOptions | None = None) -> ASG
         async with contextlib.AsyncExitStack() as stack:
             if mcp_http is not None:
                 await stack.enter_async_context(mcp_http.running())
+            if options.cleanup_interval:
+                # Tasks a caller never deleted expire (`container_ttl`); this removes them, as the library's job does.
+                cleanup = CleanupScheduler(broker.manager.config, interval=options.cleanup_interval)
+                cleanup.start()
+                stack.push_async_callback(cleanup.stop)
             try:
                 yield
             finally:
@@ -83,8 +89,6 @@ def _routes(api: FastAPI, broker: TaskBroker, options: ServiceOptions) -> None:
     async def sandbox_error(request: Request, err: Exception) -> JSONResponse:
         assert isinstance(err, SandboxError)
         status = status_of(err)
-        if isinstance(err, LimitExceeded) and "body" in str(err):
-            status = 413
         if status >= 500:
             log.warning("%s %s: %s: %s", request.method, request.url.path, type(err).__name__, err)
         response = error_response(status, type(err).__name__, str(err))
@@ -230,7 +234,7 @@ async def _empty() -> Any:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    return error_response(413, LimitExceeded.__name__, f"request body over the service's limit of {limit} bytes")
+    return error_response(413, BodyTooLarge.__name__, f"request body over the service's limit of {limit} bytes")
 
 
 class McpRouter:

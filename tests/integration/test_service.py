@@ -193,7 +193,7 @@ async def test_bodies_over_the_limit_are_413_declared_or_chunked(alice: httpx.As
     task = f"b-{unique}"
     assert (await create(alice, task, f"alice-{unique}")).status_code == 201
     declared = await alice.put(f"/v1/tasks/{task}/files/big", content=b"x" * (MiB + 1))
-    assert declared.status_code == 413 and declared.json()["error"] == "LimitExceeded"
+    assert declared.status_code == 413 and declared.json()["error"] == "BodyTooLarge"
 
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(80):  # 80 MiB, over the service-wide 64 MiB cap too

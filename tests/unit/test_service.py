@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import stat
@@ -11,8 +12,12 @@ import pytest
 
 from runtime import errors
 from runtime.cli import main
+from runtime.config import RuntimeConfig
+from runtime.sandbox.manager import ContainerManager
+from runtime.server.broker import TaskBroker
 from runtime.server.status import BY_NAME, error_from, status_of
 from runtime.server.tokens import Scope, TokenStore, add_token, read_tokens, token_hash
+from tests.unit.fake_backend import FakeBackend
 
 
 def test_a_token_is_printed_once_and_only_its_hash_is_stored(tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -101,6 +106,79 @@ def test_every_error_class_survives_the_round_trip(cls: type[errors.SandboxError
 def test_statuses_by_cause() -> None:
     assert [status_of(e) for e in (errors.TaskNotFound("x"), errors.AccessDenied("x"), errors.LimitExceeded("x"),
                                    errors.InvalidPath("x"), errors.EngineUnavailable("x"), errors.TaskExists("x"),
-                                   errors.EngineError("x"))] == [404, 403, 429, 422, 503, 409, 500]
+                                   errors.EngineError("x"), errors.BodyTooLarge("x"))] == \
+        [404, 403, 429, 422, 503, 409, 500, 413]
     assert type(error_from(401, None)) is errors.AccessDenied
-    assert type(error_from(413, "not json")) is errors.LimitExceeded
+    assert type(error_from(413, "not json")) is errors.BodyTooLarge
+
+
+# -- the broker's rules, on the in-memory backend ----------------------------------------------------
+
+ALICE = Scope("alice", ("a-*",), max_tasks=2, max_timeout=10)
+BOB = Scope("bob", ("b-*",))
+
+
+def broker(create_delay: float = 0.0) -> TaskBroker:
+    backend = FakeBackend()
+    backend.create_delay = create_delay
+    config = RuntimeConfig.load(env={}, installation_id="unit", pool_enabled=False, monitor_enabled=False)
+    return TaskBroker(ContainerManager(config, backend=backend))
+
+
+async def test_concurrent_creates_count_against_the_limit_while_under_way() -> None:
+    tasks = broker(create_delay=0.05)
+    results = await asyncio.gather(*(tasks.create(ALICE, f"t{i}", "a-1", "python") for i in range(5)),
+                                   return_exceptions=True)
+    assert sum(isinstance(r, errors.LimitExceeded) for r in results) == 3
+    assert len(tasks.tasks(ALICE)) == 2
+    await tasks.close()
+
+
+async def test_tasks_are_confined_to_their_scope() -> None:
+    tasks = broker()
+    await tasks.create(ALICE, "t", "a-1", "python")
+    with pytest.raises(errors.TaskNotFound):
+        tasks.info(BOB, "t")
+    with pytest.raises(errors.TaskNotFound):
+        await tasks.destroy(BOB, "t")
+    with pytest.raises(errors.AccessDenied):
+        await tasks.create(BOB, "u", "a-1", "python")
+    with pytest.raises(errors.TaskExists):
+        await tasks.create(BOB, "t", "b-1", "python")
+    assert tasks.tasks(BOB) == [] and [i.task_id for i in tasks.tasks(ALICE)] == ["t"]
+    await tasks.close()
+
+
+async def test_a_task_the_manager_lost_stops_counting() -> None:
+    tasks = broker()
+    await tasks.create(ALICE, "t1", "a-1", "python")
+    await tasks.create(ALICE, "t2", "a-1", "python")
+    with pytest.raises(errors.LimitExceeded):
+        await tasks.create(ALICE, "t3", "a-1", "python")
+    await tasks.manager.destroy_container("t1")  # e.g. its container died and the manager dropped it
+    await tasks.create(ALICE, "t3", "a-1", "python")
+    assert sorted(i.task_id for i in tasks.tasks(ALICE)) == ["t2", "t3"]
+    await tasks.close()
+
+
+async def test_timeouts_are_capped_and_defaulted_by_the_scope() -> None:
+    tasks = broker()
+    assert tasks.timeout(ALICE, None) == 10 and tasks.timeout(ALICE, 5) == 5 and tasks.timeout(BOB, None) is None
+    with pytest.raises(errors.LimitExceeded):
+        tasks.timeout(ALICE, 11)
+    await tasks.close()
+
+
+async def test_groups_end_together_and_idle_ones_are_reaped() -> None:
+    tasks = broker()
+    await tasks.create(BOB, "g1", "b-1", "python", group="conn-1")
+    await tasks.create(BOB, "g2", "b-1", "python", group="conn-1")
+    await tasks.create(BOB, "other", "b-1", "python", group="conn-2")
+    await tasks.create(BOB, "plain", "b-1", "python")
+    assert await tasks.destroy_group("conn-1") == 2
+    assert sorted(tasks.manager.tasks) == ["other", "plain"]
+    assert await tasks.reap_idle(3600) == 0
+    assert await tasks.reap_idle(0) == 1  # only grouped (MCP) tasks are reaped: "plain" is an HTTP caller's
+    assert sorted(tasks.manager.tasks) == ["plain"]
+    await tasks.close()
+    assert tasks.manager.tasks == {}
