@@ -8,16 +8,22 @@ ARG APT_MIRROR=
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # One sources file we own, so the mirror (APT_MIRROR, else the one the image came with)
-# serves every suite, extra suites included.
+# serves every suite, extra suites and point-release updates included. The security archive
+# the image came with stays: a bootstrapped image already holds its updates (libssl, say),
+# and a -dev package built against them is only found there.
 # man1 must exist (even in a slim image) for the JDK's update-alternatives.
-RUN found=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null || true; } \
-            | grep -oE 'https?://[^ ]+' | head -n 1 || true) \
+RUN sources=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null || true; }) \
+ && found=$(grep -oE 'https?://[^ ]+' <<<"$sources" | grep -v security | head -n 1 || true) \
+ && security=$(grep -oE 'https?://[^ ]+security[^ ]*' <<<"$sources" | head -n 1 || true) \
  && mirror="${APT_MIRROR:-$found}" \
  && : "${mirror:?no apt mirror found in the image: pass --apt-mirror}" \
  && rm -f /etc/apt/sources.list.d/* \
  && printf 'deb %s %s main\n' \
       "${mirror}" trixie \
+      "${mirror}" trixie-updates \
       > /etc/apt/sources.list \
+ && if [ -n "$security" ]; then \
+      printf 'deb %s trixie-security main\n' "$security" >> /etc/apt/sources.list; fi \
  && mkdir -p /usr/share/man/man1 \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
