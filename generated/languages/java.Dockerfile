@@ -19,15 +19,16 @@ RUN apt-get update \
 
 ENV JAVA_HOME="/usr/lib/jvm/java-17-openjdk-amd64" \
     PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    GRADLE_USER_HOME="/tmp/.gradle" \
-    MAVEN_OPTS="-Dmaven.repo.local=/usr/share/maven-repo"
+    GRADLE_USER_HOME="/tmp/.gradle"
 
 # gradle (optional: the image builds without it if the source is unreachable)
 RUN theappapp-fetch gradle "https://services.gradle.org/distributions/gradle-8.14.3-bin.zip" sha256sum bd71102213493060956ec229d946beee57158dbd89d0e62b91bca0fa2c5f3531 /opt/gradle zip 1 true /usr/local/bin/gradle=bin/gradle
 # Installs (languages.yaml `packages`): the language's own install commands write below
 # /workspace/.packages/java, in the project's volume, not into the read-only image. Set after the
 # tools above are installed, so their build does not see it.
-ENV GRADLE_USER_HOME="/workspace/.packages/java/gradle"
+ENV GRADLE_USER_HOME="/workspace/.packages/java/gradle" \
+    MAVEN_OPTS="-Dmaven.repo.local=/workspace/.packages/java/m2 -Daether.offline.protocols=file"
+RUN printf '%s\n' '<settings><profiles><profile><id>debian</id>' '<repositories><repository><id>debian</id><url>file:///usr/share/maven-repo</url></repository></repositories>' '<pluginRepositories><pluginRepository><id>debian</id><url>file:///usr/share/maven-repo</url>' '</pluginRepository></pluginRepositories></profile></profiles>' '<activeProfiles><activeProfile>debian</activeProfile></activeProfiles></settings>' > /etc/maven/settings.xml
 
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.

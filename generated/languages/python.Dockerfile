@@ -36,9 +36,9 @@ RUN python3 -m venv /opt/venv \
 # Installs (languages.yaml `packages`): the language's own install commands write below
 # /workspace/.packages/python, in the project's volume, not into the read-only image. Set after the
 # tools above are installed, so their build does not see it.
-RUN rm /opt/venv/pyvenv.cfg /usr/lib/python3.11/EXTERNALLY-MANAGED && mkdir -p /usr/lib/python3/dist-packages && echo /opt/venv/lib/python3.11/site-packages > /usr/lib/python3/dist-packages/theappapp-tools.pth && /opt/venv/bin/python3 -c 'import numpy, pandas, pytest'
 ENV PYTHONUSERBASE="/workspace/.packages/python" \
     PATH="/workspace/.packages/python/bin:${PATH}"
+RUN rm /opt/venv/pyvenv.cfg /usr/lib/python3.11/EXTERNALLY-MANAGED && mkdir -p /usr/lib/python3/dist-packages && echo /opt/venv/lib/python3.11/site-packages > /usr/lib/python3/dist-packages/theappapp-tools.pth && /opt/venv/bin/python3 -c 'import numpy, pandas, pytest'
 
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.

@@ -4,7 +4,7 @@ sandbox user, with the image's read-only root — and the install persisted per 
 Each test installs in one task of a project, uses it there and in the project's next task, and
 shows that a task of another project does not see it. PyPI and npm are reachable from these
 machines, so pip and npm install real packages; RubyGems, Packagist and the Go module proxy
-are not, so gem, composer and go install from a local source the test writes, which still
+are not, so gem, composer, go and maven install from a local source the test writes, which still
 proves where the install goes and that the language finds it without the agent setting anything.
 """
 
@@ -233,3 +233,56 @@ async def test_go_install_and_get_persist_in_the_project_and_nowhere_else(
         await ok(box, "cd app && go mod download example.com/hello", env={"GOPROXY": "off", "GOSUMDB": "off"})
     async with manager.task(f"c{unique}", other, "go") as box:
         await fails(box, "command -v hello")
+
+
+GREETER_POM = """\
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>com.example</groupId><artifactId>greeter</artifactId><version>1.0</version>
+</project>
+"""
+APP_POM = """\
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>demo</groupId><artifactId>app</artifactId><version>1.0</version>
+  <properties>
+    <maven.compiler.source>17</maven.compiler.source><maven.compiler.target>17</maven.compiler.target>
+  </properties>
+  <repositories><repository><id>local</id><url>file:///workspace/repo</url></repository></repositories>
+  <dependencies>
+    <dependency><groupId>com.example</groupId><artifactId>greeter</artifactId><version>1.0</version></dependency>
+  </dependencies>
+</project>
+"""
+
+
+async def test_maven_downloads_persist_in_the_project_and_nowhere_else(
+    manager: ContainerManager, docker_client: docker.DockerClient, projects: tuple[str, str], unique: str
+) -> None:
+    image_or_skip(docker_client, "java")
+    project, other = projects
+    local = f"{_path('java')}/m2"
+    jar = "com/example/greeter/1.0/greeter-1.0.jar"
+    async with manager.task(f"a{unique}", project, "java") as box:
+        # Maven Central is not reachable here: the dependency comes from a file:// repository the test
+        # writes; the plugins come from Debian's repository, as in any build in this image.
+        await box.write_files({
+            "greeter/com/example/Greeter.java":
+                "package com.example;\npublic class Greeter { public static String hi() { return \"hello from maven\"; } }\n",
+            "repo/com/example/greeter/1.0/greeter-1.0.pom": GREETER_POM,
+            "app/pom.xml": APP_POM,
+            "app/src/main/java/demo/App.java":
+                "package demo;\npublic class App { public static void main(String[] a) "
+                "{ System.out.println(com.example.Greeter.hi()); } }\n",
+        })
+        await ok(box, "cd greeter && javac -d classes com/example/Greeter.java"
+                      " && jar cf /workspace/repo/com/example/greeter/1.0/greeter-1.0.jar -C classes .")
+        await ok(box, "cd app && mvn -B -q package", timeout=INSTALL_TIMEOUT)  # the ordinary command
+        await ok(box, f"ls {local}/{jar}")
+        assert (await ok(box, f"java -cp app/target/app-1.0.jar:{local}/{jar} demo.App")).strip() == "hello from maven"
+    async with manager.task(f"b{unique}", project, "java") as box:
+        # The source repository is gone and Maven is offline: everything comes from the project's repository.
+        await ok(box, "rm -rf repo app/target && cd app && mvn -B -q -o package", timeout=INSTALL_TIMEOUT)
+        assert (await ok(box, f"java -cp app/target/app-1.0.jar:{local}/{jar} demo.App")).strip() == "hello from maven"
+    async with manager.task(f"c{unique}", other, "java") as box:
+        await fails(box, f"ls {local}/{jar}")
