@@ -20,7 +20,7 @@ from typing import Any, Literal
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from builder.checks import run_checks
+from builder.checks import run_checks, run_service_check
 from builder.plan import ImagePlan
 from runtime import labels
 from runtime.registry import Registry
@@ -117,6 +117,15 @@ def build_image(
             return outcome("failed", f"check {first.name} failed: {first.reason} (log: {log_file})", log=log_file)
         if report.missing_optional:
             image = _add_missing_label(client, image_id, report.missing_optional)
+    if plan.service is not None:
+        say(f"[{plan.key}] running its check as {plan.service.user}")
+        passed, output = run_service_check(client, image_id, plan.service)
+        with log_file.open("a", encoding="utf-8") as log:
+            log.write(f"\n== check {plan.service.name}: {'ok' if passed else 'FAILED'}\n{output}\n")
+        if not passed:
+            _discard(client, image_id)
+            return outcome("failed", f"check failed: {plan.service.expect!r} not in the output of "
+                                     f"{plan.service.check!r} (log: {log_file})", log=log_file)
     repository, tag = hash_ref.split(":", 1)
     client.api.tag(image.id, repository, tag)
     _tag(image, plan)
@@ -138,7 +147,7 @@ def _context(plan: ImagePlan) -> io.BytesIO:
             tar.addfile(info)
         for name, content in files:
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(content), 0o755 if name == "theappapp-fetch" else 0o644
+            info.size, info.mode = len(content), 0o755 if name == "theappapp-fetch" or name.endswith(".sh") else 0o644
             tar.addfile(info, io.BytesIO(content))
     buffer.seek(0)
     return buffer

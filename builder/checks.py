@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import docker
 from docker.types import Mount
 
-from runtime.registry import Language, Registry
+from runtime.registry import Language, Registry, Service
 
 MISSING_OPTIONAL_FILE = "/etc/theappapp/missing-optional"
 CHECK_TIMEOUT_SECONDS = 600
@@ -120,3 +120,19 @@ def _parse(output: str, marker: str) -> list[CheckResult]:
         elif name is not None:
             body.append(line)
     return results
+
+
+def run_service_check(client: docker.DockerClient, image: str, service: Service) -> tuple[bool, str]:
+    """A service image's declared check, as its user with a read-only root: (passed, output)."""
+    container = client.containers.create(
+        image, ["bash", "-c", service.check], user=service.user, read_only=True,
+        tmpfs={"/tmp": "rw,size=64m,mode=1777"}, network_mode="none", mem_limit="512m",
+        labels={"org.theappapp.builder-check": "true"},
+    )
+    try:
+        container.start()
+        code = container.wait(timeout=CHECK_TIMEOUT_SECONDS).get("StatusCode")
+        output = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
+    finally:
+        container.remove(force=True)
+    return code == 0 and service.expect in output, output

@@ -17,7 +17,7 @@ from pathlib import Path
 from builder.bootstrap import BootstrapError, ensure_debian_image
 from builder.build import BuildOptions, BuildOutcome, build_image, hash_reference
 from builder.engine import connect
-from builder.plan import BuildInputError, ImagePlan, plan_images, select_languages
+from builder.plan import BuildInputError, ImagePlan, plan_images, select_images
 from builder.render import PROJECT_ROOT, render, stale_files, write
 from runtime.errors import SandboxError
 from runtime.registry import load_registry
@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     render_cmd = sub.add_parser("render", help="render templates/ into generated/")
     render_cmd.add_argument("--check", action="store_true", help="fail if generated/ is not current")
     build = sub.add_parser("build", help="render, then build and check images")
-    build.add_argument("languages", nargs="*", metavar="LANG", help="languages or aliases (default: all)")
+    build.add_argument("languages", nargs="*", metavar="IMAGE",
+                       help="languages (or aliases) and services, e.g. egress-proxy (default: all)")
     build.add_argument("--force", action="store_true", help="rebuild even if the content hash is built")
     build.add_argument("--no-cache", action="store_true", help="do not use Docker's layer cache")
     build.add_argument("--jobs", type=int, default=2, help="language images built at once (default 2)")
@@ -91,11 +92,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     registry = load_registry()
     rendered = render(registry)
     write(rendered)
-    languages = select_languages(registry, args.languages)
+    languages, services = select_images(registry, args.languages)
     if args.jobs < 1:
         raise BuildInputError("--jobs must be at least 1")
     ca = _extra_ca(args)
-    plans = plan_images(registry, rendered, languages, ca)
+    plans = plan_images(registry, rendered, languages, ca, services)
     client = connect(start=not args.no_engine_start, say=say)
     say(f"building {len(plans)} image(s) with {args.jobs} job(s); extra CA: {ca or 'none'}")
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.render import Rendered
-from runtime.registry import Language, Registry
+from runtime.errors import UnknownLanguage
+from runtime.registry import Language, Registry, Service
 
 BASE_REPOSITORY = "theappapp-base"
 HASH_TAG_PREFIX = "h-"
@@ -29,6 +30,7 @@ class ImagePlan:
     parent: str | None  # key of the plan this one is FROM (None: a Debian image)
     from_image: str  # image reference it starts FROM
     language: Language | None = None
+    service: Service | None = None
 
     @property
     def reference(self) -> str:
@@ -37,7 +39,7 @@ class ImagePlan:
     @property
     def hash_tag_prefix(self) -> str:
         """Bases of every suite share one repository, so their hash tags name the suite."""
-        return HASH_TAG_PREFIX if self.language else f"{HASH_TAG_PREFIX}{self.tags[0]}-"
+        return HASH_TAG_PREFIX if self.language or self.service else f"{HASH_TAG_PREFIX}{self.tags[0]}-"
 
     def content_hash(self, parent_identity: str) -> str:
         """Hash of everything the image is made of: Dockerfile, context files, parent, and checks.
@@ -50,6 +52,8 @@ class ImagePlan:
         checks = repr([(c.name, c.check, c.expect) for c in self.language.components]) if self.language else ""
         if self.language:  # checks run after the build: a changed check must re-verify the image
             checks += repr((self.language.hello, self.language.run, self.language.compile))
+        if self.service:
+            checks += repr((self.service.check, self.service.expect))
         for part in (self.dockerfile.encode(), parent_identity.encode(), checks.encode()):
             digest.update(len(part).to_bytes(8, "big") + part)
         for name, content in self.context_files:
@@ -58,17 +62,32 @@ class ImagePlan:
 
 
 def select_languages(registry: Registry, requested: list[str]) -> list[Language]:
-    """Requested names/aliases resolved (all languages when none), in registry order."""
+    """Requested names/aliases resolved (all languages when none), in registry order; services left out."""
+    return select_images(registry, requested)[0]
+
+
+def select_images(registry: Registry, requested: list[str]) -> tuple[list[Language], list[Service]]:
+    """Requested language names/aliases and service names (everything when none), in registry order."""
     if not requested:
-        return list(registry.languages.values())
-    chosen = {registry.resolve(name).name for name in requested}  # UnknownLanguage names the bad one
-    return [lang for lang in registry.languages.values() if lang.name in chosen]
+        return list(registry.languages.values()), list(registry.services.values())
+    services = [registry.services[name] for name in dict.fromkeys(requested) if name in registry.services]
+    chosen = set()
+    for name in requested:
+        if name in registry.services:
+            continue
+        try:
+            chosen.add(registry.resolve(name).name)
+        except UnknownLanguage as err:
+            raise UnknownLanguage(f"{err}; services: {', '.join(sorted(registry.services)) or 'none'}") from err
+    return [lang for lang in registry.languages.values() if lang.name in chosen], services
 
 
 def plan_images(
-    registry: Registry, rendered: Rendered, languages: list[Language], extra_ca: Path | None
+    registry: Registry, rendered: Rendered, languages: list[Language], extra_ca: Path | None,
+    services: list[Service] | None = None,
 ) -> list[ImagePlan]:
-    """Bases needed by `languages` first, then the languages: dependency order."""
+    """Bases needed by `languages` and `services` first, then those: dependency order."""
+    services = services or []
     ca_files: tuple[tuple[str, bytes], ...] = ()
     if extra_ca is not None:
         try:
@@ -76,7 +95,7 @@ def plan_images(
         except OSError as err:
             raise BuildInputError(f"cannot read the extra CA certificate {extra_ca}: {err.strerror}") from err
     plans: list[ImagePlan] = []
-    for suite_name in dict.fromkeys(lang.suite for lang in languages):
+    for suite_name in dict.fromkeys([*(lang.suite for lang in languages), *(svc.suite for svc in services)]):
         suite = registry.suites[suite_name]
         plans.append(
             ImagePlan(
@@ -100,6 +119,19 @@ def plan_images(
                 parent=f"base-{lang.suite}",
                 from_image=f"{BASE_REPOSITORY}:{lang.suite}",
                 language=lang,
+            )
+        )
+    for svc in services:
+        plans.append(
+            ImagePlan(
+                key=svc.name,
+                repository=svc.image,
+                tags=(svc.version, "latest"),
+                dockerfile=rendered.service_dockerfile(svc.name),
+                context_files=rendered.service_files(svc.name),
+                parent=f"base-{svc.suite}",
+                from_image=f"{BASE_REPOSITORY}:{svc.suite}",
+                service=svc,
             )
         )
     return plans

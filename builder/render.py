@@ -35,6 +35,15 @@ class Rendered:
     def language_dockerfile(self, language: str) -> str:
         return self.files[f"languages/{language}.Dockerfile"]
 
+    def service_dockerfile(self, service: str) -> str:
+        return self.files[f"services/{service}.Dockerfile"]
+
+    def service_files(self, service: str) -> tuple[tuple[str, bytes], ...]:
+        """The service's own files (from templates/services/<name>/), by build-context path `<name>/...`."""
+        prefix = f"services/{service}/"
+        return tuple((name.removeprefix("services/"), text.encode()) for name, text in sorted(self.files.items())
+                     if name.startswith(prefix))
+
     @property
     def fetch_script(self) -> str:
         return self.files["base/theappapp-fetch"]
@@ -99,8 +108,15 @@ def render(registry: Registry) -> Rendered:
         files[f"languages/{lang.name}.Dockerfile"] = env.get_template("language.Dockerfile.j2").render(
             **common, lang=lang, **_by_source(lang)
         )
+    for svc in registry.services.values():
+        files[f"services/{svc.name}.Dockerfile"] = env.get_template("service.Dockerfile.j2").render(**common, svc=svc)
+        # Its files go into the image as they are (config, scripts): copied, not rendered.
+        source = TEMPLATES / "services" / svc.name
+        for path in sorted(p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            files[f"services/{svc.name}/{path.relative_to(source)}"] = path.read_text(encoding="utf-8")
     files["build-all.sh"] = env.get_template("build-all.sh.j2").render(
-        **common, suites=registry.suites, languages=list(registry.languages.values())
+        **common, suites=registry.suites, languages=list(registry.languages.values()),
+        services=list(registry.services.values()),
     )
     files["languages.schema.json"] = json.dumps(registry_json_schema(), indent=2) + "\n"
     return Rendered(files)

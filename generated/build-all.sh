@@ -14,7 +14,7 @@ args=()
 for var in APT_MIRROR PIP_INDEX_URL NPM_CONFIG_REGISTRY GEM_SOURCE; do
   [ -n "${!var:-}" ] && args+=(--build-arg "$var=${!var}")
 done
-wanted=" ${*:-python node java go ruby php csharp powershell} "
+wanted=" ${*:-python node java go ruby php csharp powershell egress-proxy} "
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
@@ -22,7 +22,7 @@ cp "$here/base/theappapp-fetch" "$here/base/sandbox-agent.py" "$context/"
 mkdir "$context/ca"
 if [ -n "${EXTRA_CA_CERT:-}" ]; then cp "$EXTRA_CA_CERT" "$context/ca/extra.crt"; fi
 
-if [[ $wanted == *" python "* ]] || [[ $wanted == *" java "* ]] || [[ $wanted == *" go "* ]] || [[ $wanted == *" php "* ]] || [[ $wanted == *" csharp "* ]] || [[ $wanted == *" powershell "* ]]; then
+if [[ $wanted == *" python "* ]] || [[ $wanted == *" java "* ]] || [[ $wanted == *" go "* ]] || [[ $wanted == *" php "* ]] || [[ $wanted == *" csharp "* ]] || [[ $wanted == *" powershell "* ]] || [[ $wanted == *" egress-proxy "* ]]; then
   docker image inspect debian:bookworm-slim >/dev/null 2>&1 || docker pull debian:bookworm-slim \
     || { echo "debian:bookworm-slim is missing and cannot be pulled: run 'nox -s build', which bootstraps it from a Debian mirror" >&2; exit 1; }
   echo "== theappapp-base:bookworm"
@@ -74,4 +74,10 @@ if [[ $wanted == *" powershell "* ]]; then
   echo "== theappapp-powershell:7.4"
   docker build "${args[@]}" -t theappapp-powershell:7.4 -t theappapp-powershell:latest \
     -f "$here/languages/powershell.Dockerfile" "$context"
+fi
+if [[ $wanted == *" egress-proxy "* ]]; then
+  echo "== theappapp-egress-proxy:5.7"
+  cp -r "$here/services/egress-proxy" "$context/"
+  docker build "${args[@]}" -t theappapp-egress-proxy:5.7 -t theappapp-egress-proxy:latest \
+    -f "$here/services/egress-proxy.Dockerfile" "$context"
 fi

@@ -6,6 +6,7 @@ The settings come in small frozen parts, one per concern:
     config.security   the hardening every sandbox gets (each one proven by an attack in tests)
     config.limits     exec and file limits
     config.network    the sandbox network
+    config.egress     egress by allowlist: its proxy, network and default hosts
     config.pool       the warm pool
     config.tasks      task lifetime and labels
     config.monitor    the execution record
@@ -21,6 +22,7 @@ loosen one deliberately, by name, and a test can see exactly which setting it is
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import uuid
 from collections.abc import Mapping
@@ -34,7 +36,7 @@ ENV_PREFIX = "THEAPPAPP_"
 INSTALLATION_ENV = "THEAPPAPP_INSTALLATION_ID"
 INSTALLATION_FILE = Path("~/.config/theappapp-sandbox/installation-id")
 MiB = 1024 * 1024
-NETWORK_MODES = ("sandbox", "none")
+NETWORK_MODES = ("sandbox", "none", "allowlist")
 
 
 def _flat(name: str) -> dict[str, str]:
@@ -112,7 +114,8 @@ class ExecLimits:
 
 @dataclass(frozen=True)
 class NetworkSettings:
-    """"sandbox" (the dedicated bridge: no host, metadata or peer access) or "none"."""
+    """"sandbox" (the dedicated bridge: no host, metadata or peer access), "allowlist" (only the hosts a
+    task lists, through the egress proxy: `EgressSettings`) or "none"."""
 
     PREFIX: ClassVar[str] = "network_"
     mode: str = field(default="sandbox", metadata=_flat("network"))
@@ -121,7 +124,47 @@ class NetworkSettings:
 
     def __post_init__(self) -> None:
         if self.mode not in NETWORK_MODES:
-            raise ConfigError(f"network must be 'sandbox' or 'none', got {self.mode!r}")
+            raise ConfigError(f"network must be one of {', '.join(NETWORK_MODES)}, got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class EgressSettings:
+    """Egress by allowlist (network="allowlist"): the proxy, its network, and the default list."""
+
+    PREFIX: ClassVar[str] = "egress_"
+    # Hosts an allowlisted task may reach when it names none: `api.example.com`, `*.example.org`,
+    # an IP literal, or `registries` (its language's package indexes). Environment: space-separated.
+    allow: tuple[str, ...] = ()
+    network_name: str = "theappapp-egress"  # the internal network allowlisted sandboxes join
+    subnet: str = "172.31.252.0/22"  # its addresses: the proxy takes the second, sandboxes the upper half
+    # Names only the proxy resolves ("name=address", space-separated in the environment): internal
+    # services, or test servers. Only these may resolve to private addresses.
+    hosts: tuple[str, ...] = ()
+    # Networks the proxy joins to reach upstream, besides the sandbox network (whose firewall confines it).
+    upstream_networks: tuple[str, ...] = ()
+
+    PROXY_PORT: ClassVar[int] = 3128
+
+    @property
+    def proxy_url(self) -> str:
+        """The proxy allowlisted sandboxes are given: the subnet's second address (the first is the gateway)."""
+        return f"http://{ipaddress.ip_network(self.subnet).network_address + 2}:{self.PROXY_PORT}"
+
+    def __post_init__(self) -> None:
+        try:
+            net = ipaddress.ip_network(self.subnet)
+        except ValueError as err:
+            raise ConfigError(f"egress_subnet: {err}") from err
+        if net.version != 4 or net.prefixlen > 26:
+            raise ConfigError(f"egress_subnet must be an IPv4 network of at least /26, got {self.subnet!r}")
+        for entry in self.hosts:
+            name, _, address = entry.partition("=")
+            try:
+                ipaddress.ip_address(address)
+            except ValueError as err:
+                raise ConfigError(f"egress_hosts entries are name=address, got {entry!r}") from err
+            if not name or "/" in name:
+                raise ConfigError(f"egress_hosts entries are name=address, got {entry!r}")
 
 
 @dataclass(frozen=True)
@@ -171,6 +214,7 @@ _PARTS: dict[str, type[Any]] = {
     "security": SecuritySettings,
     "limits": ExecLimits,
     "network": NetworkSettings,
+    "egress": EgressSettings,
     "pool": PoolSettings,
     "tasks": TaskSettings,
     "monitor": MonitorSettings,
@@ -196,6 +240,7 @@ class RuntimeConfig:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     limits: ExecLimits = field(default_factory=ExecLimits)
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    egress: EgressSettings = field(default_factory=EgressSettings)
     pool: PoolSettings = field(default_factory=PoolSettings)
     tasks: TaskSettings = field(default_factory=TaskSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)

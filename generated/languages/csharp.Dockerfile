@@ -26,6 +26,16 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
 
 # dotnet-sdk
 RUN theappapp-fetch dotnet-sdk "https://builds.dotnet.microsoft.com/dotnet/Sdk/8.0.409/dotnet-sdk-8.0.409-linux-x64.tar.gz" sha512sum fb855ff04db010594bb7da884e3a86da94e26a43cc5d858724cc0d3d8ee31f6d64eb09558bad3dba540a25082219ba41aa7feb40d1c4f3468c3720ea4c552fda /usr/share/dotnet tar.gz 0 false /usr/bin/dotnet=dotnet
+# The package indexes this image's tools use, as the tools report them under the build's mirror
+# settings (languages.yaml `registries`): the hosts a task with egress="registries" may reach.
+# After every install (a tool may come from a download), before `packages` points the tools at
+# /workspace, with HOME in /tmp, so nothing lands in the image but the list.
+# hadolint ignore=DL3059
+RUN export HOME=/tmp/registries-home \
+ && ( sed -n 's/^deb \([^ ]*\) .*/\1/p' /etc/apt/sources.list ) >> /etc/theappapp/registries \
+ && ( dotnet nuget list source --format short ) >> /etc/theappapp/registries \
+ && rm -rf /tmp/registries-home && test -s /etc/theappapp/registries
+
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
 # Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid programs

@@ -21,6 +21,16 @@ ENV PATH="/usr/lib/go-1.21/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
     GOFLAGS="-modcacherw" \
     GO111MODULE="auto"
 
+# The package indexes this image's tools use, as the tools report them under the build's mirror
+# settings (languages.yaml `registries`): the hosts a task with egress="registries" may reach.
+# After every install (a tool may come from a download), before `packages` points the tools at
+# /workspace, with HOME in /tmp, so nothing lands in the image but the list.
+# hadolint ignore=DL3059
+RUN export HOME=/tmp/registries-home \
+ && ( sed -n 's/^deb \([^ ]*\) .*/\1/p' /etc/apt/sources.list ) >> /etc/theappapp/registries \
+ && ( go env GOPROXY GOSUMDB ) >> /etc/theappapp/registries \
+ && rm -rf /tmp/registries-home && test -s /etc/theappapp/registries
+
 # Per-project cache (languages.yaml `cache`): a new project's cache volume starts as a copy of this.
 RUN mkdir -p /cache && chown 1000:1000 /cache
 USER 1000:1000

@@ -23,6 +23,16 @@ ENV JAVA_HOME="/usr/lib/jvm/java-17-openjdk-amd64" \
 
 # gradle (optional: the image builds without it if the source is unreachable)
 RUN theappapp-fetch gradle "https://services.gradle.org/distributions/gradle-8.14.3-bin.zip" sha256sum bd71102213493060956ec229d946beee57158dbd89d0e62b91bca0fa2c5f3531 /opt/gradle zip 1 true /usr/local/bin/gradle=bin/gradle
+# The package indexes this image's tools use, as the tools report them under the build's mirror
+# settings (languages.yaml `registries`): the hosts a task with egress="registries" may reach.
+# After every install (a tool may come from a download), before `packages` points the tools at
+# /workspace, with HOME in /tmp, so nothing lands in the image but the list.
+# hadolint ignore=DL3059
+RUN export HOME=/tmp/registries-home \
+ && ( sed -n 's/^deb \([^ ]*\) .*/\1/p' /etc/apt/sources.list ) >> /etc/theappapp/registries \
+ && ( unzip -p /usr/share/maven/lib/maven-model-builder-*.jar org/apache/maven/model/pom-4.0.0.xml | grep -o 'https\?://[^<]*' ) >> /etc/theappapp/registries \
+ && rm -rf /tmp/registries-home && test -s /etc/theappapp/registries
+
 # Installs (languages.yaml `packages`): the language's own install commands write below
 # /workspace/.packages/java, in the project's volume, not into the read-only image. Set after the
 # tools above are installed, so their build does not see it.

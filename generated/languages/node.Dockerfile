@@ -25,7 +25,18 @@ RUN npm install --global --no-fund --no-audit \
       "jest@30.5.2" \
       "eslint@10.15.0" \
       "prettier@3.10.1" \
- && npm cache clean --force
+ && npm cache clean --force \
+ && { [ -z "${NPM_CONFIG_REGISTRY:-}" ] || echo "registry=$NPM_CONFIG_REGISTRY" >> /etc/npmrc; }
+
+# The package indexes this image's tools use, as the tools report them under the build's mirror
+# settings (languages.yaml `registries`): the hosts a task with egress="registries" may reach.
+# After every install (a tool may come from a download), before `packages` points the tools at
+# /workspace, with HOME in /tmp, so nothing lands in the image but the list.
+# hadolint ignore=DL3059
+RUN export HOME=/tmp/registries-home \
+ && ( sed -n 's/^deb \([^ ]*\) .*/\1/p' /etc/apt/sources.list ) >> /etc/theappapp/registries \
+ && ( npm config get registry ) >> /etc/theappapp/registries \
+ && rm -rf /tmp/registries-home && test -s /etc/theappapp/registries
 
 # Installs (languages.yaml `packages`): the language's own install commands write below
 # /workspace/.packages/node, in the project's volume, not into the read-only image. Set after the

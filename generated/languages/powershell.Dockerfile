@@ -27,6 +27,16 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
 
 # pwsh
 RUN theappapp-fetch pwsh "https://github.com/PowerShell/PowerShell/releases/download/v7.4.6/powershell-7.4.6-linux-x64.tar.gz" sha256sum 6f6015203c47806c5cc444c19d8ed019695e610fbd948154264bf9ca8e157561 /opt/microsoft/powershell/7 tar.gz 0 false /usr/local/bin/pwsh=pwsh
+# The package indexes this image's tools use, as the tools report them under the build's mirror
+# settings (languages.yaml `registries`): the hosts a task with egress="registries" may reach.
+# After every install (a tool may come from a download), before `packages` points the tools at
+# /workspace, with HOME in /tmp, so nothing lands in the image but the list.
+# hadolint ignore=DL3059
+RUN export HOME=/tmp/registries-home \
+ && ( sed -n 's/^deb \([^ ]*\) .*/\1/p' /etc/apt/sources.list ) >> /etc/theappapp/registries \
+ && ( pwsh -NoProfile -Command '(Get-PSRepository).SourceLocation' ) >> /etc/theappapp/registries \
+ && rm -rf /tmp/registries-home && test -s /etc/theappapp/registries
+
 # The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
 # Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid programs

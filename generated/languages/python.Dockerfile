@@ -31,7 +31,18 @@ RUN python3 -m venv /opt/venv \
       "flake8==7.5.0" \
       "mypy==2.4.1" \
       "ipykernel==7.4.0" \
-      "matplotlib==3.11.2"
+      "matplotlib==3.11.2" \
+ && { [ -z "${PIP_INDEX_URL:-}" ] || printf '[global]\nindex-url = %s\n' "$PIP_INDEX_URL" > /etc/pip.conf; }
+
+# The package indexes this image's tools use, as the tools report them under the build's mirror
+# settings (languages.yaml `registries`): the hosts a task with egress="registries" may reach.
+# After every install (a tool may come from a download), before `packages` points the tools at
+# /workspace, with HOME in /tmp, so nothing lands in the image but the list.
+# hadolint ignore=DL3059
+RUN export HOME=/tmp/registries-home \
+ && ( sed -n 's/^deb \([^ ]*\) .*/\1/p' /etc/apt/sources.list ) >> /etc/theappapp/registries \
+ && ( python3 -c "from pip._internal.configuration import Configuration as C; from pip._internal.models.index import PyPI; c = C(isolated=False); c.load(); u = [v for k, v in c.items() if k.split('.')[-1] in ('index-url', 'extra-index-url')]; print(*(u or [PyPI.simple_url, PyPI.file_storage_domain]), sep=chr(10))" ) >> /etc/theappapp/registries \
+ && rm -rf /tmp/registries-home && test -s /etc/theappapp/registries
 
 # Installs (languages.yaml `packages`): the language's own install commands write below
 # /workspace/.packages/python, in the project's volume, not into the read-only image. Set after the

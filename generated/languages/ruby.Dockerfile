@@ -25,6 +25,16 @@ ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     BUNDLE_USER_HOME="/tmp/.bundle" \
     BOOTSNAP_CACHE_DIR="/tmp/.bootsnap"
 
+# The package indexes this image's tools use, as the tools report them under the build's mirror
+# settings (languages.yaml `registries`): the hosts a task with egress="registries" may reach.
+# After every install (a tool may come from a download), before `packages` points the tools at
+# /workspace, with HOME in /tmp, so nothing lands in the image but the list.
+# hadolint ignore=DL3059
+RUN export HOME=/tmp/registries-home \
+ && ( sed -n 's/^deb \([^ ]*\) .*/\1/p' /etc/apt/sources.list ) >> /etc/theappapp/registries \
+ && ( gem sources --list ) >> /etc/theappapp/registries \
+ && rm -rf /tmp/registries-home && test -s /etc/theappapp/registries
+
 # Installs (languages.yaml `packages`): the language's own install commands write below
 # /workspace/.packages/ruby, in the project's volume, not into the read-only image. Set after the
 # tools above are installed, so their build does not see it.

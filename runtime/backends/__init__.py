@@ -17,4 +17,5 @@ def open_backend(config: RuntimeConfig) -> Backend:
     """The backend for this configuration (Docker: the only one today). It connects on first use."""
     from runtime.backends.docker.backend import DockerBackend
 
-    return DockerBackend(config.engine, config.security.user)
+    return DockerBackend(config.engine, config.security.user, egress=config.egress,
+                         sandbox_network=config.network.name)

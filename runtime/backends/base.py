@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from runtime.backends.egress import EgressGateway
 from runtime.errors import EngineError
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
@@ -71,6 +72,7 @@ class ContainerRecord:
     labels: Mapping[str, str]
     volumes: tuple[str, ...] = ()  # names of the volumes it mounts
     created: float | None = None  # the engine's creation time, unix seconds
+    networks: tuple[str, ...] = ()  # names of the networks it is attached to
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,11 @@ LabelFilter = Mapping[str, str | None]  # label -> required value, or None: the 
 
 class Backend(Protocol):
     """An engine the sandbox core can run on."""
+
+    @property
+    def egress(self) -> EgressGateway:
+        """Allowlisted sandboxes: their proxy, policies and audit (runtime/backends/egress.py)."""
+        ...
 
     # -- the engine --------------------------------------------------------------------------
 

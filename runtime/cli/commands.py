@@ -95,9 +95,10 @@ async def _run(args: argparse.Namespace, code: str, filename: str | None, progre
     project_id = args.project or f"cli-{unique}"
     try:
         image = f"{lang.image}:{config.engine.image_tag}"
-        progress.say(f"starting a {lang.display_name} sandbox ({image}, network {config.network.mode})")
+        mode = "allowlist: " + ", ".join(args.allow) if args.allow else config.network.mode
+        progress.say(f"starting a {lang.display_name} sandbox ({image}, network {mode})")
         await manager.startup()
-        await manager.create_container(task_id, project_id, lang.name)
+        await manager.create_container(task_id, project_id, lang.name, egress=args.allow)
         try:
             progress.say(f"running {filename or 'the snippet'}")
             ticker = asyncio.create_task(progress.heartbeat("still running"))
@@ -249,7 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file", metavar="FILE", nargs="?", help="the program to run; - reads it from stdin")
     run.add_argument("-c", dest="code", metavar="CODE", help="the program text itself")
     run.add_argument("--timeout", type=_positive, metavar="SECONDS", help="kill the program after this long")
-    run.add_argument("--network", choices=("sandbox", "none"), help="sandbox (default: isolated egress) or none")
+    run.add_argument("--network", choices=("sandbox", "allowlist", "none"),
+                     help="sandbox (default: the outside, not the host or peers), allowlist (only the --allow "
+                     "hosts, through the egress proxy) or none")
+    run.add_argument("--allow", action="append", metavar="HOST", dest="allow",
+                     help="a host the program may reach, through the egress proxy (repeatable; implies "
+                     "--network allowlist): api.example.com, *.example.org, an IP, or 'registries' for the "
+                     "language's package indexes")
     run.add_argument("--project", metavar="ID",
                      help="run in this project's persistent volume (kept); default: a throwaway volume")
     run.add_argument("--strict", action="store_true", help="refuse to run code with error-severity findings")

@@ -12,7 +12,7 @@ import threading
 from typing import Any, ClassVar
 
 from runtime.monitoring.failures import Failure
-from runtime.sandbox.events import ExecEvent, LifecycleEvent, PoolEvent
+from runtime.sandbox.events import EgressEvent, ExecEvent, LifecycleEvent, PoolEvent
 
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -52,6 +52,12 @@ class PrometheusMetrics:
         self.pool = client.Counter(
             "pool_events_total", "Warm-pool decisions: hit, miss and why, made, evicted, ...", ["kind"], **kw
         )
+        self.egress = client.Counter(
+            "egress_connections_total", "Allowlisted tasks' connections through the egress proxy", ["verdict"], **kw
+        )
+        self.egress_bytes = client.Counter(
+            "egress_bytes_total", "Bytes through the egress proxy, by direction", ["direction"], **kw
+        )
 
     @staticmethod
     def available() -> bool:
@@ -77,3 +83,8 @@ class PrometheusMetrics:
 
     def record_pool(self, event: PoolEvent) -> None:
         self.pool.labels(event.kind).inc()
+
+    def record_egress(self, event: EgressEvent) -> None:
+        self.egress.labels(event.verdict).inc()
+        self.egress_bytes.labels("out").inc(event.bytes_in)  # what left the sandbox
+        self.egress_bytes.labels("in").inc(event.bytes_out)

@@ -37,7 +37,7 @@ from runtime.monitoring.store import (
     TaskUsage,
 )
 from runtime.registry import Registry, get_registry
-from runtime.sandbox.events import ExecEvent, LifecycleEvent, PoolEvent
+from runtime.sandbox.events import EgressEvent, ExecEvent, LifecycleEvent, PoolEvent
 
 MONITOR_DB_ENV = "THEAPPAPP_MONITOR_DB"
 _log = logging.getLogger(__name__)
@@ -126,6 +126,9 @@ class SandboxMonitor:
     def on_pool(self, event: PoolEvent) -> None:
         self._put(event)
 
+    def on_egress(self, event: EgressEvent) -> None:
+        self._put(event)
+
     def _put(self, item: _Item) -> None:
         if self._closed:
             return
@@ -173,6 +176,7 @@ class SandboxMonitor:
         executions: list[tuple[ExecEvent, Failure]] = []
         lifecycle: list[LifecycleEvent] = []
         pool: list[PoolEvent] = []
+        egress: list[EgressEvent] = []
         barriers: list[_Barrier] = []
         stop = False
         registry = self._rules_registry()  # once per batch: finding the file's version costs a stat
@@ -188,13 +192,15 @@ class SandboxMonitor:
                 lifecycle.append(item)
             elif isinstance(item, PoolEvent):
                 pool.append(item)
+            elif isinstance(item, EgressEvent):
+                egress.append(item)
             elif isinstance(item, _Barrier):
                 barriers.append(item)
             elif item is _STOP:
                 stop = True
-        if executions or lifecycle or pool:
+        if executions or lifecycle or pool or egress:
             try:
-                store.insert(conn, executions, lifecycle, pool)
+                store.insert(conn, executions, lifecycle, pool, egress)
             except sqlite3.Error as err:  # never take the manager down for a statistic
                 self.write_errors += 1
                 _log.warning("monitor could not record %d events: %s", len(executions) + len(lifecycle), err)
@@ -206,6 +212,8 @@ class SandboxMonitor:
                         self.metrics.record_lifecycle(life)
                     for decision in pool:
                         self.metrics.record_pool(decision)
+                    for connection in egress:
+                        self.metrics.record_egress(connection)
                 except Exception as err:  # a metrics bug must not stop the recording
                     _log.warning("monitor could not update metrics: %s", err)
         for barrier in barriers:
@@ -261,6 +269,16 @@ class SandboxMonitor:
         """Per language: count, p50, p95 (nearest rank), max and mean execution time in seconds."""
         with contextlib.closing(self._read()) as conn:
             return store.duration_stats(conn, language, since)
+
+    def egress_summary(self, since: float | None = None, task_id: str | None = None) -> list[store.EgressSummary]:
+        """Allowlisted tasks' connections per host and verdict (denied first)."""
+        with contextlib.closing(self._read()) as conn:
+            return store.egress_summary(conn, since, task_id)
+
+    def egress_events(self, task_id: str | None = None, limit: int = 100) -> list[EgressEvent]:
+        """The latest connections through the egress proxy, newest first."""
+        with contextlib.closing(self._read()) as conn:
+            return store.egress_events(conn, task_id, limit)
 
     def pool_counts(self, since: float | None = None) -> list[tuple[str, int]]:
         """Warm-pool decisions by kind: hits, misses and why (busy, cap, no_memory), evictions, ..."""

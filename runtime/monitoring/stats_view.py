@@ -40,6 +40,12 @@ def render(monitor: SandboxMonitor, since: float | None = None, *, now: float | 
     pool = monitor.pool_counts(since)
     out += ["", "warm pool (hit: a task got a spare; miss: none ready; busy/cap/no_memory: why none was made)"]
     out.append(table(("DECISION", "COUNT"), pool) if pool else "(none recorded)")
+    egress = monitor.egress_summary(since)
+    out += ["", "egress of allowlisted tasks (through the proxy; denied first)"]
+    out.append(table(("HOST", "VERDICT", "CONNECTIONS", "SENT", "RECEIVED", "LAST SEEN", "REASON"),
+                     [(e.host, e.verdict, e.connections, e.bytes_in, e.bytes_out,
+                       human_age(now - e.last_seen) + " ago", e.reason[:80]) for e in egress])
+               if egress else "(none recorded)")
     patterns = monitor.error_patterns(since=since)
     out += ["", "error patterns"]
     out.append(table(("LANGUAGE", "OUTCOME", "TYPE", "COUNT", "LAST SEEN"),

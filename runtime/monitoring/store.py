@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from runtime.monitoring.failures import Failure
-from runtime.sandbox.events import ExecEvent, LifecycleEvent, PoolEvent
+from runtime.sandbox.events import EgressEvent, ExecEvent, LifecycleEvent, PoolEvent
 
-SCHEMA_VERSION = 2  # 2: pool_events (created beside a version-1 database's tables)
+SCHEMA_VERSION = 3  # 2: pool_events; 3: egress_events (each created beside the older tables)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -61,6 +61,22 @@ CREATE TABLE IF NOT EXISTS pool_events (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pool_events_at ON pool_events (at);
+CREATE TABLE IF NOT EXISTS egress_events (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    host TEXT NOT NULL,
+    port INTEGER,
+    method TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    status INTEGER,
+    bytes_in INTEGER NOT NULL,
+    bytes_out INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS egress_events_at ON egress_events (at);
+CREATE INDEX IF NOT EXISTS egress_events_task ON egress_events (project_id, task_id);
 """
 
 
@@ -84,6 +100,7 @@ def insert(
     executions: Sequence[tuple[ExecEvent, Failure]],
     lifecycle: Sequence[LifecycleEvent],
     pool: Sequence[PoolEvent] = (),
+    egress: Sequence[EgressEvent] = (),
 ) -> None:
     """One transaction for a whole batch: one fsync-free WAL commit however many events."""
     conn.execute("BEGIN")
@@ -111,6 +128,12 @@ def insert(
         conn.executemany(
             "INSERT INTO pool_events (kind, project_id, language, at) VALUES (?, ?, ?, ?)",
             [(e.kind, e.project_id, e.language, e.at) for e in pool],
+        )
+        conn.executemany(
+            "INSERT INTO egress_events (task_id, project_id, at, host, port, method, verdict, status, bytes_in,"
+            " bytes_out, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.task_id, e.project_id, e.at, e.host, e.port, e.method, e.verdict, e.status, e.bytes_in,
+              e.bytes_out, e.reason) for e in egress],
         )
         conn.execute("COMMIT")
     except BaseException:
@@ -314,6 +337,7 @@ def prune(conn: sqlite3.Connection, before: float) -> int:
     conn.execute("BEGIN")
     removed = conn.execute("DELETE FROM executions WHERE started_at < ?", [before]).rowcount
     removed += conn.execute("DELETE FROM lifecycle WHERE at < ?", [before]).rowcount
+    removed += conn.execute("DELETE FROM egress_events WHERE at < ?", [before]).rowcount
     conn.execute("COMMIT")
     return removed
 
@@ -323,3 +347,39 @@ def pool_counts(conn: sqlite3.Connection, since: float | None) -> list[tuple[str
     where, args = _where([("at >= ?", since)])
     rows = conn.execute(f"SELECT kind, COUNT(*) FROM pool_events{where} GROUP BY kind ORDER BY 2 DESC, 1", args)
     return [(str(kind), int(count)) for kind, count in rows]
+
+
+@dataclass(frozen=True)
+class EgressSummary:
+    """Connections of allowlisted tasks to one host, by verdict."""
+
+    host: str
+    verdict: str
+    connections: int
+    bytes_in: int
+    bytes_out: int
+    last_seen: float
+    reason: str  # the latest one
+
+
+def egress_summary(conn: sqlite3.Connection, since: float | None, task_id: str | None = None,
+                   limit: int = 50) -> list[EgressSummary]:
+    """Per host and verdict, denied first, then the busiest."""
+    where, args = _where([("at >= ?", since), ("task_id = ?", task_id)])
+    rows = conn.execute(
+        "SELECT host, verdict, COUNT(*), SUM(bytes_in), SUM(bytes_out), MAX(at),"
+        " (SELECT reason FROM egress_events r WHERE r.host = e.host AND r.verdict = e.verdict ORDER BY at DESC LIMIT 1)"
+        f" FROM egress_events e{where} GROUP BY host, verdict ORDER BY verdict = 'allowed', 3 DESC, host LIMIT ?",
+        [*args, limit],
+    )
+    return [EgressSummary(str(h), str(v), int(n), int(i or 0), int(o or 0), float(t), str(r or ""))
+            for h, v, n, i, o, t, r in rows]
+
+
+def egress_events(conn: sqlite3.Connection, task_id: str | None = None, limit: int = 100) -> list[EgressEvent]:
+    """The latest connections (of one task), newest first."""
+    where, args = _where([("task_id = ?", task_id)])
+    rows = conn.execute(
+        "SELECT task_id, project_id, at, host, port, method, verdict, status, bytes_in, bytes_out, reason"
+        f" FROM egress_events{where} ORDER BY at DESC LIMIT ?", [*args, limit])
+    return [EgressEvent(*row) for row in rows]

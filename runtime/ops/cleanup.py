@@ -37,7 +37,7 @@ class Orphan:
 
     container_id: str
     name: str
-    reason: str  # "expired", "exited", "dead" or "owner gone"
+    reason: str  # "expired", "exited", "dead", "owner gone" or "unused egress proxy"
     task_id: str
     project_id: str
     created_at: int | None
@@ -72,14 +72,24 @@ def is_ours(values: Mapping[str, str], installation_id: str) -> bool:
 
 
 def classify(
-    container: ContainerRecord, installation_id: str, *, now: float, host: str, probe: ProcessProbe
+    container: ContainerRecord, installation_id: str, *, now: float, host: str, probe: ProcessProbe,
+    egress_users: frozenset[str] = frozenset(),
 ) -> str | None:
-    """Why `container` is an orphan, or None to keep it."""
+    """Why `container` is an orphan, or None to keep it. `egress_users`: egress networks that sandboxes
+    of any installation are attached to (their proxy is in use)."""
     values = container.labels
     if not installation_id or not is_ours(values, installation_id):
         return None  # not ours: never touched, whatever its state
     if container.state == "removing":
         return None
+    if values.get(labels.ROLE) == "egress-proxy":
+        # Shared by every manager of the engine, and started again on demand: it goes when no sandbox
+        # uses it and the manager that started it is gone (or it stopped), never by age.
+        if values.get(labels.EGRESS_NETWORK) in egress_users:
+            return None
+        if container.state in ("exited", "dead"):
+            return "unused egress proxy"
+        return "unused egress proxy" if owner_gone(values, host=host, probe=probe) else None
     if container.state in ("exited", "dead"):
         return container.state
     expires = _int_label(values, labels.EXPIRES_AT)
@@ -105,8 +115,12 @@ async def find_orphans(
     host = host_identity() if host is None else host
     orphans: list[Orphan] = []
     kept = 0
-    for record in await backend.list_containers({labels.MANAGED: "true", labels.INSTALLATION: installation_id}):
-        reason = classify(record, installation_id, now=now, host=host, probe=probe or default_probe)
+    every = await backend.list_containers({labels.MANAGED: "true"})
+    egress_users = frozenset(net for r in every if labels.ROLE not in r.labels and r.state == "running"
+                             for net in r.networks)
+    for record in (r for r in every if r.labels.get(labels.INSTALLATION) == installation_id):
+        reason = classify(record, installation_id, now=now, host=host, probe=probe or default_probe,
+                          egress_users=egress_users)
         if reason is None:
             kept += 1
             continue

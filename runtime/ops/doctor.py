@@ -9,6 +9,7 @@ backend (`Backend.diagnose`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 
 from runtime import labels
@@ -75,6 +76,17 @@ async def images(backend: Backend, registry: Registry, config: RuntimeConfig) ->
                         f"make the sources reachable and rebuild: nox -s build -- {name}")
         else:
             yield Check("PASS", f"image {name}", f"{ref} ({size:.0f} MB)")
+    for name, service in registry.services.items():
+        ref = f"{service.image}:{config.engine.image_tag}"
+        image = await backend.image(ref)
+        if image is None:
+            yield Check("WARN", f"image {name}", f"{ref} is not built; {service.display_name} cannot run "
+                        "(network='allowlist' tasks need it)", f"nox -s build -- {name}")
+        elif os.geteuid() != 0:
+            yield Check("WARN", f"image {name}", f"{ref} is built, but allowlists need root here (firewall rules and "
+                        "the proxy's policy directory)", "run the manager as root")
+        else:
+            yield Check("PASS", f"image {name}", f"{ref} ({image.size / 1024**2:.0f} MB)")
 
 
 def runtimes(facts: EngineFacts, config: RuntimeConfig) -> Check:

@@ -6,6 +6,7 @@ language (or alias) to its image, run command, environment and resource limits.
     components  the image side of an entry: install sources, checks, caches, packages, resources
     code        what the runtime knows of the language's code: patterns, lexer, syntax, failures
     model       `Language` and `Registry`, with the checks that span entries
+    services    images run beside the sandboxes (the egress proxy)
     loading     finding, reading and caching the file; the JSON Schema
 """
 
@@ -31,6 +32,7 @@ from runtime.registry.components import (
     Resources,
     Snippet,
 )
+from runtime.registry.fields import IMAGE_PREFIX
 from runtime.registry.loading import (
     DEFAULT_REGISTRY_PATH,
     INSTALLED_REGISTRY_PATH,
@@ -41,7 +43,8 @@ from runtime.registry.loading import (
     registry_json_schema,
     registry_path,
 )
-from runtime.registry.model import IMAGE_PREFIX, Base, Language, Registry, SessionKind, Suite
+from runtime.registry.model import Base, Language, Registry, SessionKind, Suite
+from runtime.registry.services import Service
 
 __all__ = [
     "DEFAULT_REGISTRY_PATH",
@@ -64,6 +67,7 @@ __all__ = [
     "Pattern",
     "Registry",
     "Resources",
+    "Service",
     "SessionKind",
     "Snippet",
     "SourceFile",

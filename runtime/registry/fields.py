@@ -16,3 +16,6 @@ def checked_regex(regex: str, what: str, flags: int = re.MULTILINE) -> re.Patter
         return re.compile(regex, flags)
     except re.error as err:
         raise ValueError(f"{what}: bad regex: {err}") from err
+
+
+IMAGE_PREFIX = "theappapp-"  # every image the toolkit builds: theappapp-<language or service name>

@@ -11,9 +11,9 @@ from typing import Literal
 from runtime.errors import UnknownLanguage
 from runtime.registry.code import FailureRule, LexerSpec, LexerToken, Pattern, SourceFile, Syntax
 from runtime.registry.components import Cache, Component, Packages, Resources, Snippet
-from runtime.registry.fields import doc
+from runtime.registry.fields import IMAGE_PREFIX, doc
+from runtime.registry.services import Service
 
-IMAGE_PREFIX = "theappapp-"
 # Session drivers the runtime has: a bash (runtime/sandbox/sessions.py); an IPython kernel, a node
 # context, the same with type-stripped TypeScript (kernel_session.py).
 SessionKind = Literal["shell", "python", "node", "typescript", "ruby", "java"]
@@ -79,6 +79,18 @@ class Language:
         metadata=doc("how this language reports failures on stderr, in the order they are tried; the monitor "
                      "classifies each execution's outcome and error type with them"),
     )
+    registries: str | None = field(
+        default=None,
+        metadata=doc("shell command, run in the image, that prints the package indexes this language's tools "
+                     "use (URLs or host names, one or more per line), as the tools report them: the hosts "
+                     "of egress=\"registries\""),
+    )
+    proxy_env: dict[str, str] = field(
+        default_factory=dict,
+        metadata=doc("environment that makes this language's own HTTP clients use the egress proxy, for "
+                     "allowlisted tasks (HTTP_PROXY and friends are set for every language); {url}, {host} "
+                     "and {port} name the proxy"),
+    )
     name: str = field(init=False, default="")
 
     @property
@@ -117,6 +129,11 @@ class Base:
     """What every sandbox image holds."""
 
     packages: tuple[str, ...]
+    registries: str | None = field(
+        default=None,
+        metadata=doc("shell command printing the package indexes every image uses (apt's), as a language's "
+                     "`registries` does"),
+    )
     user: str = "sandbox"
     uid: int = 1000
     home: str = "/home/sandbox"
@@ -132,6 +149,10 @@ class Registry:
     suites: dict[str, Suite]
     defaults: Resources
     languages: dict[str, Language]
+    services: dict[str, Service] = field(
+        default_factory=dict,
+        metadata=doc("images the runtime runs beside the sandboxes (the egress proxy), built like the languages"),
+    )
     aliases: dict[str, str] = field(init=False, default_factory=dict)  # name or alias -> language name
 
     def __post_init__(self) -> None:
@@ -183,6 +204,13 @@ class Registry:
                         f"{where}.{kind}[{index}].install.apt_suite: {suite!r} is not available on "
                         f"{lang.suite} (declare it in suites.{lang.suite}.extra_suites)"
                     )
+        for name, service in self.services.items():
+            if not _NAME.match(name) or name in owners:
+                raise ValueError(f"services.{name}: name must be lowercase letters, digits and dashes, "
+                                 "and not a language's name or alias")
+            object.__setattr__(service, "name", name)
+            if service.suite not in self.suites:
+                raise ValueError(f"services.{name}.suite: unknown suite {service.suite!r}")
         object.__setattr__(self, "aliases", owners)
 
     def resolve(self, name_or_alias: str) -> Language:

@@ -4,12 +4,16 @@ error when the name is taken or the image is missing. The one place a task's con
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from runtime import labels
 from runtime.backends.base import Backend, NameTaken
 from runtime.errors import ImageMissing, InvalidIdentifier, SandboxError, TaskExists
 from runtime.sandbox.pool import WarmPool
 from runtime.sandbox.spec import ContainerSpec
+
+T = TypeVar("T")
 
 
 async def start_container(
@@ -43,3 +47,15 @@ async def name_conflict(backend: Backend, name: str, task_id: str, project_id: s
         f"container name {name} is taken by project {held.get(labels.PROJECT)!r} task "
         f"{held.get(labels.TASK)!r}: ids that only differ in where a '-' splits them collide; choose another"
     )
+
+
+async def guarded(backend: Backend, container_id: str, renaming: asyncio.Future[None] | None,
+                  step: Coroutine[Any, Any, T]) -> T:
+    """`step` for a container just started for a task; if it fails, the container goes (and the error stays)."""
+    try:
+        return await step
+    except BaseException:
+        if renaming is not None:
+            renaming.cancel()
+        backend.remove_soon(container_id)
+        raise

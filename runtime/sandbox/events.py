@@ -61,6 +61,23 @@ class PoolEvent:
     at: float  # unix seconds
 
 
+@dataclass(frozen=True)
+class EgressEvent:
+    """One connection an allowlisted task made (or tried) through the egress proxy."""
+
+    task_id: str
+    project_id: str
+    at: float  # unix seconds, when the proxy logged it (a tunnel: when it closed)
+    host: str
+    port: int | None
+    method: str  # CONNECT for HTTPS
+    verdict: Literal["allowed", "denied"]
+    status: int | None
+    bytes_in: int  # sent by the sandbox
+    bytes_out: int  # received by the sandbox
+    reason: str
+
+
 class Observer(Protocol):
     def on_exec(self, event: ExecEvent) -> None: ...
 
@@ -95,11 +112,18 @@ class Observers:
 
     def pool(self, event: PoolEvent) -> None:
         """To observers that take pool events (an optional `on_pool`)."""
-        for observer in self.members:
-            on_pool = getattr(observer, "on_pool", None)
-            if on_pool is None:
+        self._optional("on_pool", event)
+
+    def egress(self, event: EgressEvent) -> None:
+        """To observers that take egress events (an optional `on_egress`); called from the audit thread."""
+        self._optional("on_egress", event)
+
+    def _optional(self, method: str, event: object) -> None:
+        for observer in list(self.members):
+            handler = getattr(observer, method, None)
+            if handler is None:
                 continue
             try:
-                on_pool(event)
+                handler(event)
             except Exception:
-                log.exception("observer %r failed on a pool event", observer)
+                log.exception("observer %r failed on %s", observer, method)

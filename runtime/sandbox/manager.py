@@ -21,13 +21,16 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from runtime import labels
 from runtime.backends import open_backend
 from runtime.backends.base import Backend, NameTaken, NetworkPolicyStatus
+from runtime.backends.egress import EgressStatus
 from runtime.config import RuntimeConfig
 from runtime.errors import ConfigError, EngineError, ImageMissing, InvalidRequest, SandboxError
 from runtime.monitoring.monitor import SandboxMonitor
 from runtime.registry import Registry, get_registry
 from runtime.sandbox import adoption, creation
+from runtime.sandbox.egress import ALLOWLIST, EgressPolicies
 from runtime.sandbox.events import LifecycleEvent, Observer, Observers, PoolEvent, ResourceUsage
 from runtime.sandbox.handle import Sandbox
 from runtime.sandbox.naming import container_name, validate_id, volume_name
@@ -72,6 +75,7 @@ class ContainerManager(TaskOperations, StatefulOperations):
         self._jobs: set[asyncio.Future[None]] = set()  # background work of the manager's own
         self._started = False
         self.pool: WarmPool | None = self._new_pool()
+        self._egress = EgressPolicies(self.backend, self.config, self.observers)
         if self.config.monitor.enabled and not any(isinstance(o, SandboxMonitor) for o in self.observers.members):
             # On by default, so `theappapp-sandbox stats` shows an orchestrator's work without wiring.
             self.observers.add(SandboxMonitor(self.config.monitor.db))
@@ -112,9 +116,17 @@ class ContainerManager(TaskOperations, StatefulOperations):
             if status.problems:
                 log.warning("sandbox network %s is NOT fully isolated: %s", status.network_name,
                             "; ".join(status.problems))
+        if self.config.network.mode == ALLOWLIST or self.config.egress.allow:
+            # Configured for allowlists: the proxy now. Otherwise the first allowlisted task starts it.
+            egress = await self._egress.prepare(self._owner_labels())
+            if not egress.ready:
+                log.warning("egress allowlists are not available: %s", "; ".join(egress.problems))
         self._started = True
         if self.config.tasks.adopt_orphans:
             await self._adopt_orphans()
+
+    def _owner_labels(self) -> dict[str, str]:
+        return {**self.owner.owner_labels(), labels.INSTALLATION: self.owner.installation}
 
     async def _adopt_orphans(self) -> None:
         tag = self.config.engine.image_tag
@@ -136,6 +148,7 @@ class ContainerManager(TaskOperations, StatefulOperations):
         for observer in self.observers.members:
             if isinstance(observer, SandboxMonitor):
                 observer.flush()
+        self.backend.egress.close()
         self.backend.close()
         self._started = False
 
@@ -146,23 +159,36 @@ class ContainerManager(TaskOperations, StatefulOperations):
     def tasks(self) -> Mapping[str, ContainerInfo]:
         return self._tasks.live
 
+    @property
+    def egress_status(self) -> EgressStatus | None:
+        """How far egress allowlists could be set up here (None: not tried yet)."""
+        return self._egress.status
+
     # -- containers --------------------------------------------------------------------------
 
     async def create_container(
-        self, task_id: str, project_id: str, language: str, *, network: str | None = None
+        self, task_id: str, project_id: str, language: str, *, network: str | None = None,
+        egress: Iterable[str] | None = None,
     ) -> ContainerInfo:
-        """Start a fresh hardened container for the task, with the project's volume at /workspace."""
+        """Start a fresh hardened container for the task, with the project's volume at /workspace.
+
+        `network`: "sandbox" (the outside, not the host or peers), "none", or "allowlist": only the hosts
+        in `egress` (default: config `egress_allow`), through the egress proxy; `egress` alone implies it.
+        """
         validate_id("task id", task_id)
         name = container_name(project_id, task_id)
         lang = self.registry.resolve(language)
-        if network not in (None, NO_NETWORK, "sandbox"):
-            raise InvalidRequest(f"network must be 'sandbox' or 'none', got {network!r}")
+        if network not in (None, NO_NETWORK, "sandbox", ALLOWLIST):
+            raise InvalidRequest(f"network must be 'sandbox', 'allowlist' or 'none', got {network!r}")
+        hosts = self._egress.wanted(network, egress)
         with self._tasks.creating(task_id):
             t0, started_at = time.monotonic(), time.time()
             try:
                 if not self._started:
                     await self.startup()
-                net = network_for(self.config, network)
+                if hosts is not None:
+                    await self._egress.require_ready(self._owner_labels())
+                net = network_for(self.config, ALLOWLIST if hosts is not None else network)
                 labels = self.owner.labels(
                     task_id=task_id, project_id=project_id, language=lang.name,
                     ttl=self.config.tasks.container_ttl, now=started_at, extra=self.config.tasks.extra_labels,
@@ -172,8 +198,12 @@ class ContainerManager(TaskOperations, StatefulOperations):
                 await self._tasks.removed(name)
                 container_id, renaming = await creation.start_container(
                     self.backend, self.pool, spec, task_id, project_id)
+                allowed = None
+                if hosts is not None:
+                    allowed = await creation.guarded(self.backend, container_id, renaming, self._egress.apply(
+                        container_id, spec.image, task_id, project_id, hosts))
                 info = ContainerInfo(task_id, project_id, lang.name, container_id, name, volume_name(project_id),
-                                     spec.image, net, started_at)
+                                     spec.image, net, started_at, allowed)
                 self._tasks.add(info)
                 if renaming is not None:
                     self._track(renaming)
@@ -213,6 +243,7 @@ class ContainerManager(TaskOperations, StatefulOperations):
         if info is None:
             return False
         self._end_state(task_id)
+        self._egress.ended(task_id)
         t0, at = time.monotonic(), time.time()
         usage = self.backend.usage(info.container_id)
         if self.pool is not None:
@@ -284,10 +315,11 @@ class ContainerManager(TaskOperations, StatefulOperations):
 
     @contextlib.asynccontextmanager
     async def task(
-        self, task_id: str, project_id: str, language: str, *, network: str | None = None
+        self, task_id: str, project_id: str, language: str, *, network: str | None = None,
+        egress: Iterable[str] | None = None,
     ) -> AsyncIterator[Sandbox]:
         """`async with manager.task(...) as sandbox:` — the container is destroyed on the way out, always."""
-        await self.create_container(task_id, project_id, language, network=network)
+        await self.create_container(task_id, project_id, language, network=network, egress=egress)
         try:
             yield Sandbox(self, task_id)
         finally:

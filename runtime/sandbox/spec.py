@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 from runtime.config import RuntimeConfig, SecuritySettings
 from runtime.registry import Language, Registry, Resources
@@ -21,6 +22,10 @@ from runtime.sandbox.owner import Owner
 # lowest pid after 1 (the exec timeout killer relies on that to spare it).
 KEEPER_COMMAND = ("sleep", "infinity")
 NO_NETWORK = "none"
+NO_PROXY = "localhost,127.0.0.1,::1"
+# Allowlisted sandboxes have no resolver that answers (the proxy resolves): a lookup must fail fast,
+# not hang for the default 20 s.
+DNS_OPTIONS = ("timeout:1", "attempts:1")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class ContainerSpec:
     runtime: str | None = None  # OCI runtime (e.g. runsc); None: the engine's default
     environment: Mapping[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = KEEPER_COMMAND
+    dns_options: tuple[str, ...] = ()  # resolver options (resolv.conf `options`), e.g. a short timeout
 
     @property
     def workspace(self) -> VolumeMount:
@@ -69,9 +75,23 @@ def project_cache(owner: Owner, project_id: str, language: Language) -> VolumeMo
     )
 
 
+def proxy_environment(proxy_url: str, language: Language) -> dict[str, str]:
+    """What makes the image's tools use the proxy: the usual variables, both cases (curl reads only
+    the lower-case `http_proxy`), plus the language's own settings (languages.yaml `proxy_env`)."""
+    parsed = urlparse(proxy_url)
+    env = {name: proxy_url for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}
+    env |= {"NO_PROXY": NO_PROXY, "no_proxy": NO_PROXY}
+    values = {"url": proxy_url, "host": parsed.hostname or "", "port": str(parsed.port or "")}
+    env |= {name: value.format(**values) for name, value in language.proxy_env.items()}
+    return env
+
+
 def network_for(config: RuntimeConfig, mode: str | None) -> str:
-    """The network a task joins: the sandbox network, or none."""
-    return NO_NETWORK if (mode or config.network.mode) == NO_NETWORK else config.network.name
+    """The network a task joins: the sandbox network, the egress network (allowlist), or none."""
+    mode = mode or config.network.mode
+    if mode == "allowlist":
+        return config.egress.network_name
+    return NO_NETWORK if mode == NO_NETWORK else config.network.name
 
 
 def build_spec(
@@ -88,6 +108,7 @@ def build_spec(
     """The hardened container for one task (or spare) of `project_id` in `language`."""
     cache = project_cache(owner, project_id, language)
     workspace = VolumeMount(volume_name(project_id), config.security.workspace, owner.volume_labels(project_id))
+    allowlisted = network == config.egress.network_name
     return ContainerSpec(
         image=f"{language.image}:{config.engine.image_tag}",
         name=name,
@@ -97,4 +118,7 @@ def build_spec(
         resources=registry.resources_for(language),
         security=config.security,
         runtime=config.engine.runtime,
+        # Allowlisted: the proxy is the only way out, and it resolves names; a lookup fails fast.
+        environment=proxy_environment(config.egress.proxy_url, language) if allowlisted else {},
+        dns_options=DNS_OPTIONS if allowlisted else (),
     )

@@ -30,6 +30,7 @@ class ContainerInfo:
     image: str
     network: str
     created_at: float
+    egress: tuple[str, ...] | None = None  # allowlisted: the hosts it may reach (`registries` expanded)
 
 
 class TaskTable:

@@ -267,8 +267,8 @@ async def test_maven_downloads_persist_in_the_project_and_nowhere_else(
         # Maven Central is not reachable here: the dependency comes from a file:// repository the test
         # writes; the plugins come from Debian's repository, as in any build in this image.
         await box.write_files({
-            "greeter/com/example/Greeter.java":
-                "package com.example;\npublic class Greeter { public static String hi() { return \"hello from maven\"; } }\n",
+            "greeter/com/example/Greeter.java": "package com.example;\npublic class Greeter "
+                                                "{ public static String hi() { return \"hello from maven\"; } }\n",
             "repo/com/example/greeter/1.0/greeter-1.0.pom": GREETER_POM,
             "app/pom.xml": APP_POM,
             "app/src/main/java/demo/App.java":

@@ -29,6 +29,7 @@ from runtime.backends.base import (
     ResourceInUse,
     VolumeRecord,
 )
+from runtime.backends.egress import EgressListener, EgressPolicy, EgressRecord, EgressStatus
 from runtime.errors import EngineError, EngineUnavailable, FileMissing, ImageMissing
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
@@ -36,6 +37,42 @@ from runtime.sandbox.files import FileEntry
 from runtime.sandbox.spec import ContainerSpec
 
 ExecHandler = Callable[["FakeContainer", ExecRequest], tuple[int, str, str]]
+
+
+class FakeEgress:
+    """The allowlist gateway without a proxy: policies by container, records a test feeds in."""
+
+    def __init__(self) -> None:
+        self.ready = True
+        self.policies: dict[str, EgressPolicy] = {}
+        self.revoked: list[str] = []
+        self.listeners: list[EgressListener] = []
+        self.owner_labels: Mapping[str, str] = {}
+
+    async def ensure(self, owner_labels: Mapping[str, str] | None = None) -> EgressStatus:
+        self.owner_labels = dict(owner_labels or {})
+        problems = () if self.ready else ("no proxy in this fake",)
+        return EgressStatus(self.ready, "fake-egress", "http://10.9.9.2:3128", problems)
+
+    async def allow(self, container_id: str, policy: EgressPolicy) -> None:
+        self.policies[container_id] = policy
+
+    async def revoke(self, container_id: str) -> None:
+        self.revoke_now(container_id)
+
+    def revoke_now(self, container_id: str) -> None:
+        if self.policies.pop(container_id, None) is not None:
+            self.revoked.append(container_id)
+
+    def listen(self, listener: EgressListener) -> None:
+        self.listeners.append(listener)
+
+    def emit(self, record: EgressRecord) -> None:
+        for listener in self.listeners:
+            listener(record)
+
+    def close(self) -> None:
+        self.listeners.clear()
 
 
 def echo_command(container: FakeContainer, request: ExecRequest) -> tuple[int, str, str]:
@@ -83,6 +120,8 @@ class FakeBackend:
         self.closed = False
         self.calls: list[tuple[str, object]] = []
         self.leases: dict[str, float] = {}
+        self.egress = FakeEgress()
+        self.specs: dict[str, ContainerSpec] = {}  # by container name: what each create was asked for
         self._lock = threading.Lock()
 
     # -- helpers for tests ---------------------------------------------------------------------
@@ -136,6 +175,7 @@ class FakeBackend:
 
     async def create(self, spec: ContainerSpec) -> str:
         self.calls.append(("create", spec.name))
+        self.specs[spec.name] = spec
         if self.fail_create is not None:
             raise self.fail_create
         if self.create_delay:
@@ -190,6 +230,7 @@ class FakeBackend:
     def _remove_now(self, container_id: str) -> None:
         if container_id in self.fail_remove:
             raise EngineError("the Docker engine refused remove_container: device busy")
+        self.egress.revoke_now(container_id)  # as the Docker backend: the policy goes before the container
         with self._lock:
             self.containers.pop(container_id, None)
 
@@ -224,7 +265,7 @@ class FakeBackend:
         with self._lock:
             found = list(self.containers.values())
         return [
-            ContainerRecord(c.id, c.name, c.state, dict(c.labels), c.volumes, c.created)
+            ContainerRecord(c.id, c.name, c.state, dict(c.labels), c.volumes, c.created, (c.network,))
             for c in found
             if all(k in c.labels and (v is None or c.labels[k] == v) for k, v in labels.items())
         ]

@@ -23,7 +23,8 @@ def test_unknown_language_says_which_and_what_exists() -> None:
     done = run_builder("build", "klingon")
     assert done.returncode == 2
     assert done.stdout.strip().splitlines() == [
-        "error: unknown language 'klingon'; known: csharp, go, java, node, php, powershell, python, ruby"
+        "error: unknown language 'klingon'; known: csharp, go, java, node, php, powershell, python, ruby; "
+        "services: egress-proxy"
     ]
 
 

@@ -17,9 +17,9 @@ from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
 from runtime.ops import cleanup
 from runtime.ops import scheduler as scheduler_module
-from runtime.ops.cleanup import CleanupReport, classify
+from runtime.ops.cleanup import CleanupReport, classify, find_orphans
 from runtime.ops.scheduler import CleanupScheduler
-from runtime.sandbox.owner import host_identity, owner_gone
+from runtime.sandbox.owner import host_identity, owner_gone, process_start_ticks
 from tests.unit.fake_backend import FakeBackend
 
 OURS = "inst-ours"
@@ -316,3 +316,22 @@ def test_a_cache_in_use_stops_the_deletion_before_the_projects_files_go() -> Non
     with pytest.raises(SandboxError, match="in use"):
         run_cleanup(backend, volume_projects=["p1"])
     assert "theappapp-project-p1" in backend.volumes  # the project's files are still there
+
+
+async def test_the_egress_proxy_goes_only_when_no_sandbox_uses_it_and_its_maker_is_gone() -> None:
+    names = labels
+    backend = FakeBackend()
+    gone = {names.MANAGED: "true", names.INSTALLATION: "inst", names.ROLE: "egress-proxy",
+            names.EGRESS_NETWORK: "egress-net", names.OWNER_HOST: host_identity(), names.OWNER_PID: "999999999",
+            names.OWNER_STARTED: "1"}
+    proxy = backend.add_container("egress-net-proxy", gone)
+    user = backend.add_container("theappapp-p-t", {names.MANAGED: "true", names.INSTALLATION: "other"})
+    user.network = "egress-net"
+    orphans, _ = await find_orphans(backend, "inst")
+    assert orphans == []  # a sandbox (of any installation) is on its network
+    user.network = "theappapp-sandbox"
+    orphans, _ = await find_orphans(backend, "inst")
+    assert [(o.container_id, o.reason) for o in orphans] == [(proxy.id, "unused egress proxy")]
+    proxy.labels[names.OWNER_PID] = str(os.getpid())  # its maker lives: kept even unused
+    proxy.labels[names.OWNER_STARTED] = process_start_ticks(os.getpid()) or ""
+    assert (await find_orphans(backend, "inst"))[0] == []

@@ -132,7 +132,8 @@ def test_stats_prints_the_monitor_tables(tmp_path: Path, capsys: pytest.CaptureF
 def test_stats_render_on_an_empty_monitor(tmp_path: Path) -> None:
     with SandboxMonitor(tmp_path / "e.sqlite3", metrics=False) as monitor:
         text = render(monitor)
-    assert text.count("(none recorded)") == 4 and "(no failures)" in text  # executions, lifecycle, pool, tasks
+    # executions, lifecycle, pool, egress, tasks
+    assert text.count("(none recorded)") == 5 and "(no failures)" in text
 
 
 @pytest.mark.parametrize(

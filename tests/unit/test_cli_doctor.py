@@ -77,7 +77,10 @@ def test_image_lines_pass_warn_missing_and_warn_partial() -> None:
     assert found["image python"].status == "PASS" and "600 MB" in found["image python"].detail
     assert found["image java"].status == "WARN" and "gradle" in found["image java"].detail
     assert found["image go"].status == "WARN" and found["image go"].fix == "nox -s build -- go"
-    assert {n for n in found if n.startswith("image ")} == {f"image {name}" for name in registry.languages}
+    assert {n for n in found if n.startswith("image ")} == {f"image {name}" for name in
+                                                           (*registry.languages, *registry.services)}
+    proxy = found["image egress-proxy"]
+    assert proxy.status == "WARN" and "allowlist" in proxy.detail and proxy.fix == "nox -s build -- egress-proxy"
 
 
 def test_every_line_comes_in_order_registry_engine_images_runtime() -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from builder import render as render_module
-from builder.render import AGENT_SOURCE, GENERATED, HEADER, render, stale_files, write
+from builder.render import AGENT_SOURCE, GENERATED, HEADER, TEMPLATES, render, stale_files, write
 from runtime.registry import DEFAULT_REGISTRY_PATH, load_registry, parse_registry
 
 
@@ -40,6 +40,9 @@ def test_every_generated_file_says_do_not_edit() -> None:
         if name == "base/sandbox-agent.py":  # copied, not rendered: says so, and is the very file
             assert text.startswith("# DO NOT EDIT: a copy of runtime/agent/sandbox_agent.py")
             assert text.split("\n", 1)[1] == AGENT_SOURCE.read_text(encoding="utf-8")
+            continue
+        if name.startswith("services/") and not name.endswith(".Dockerfile"):  # a service's own file, copied
+            assert text == (TEMPLATES / name).read_text(encoding="utf-8"), name
             continue
         assert HEADER in text.splitlines()[:3], name
 
@@ -91,7 +94,11 @@ def test_build_all_script_is_valid_bash() -> None:
 
 
 def test_images_end_as_the_sandbox_user() -> None:
-    for name, text in render(load_registry()).files.items():
+    """Language images as the sandbox user; a service image as its own user, never root."""
+    registry = load_registry()
+    for name, text in render(registry).files.items():
         if name.endswith(".Dockerfile"):
             users = [line for line in text.splitlines() if line.startswith("USER ")]
-            assert users[-1] == "USER 1000:1000", name
+            service = registry.services.get(name.removeprefix("services/").removesuffix(".Dockerfile"))
+            wanted = f"USER {service.user}" if service and name.startswith("services/") else "USER 1000:1000"
+            assert users[-1] == wanted and not users[-1].startswith("USER 0"), name

@@ -31,13 +31,14 @@ from runtime.backends.docker import agent_exec, calls, diagnose, tar_files
 from runtime.backends.docker.agent_channel import AgentChannel
 from runtime.backends.docker.agents import Agents
 from runtime.backends.docker.cgroups import ContainerCgroup
+from runtime.backends.docker.egress.gateway import DockerEgress
 from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.exec import ExecTarget, Executor
 from runtime.backends.docker.first_mounts import FirstMounts
 from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
 from runtime.backends.docker.images import ImageCache
 from runtime.backends.docker.relabel import LabelRecords
-from runtime.config import EngineSettings
+from runtime.config import EgressSettings, EngineSettings, NetworkSettings
 from runtime.errors import EngineUnavailable, SandboxFailure
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
@@ -57,8 +58,10 @@ def _matches(values: Mapping[str, str], labels: LabelFilter) -> bool:
 class DockerBackend:
     """One Docker engine (local socket, `DOCKER_HOST`, or plain TCP)."""
 
-    def __init__(self, settings: EngineSettings, user: str) -> None:
+    def __init__(self, settings: EngineSettings, user: str, *, egress: EgressSettings | None = None,
+                 sandbox_network: str = NetworkSettings.name) -> None:
         self.settings = settings
+        self.egress = DockerEgress(lambda: self.engine, egress or EgressSettings(), sandbox_network, settings.image_tag)
         self.user = user  # helper commands (the timeout killer, probes) run as the sandbox user
         self._engine = Engine(settings.docker_host, settings.api_timeout)
         self._executor = Executor(self._engine, user)
@@ -188,17 +191,20 @@ class DockerBackend:
 
         return await self.engine.call(change)
 
-    async def remove(self, container_id: str) -> None:
+    def _forget(self, container_id: str) -> None:
+        """Before a removal: what this backend keeps per container goes, and its egress policy first."""
+        self.egress.revoke_now(container_id)
         self._agents.forget(container_id)
         self._targets.pop(container_id, None)
         self._changed.forget(container_id)
+
+    async def remove(self, container_id: str) -> None:
+        self._forget(container_id)
         api = (await self._client()).api
         await self.engine.call(remove_container_sync, api, container_id)
 
     def remove_soon(self, container_id: str) -> Future[None]:
-        self._agents.forget(container_id)
-        self._targets.pop(container_id, None)
-        self._changed.forget(container_id)
+        self._forget(container_id)
         engine = self.engine
         try:
             return engine.submit(lambda: remove_container_sync(engine.client.api, container_id))

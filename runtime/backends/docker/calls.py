@@ -78,6 +78,7 @@ def container_record(entry: dict[str, Any], labels: dict[str, str]) -> Container
         labels=labels,
         volumes=tuple(str(m.get("Name", "")) for m in entry.get("Mounts") or () if m.get("Type") == "volume"),
         created=float(entry["Created"]) if entry.get("Created") else None,
+        networks=tuple(sorted((entry.get("NetworkSettings") or {}).get("Networks") or {})),
     )
 
 

@@ -150,6 +150,15 @@ class Firewall:
             raise self._fail(f"{self.binary} could not add {rule.describe(self.binary)}", result)
         return True
 
+    def remove(self, rule: Rule) -> bool:
+        """Delete `rule` if present; return True if it was there."""
+        if not self.exists(rule):
+            return False
+        result = self._run("-D", rule.chain, *rule.spec())
+        if result.returncode != 0:
+            raise self._fail(f"{self.binary} could not delete {rule.describe(self.binary)}", result)
+        return True
+
     def ensure_docker_user_chain(self) -> None:
         """Create DOCKER-USER and hook it into FORWARD if the engine has not done so yet."""
         if not self.chain_exists(DOCKER_USER):

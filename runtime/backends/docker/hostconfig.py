@@ -50,6 +50,8 @@ def host_config(spec: ContainerSpec, agent: str | None = None) -> dict[str, Any]
         kwargs["log_config"] = {"type": "none", "config": {}}
     if spec.runtime:
         kwargs["runtime"] = spec.runtime
+    if spec.dns_options:
+        kwargs["dns_opt"] = list(spec.dns_options)
     return kwargs
 
 
