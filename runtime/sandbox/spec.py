@@ -39,6 +39,9 @@ class VolumeMount:
     name: str
     target: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Bytes the volume may hold, enforced by the backend's storage (None: no quota). Applies when the
+    # volume is created; a volume that already exists keeps the size it has (see `set_disk_quota`).
+    quota: int | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from runtime.backends.docker.first_mounts import FirstMounts
 from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
 from runtime.backends.docker.images import ImageCache
 from runtime.backends.docker.relabel import LabelRecords
+from runtime.backends.docker.storage import DockerStorage
 from runtime.config import EgressSettings, EngineSettings, NetworkSettings
 from runtime.errors import EngineUnavailable, SandboxFailure
 from runtime.sandbox.events import ResourceUsage
@@ -72,6 +73,9 @@ class DockerBackend:
         self._agents = Agents()  # the channel to each container's sandbox agent, if it has one
         self._images = ImageCache()  # what each image tag names, until the engine reports a change
         self._first_mounts = FirstMounts()  # new volumes are populated by one create at a time
+        # Quota volumes (a filesystem each); plain volumes until `storage.prepare()` says it is enforced.
+        # TODO: root and pool size from EngineSettings `storage_root` and `storage_pool_size` once they exist.
+        self.storage = DockerStorage(lambda: self.engine)
 
     @property
     def engine(self) -> Engine:
@@ -143,8 +147,9 @@ class DockerBackend:
             remove_container_sync(api, container_id)
 
         agent = await engine.call(calls.image_agent, api, spec.image)
+        devices = await self.storage.devices(spec.volumes)  # quota volumes: their filesystems, mounted
         async with self._first_mounts.creating(volume.name for volume in spec.volumes):
-            container_id = await engine.call(calls.create, api, spec, agent, on_abandon=abandoned)
+            container_id = await engine.call(calls.create, api, spec, agent, devices, on_abandon=abandoned)
         try:
             await engine.call(GATE.shared_call, api.start, container_id)  # GATE: see gate.py
             # Greet the agent now: a spare is then handed over ready, a cold task's first command is fast.
@@ -321,4 +326,5 @@ class DockerBackend:
 
     async def remove_volume(self, name: str) -> bool:
         self._first_mounts.forget(name)
-        return await self.engine.call(calls.remove_volume, (await self._client()).api, name)
+        removed = await self.engine.call(calls.remove_volume, (await self._client()).api, name)
+        return await self.storage.remove(name) or removed  # its filesystem, once Docker's volume is gone

@@ -6,6 +6,7 @@ They run in the engine's thread pool, never on the event loop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import docker
@@ -21,9 +22,10 @@ from runtime.sandbox.spec import ContainerSpec
 _READ_SLACK = 1024 * 1024  # an archive's headers and padding over the file's own size
 
 
-def create(api: docker.APIClient, spec: ContainerSpec, agent: str | None) -> str:
+def create(api: docker.APIClient, spec: ContainerSpec, agent: str | None, devices: Mapping[str, str] | None = None
+           ) -> str:
     try:
-        built = api.create_host_config(**host_config(spec, agent))
+        built = api.create_host_config(**host_config(spec, agent, devices))
         created = LOAD.call(api.create_container, **create_kwargs(spec, built, agent))
     except docker.errors.ImageNotFound as err:
         raise ImageMissing(f"image {spec.image} is not on this engine") from err

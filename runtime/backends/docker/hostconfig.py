@@ -8,30 +8,37 @@ main process, its stdin stays open for the manager's attach stream, and the log 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from docker.types import Mount
 
+from runtime.backends.docker.storage import engine_volumes
 from runtime.sandbox.spec import ContainerSpec, VolumeMount
 
 
-def mount(volume: VolumeMount) -> Mount:
-    return Mount(volume.target, volume.name, type="volume", labels=dict(volume.labels) or None)
+def mount(volume: VolumeMount, device: str | None = None) -> Mount:
+    """The volume's mount; with `device` (a quota volume's mounted filesystem, from the storage) it always
+    carries the bind options too: a volume whose definition went missing is then made again bound to
+    `device`, never as a plain volume with no quota."""
+    driver = None if device is None else engine_volumes.driver_config(device)
+    return Mount(volume.target, volume.name, type="volume", labels=dict(volume.labels) or None, driver_config=driver)
 
 
 def agent_command(agent: str) -> list[str]:
     return ["/usr/bin/python3", "-I", agent]  # the system Python, whatever venv PATH names first
 
 
-def host_config(spec: ContainerSpec, agent: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for `APIClient.create_host_config`."""
+def host_config(spec: ContainerSpec, agent: str | None = None, devices: Mapping[str, str] | None = None
+                ) -> dict[str, Any]:
+    """Keyword arguments for `APIClient.create_host_config`; `devices`: volume name -> quota filesystem."""
     sec, res = spec.security, spec.resources
     tmpfs = {
         "/tmp": f"rw,exec,nosuid,nodev,size={res.tmp_size},mode=1777",
         sec.home: f"rw,exec,nosuid,nodev,size={res.home_size},uid={sec.uid},gid={sec.gid}",
     }
     kwargs: dict[str, Any] = {
-        "mounts": [mount(v) for v in spec.volumes],
+        "mounts": [mount(v, (devices or {}).get(v.name)) for v in spec.volumes],
         "tmpfs": tmpfs,
         "read_only": sec.read_only_root,
         "cap_drop": ["ALL"] if sec.cap_drop_all else None,
