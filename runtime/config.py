@@ -7,6 +7,7 @@ The settings come in small frozen parts, one per concern:
     config.limits     exec and file limits
     config.network    the sandbox network
     config.egress     egress by allowlist: its proxy, network and default hosts
+    config.storage    project volumes: disk quotas, their pool, snapshots' retention
     config.pool       the warm pool
     config.tasks      task lifetime and labels
     config.monitor    the execution record
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from runtime.errors import ConfigError
+from runtime.units import parse_size
 
 ENV_PREFIX = "THEAPPAPP_"
 INSTALLATION_ENV = "THEAPPAPP_INSTALLATION_ID"
@@ -168,6 +170,42 @@ class EgressSettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """Project volumes: a hard disk quota each (a filesystem of their own), snapshots, retention."""
+
+    PREFIX: ClassVar[str] = "storage_"
+    enabled: bool = True  # quota volumes where the host can make them; else plain volumes, said by startup()
+    # A new project's quota, unless its first create names one (`disk_quota=`); grown later with set_disk_quota.
+    disk_quota: str = field(default="2g", metadata=_flat("disk_quota"))
+    cache_quota: str = field(default="1g", metadata=_flat("cache_quota"))  # each per-project language cache
+    root: str = "/var/lib/theappapp-sandbox/storage"  # the pool image, the mounts and the snapshots
+    pool_size: str = ""  # "": min(256 GiB, 90% of the free space at `root`) when the pool is made
+    # `cleanup --dry-run` lists volumes and snapshots of projects idle this long; `--remove-idle` removes them.
+    retention_days: float = field(default=30.0, metadata=_flat("retention_days"))
+
+    @property
+    def disk_quota_bytes(self) -> int:
+        return parse_size(self.disk_quota)
+
+    @property
+    def cache_quota_bytes(self) -> int:
+        return parse_size(self.cache_quota)
+
+    @property
+    def pool_bytes(self) -> int | None:
+        return parse_size(self.pool_size) if self.pool_size else None
+
+    def __post_init__(self) -> None:
+        for name in ("disk_quota", "cache_quota", "pool_size"):
+            if getattr(self, name):
+                parse_size(getattr(self, name))  # ConfigError names the bad value
+        if self.retention_days <= 0:
+            raise ConfigError("retention_days must be positive")
+        if not self.root.startswith("/"):
+            raise ConfigError("storage_root must be an absolute path")
+
+
+@dataclass(frozen=True)
 class PoolSettings:
     """The warm pool (runtime/sandbox/pool.py): fresh spares per (project, language)."""
 
@@ -215,6 +253,7 @@ _PARTS: dict[str, type[Any]] = {
     "limits": ExecLimits,
     "network": NetworkSettings,
     "egress": EgressSettings,
+    "storage": StorageSettings,
     "pool": PoolSettings,
     "tasks": TaskSettings,
     "monitor": MonitorSettings,
@@ -241,6 +280,7 @@ class RuntimeConfig:
     limits: ExecLimits = field(default_factory=ExecLimits)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     egress: EgressSettings = field(default_factory=EgressSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     pool: PoolSettings = field(default_factory=PoolSettings)
     tasks: TaskSettings = field(default_factory=TaskSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)

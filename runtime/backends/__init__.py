@@ -18,4 +18,4 @@ def open_backend(config: RuntimeConfig) -> Backend:
     from runtime.backends.docker.backend import DockerBackend
 
     return DockerBackend(config.engine, config.security.user, egress=config.egress,
-                         sandbox_network=config.network.name)
+                         sandbox_network=config.network.name, storage=config.storage)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from runtime.backends.egress import EgressGateway
+from runtime.backends.storage import VolumeStorage
 from runtime.errors import EngineError
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
@@ -130,6 +131,11 @@ class Backend(Protocol):
     @property
     def egress(self) -> EgressGateway:
         """Allowlisted sandboxes: their proxy, policies and audit (runtime/backends/egress.py)."""
+        ...
+
+    @property
+    def storage(self) -> VolumeStorage:
+        """Quota volumes and their snapshots (runtime/backends/storage.py)."""
         ...
 
     # -- the engine --------------------------------------------------------------------------

@@ -43,6 +43,7 @@ class VolumeUsage:
     name: str
     used: int  # bytes in use, as the volume's filesystem counts them (its own bookkeeping included)
     quota: int | None  # bytes; None: not a quota volume
+    last_written: float | None = None  # unix seconds of the last write to it, where the storage can tell
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,8 @@ async def _listing(config: RuntimeConfig, installation: str | None) -> tuple[lis
 
     backend = open_backend(config)
     try:
+        if config.storage.enabled:
+            await backend.storage.prepare()  # quota volumes' filesystems mounted, so their usage reads
         return await container_rows(backend, installation), await volume_rows(backend, installation)
     finally:
         backend.close()
@@ -183,8 +185,9 @@ def cmd_ls(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(f"\nvolumes ({scope}): {len(volumes)}")
     if volumes:
         print(table(
-            ("NAME", "PROJECT", "AGE", "IN USE", *extra),
-            [(r.name, r.project, r.age, r.in_use, *((r.installation,) if args.all else ())) for r in volumes],
+            ("NAME", "PROJECT", "AGE", "IN USE", "USED", "QUOTA", "SNAPSHOTS", *extra),
+            [(r.name, r.project, r.age, r.in_use, r.used, r.quota, r.snapshots,
+              *((r.installation,) if args.all else ())) for r in volumes],
         ))
     return 0
 
@@ -281,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check engine, images, network policy, runtimes and disk")
     doctor.set_defaults(handler=cmd_doctor)
 
-    from runtime.cli import serve, shell
+    from runtime.cli import projects, serve, shell
 
+    projects.add_parsers(sub)
     shell.add_parser(sub)
     serve.add_parsers(sub)
     return parser

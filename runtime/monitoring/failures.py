@@ -1,6 +1,7 @@
 """Why an execution failed, read from its exit status and the tail of its stderr.
 
-Outcomes: ok, timeout, oom, syntax_error (syntax or compile error), missing_module
+Outcomes: ok, timeout, oom, disk_full (the project's disk quota was hit), syntax_error (syntax or
+compile error), missing_module
 (module, package, gem, class or required file not found), runtime_error (an uncaught
 exception; `error_type` names it: Python exception class, Node error name, Java
 exception, Go panic, Ruby and PHP error class), exit_nonzero (anything else).
@@ -13,6 +14,7 @@ checks below, which know no language.
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,10 +22,16 @@ from typing import Literal
 
 from runtime.registry import FailureRule, Language, Registry, get_registry
 
-Outcome = Literal["ok", "timeout", "oom", "syntax_error", "missing_module", "runtime_error", "exit_nonzero"]
+Outcome = Literal[
+    "ok", "timeout", "oom", "disk_full", "syntax_error", "missing_module", "runtime_error", "exit_nonzero",
+]
 OUTCOMES: tuple[Outcome, ...] = (
-    "ok", "timeout", "oom", "syntax_error", "missing_module", "runtime_error", "exit_nonzero",
+    "ok", "timeout", "oom", "disk_full", "syntax_error", "missing_module", "runtime_error", "exit_nonzero",
 )
+# The C library's words for a full filesystem (ENOSPC: the project's quota) and a quota (EDQUOT), which
+# every runtime repeats (Python, Java, Go, Ruby, PHP; node as its code ENOSPC): checked before any
+# language's rules, which would call it an OSError or an IOException.
+_DISK_FULL = re.compile(r"(?i:no space left on device)|\bENOSPC\b|(?i:disk quota exceeded)|\bEDQUOT\b")
 TAIL_CHARS = 8192  # the rules read this much of the end of stderr: a few regex searches stay cheap
 _TYPE_MAX = 120
 
@@ -109,6 +117,9 @@ def _without_stderr(exit_code: int | None, timed_out: bool, oom_killed: bool) ->
 
 
 def _from_stderr(languages: Mapping[str, Language], language: str, exit_code: int | None, tail: str) -> Failure:
+    full = _DISK_FULL.search(tail)
+    if full is not None:
+        return Failure("disk_full", "EDQUOT" if "quot" in full.group().lower() else "ENOSPC")
     own = languages.get(language)
     for rule in _rules(languages, own):
         found = apply_rule(rule, tail)

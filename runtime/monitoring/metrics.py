@@ -12,7 +12,7 @@ import threading
 from typing import Any, ClassVar
 
 from runtime.monitoring.failures import Failure
-from runtime.sandbox.events import EgressEvent, ExecEvent, LifecycleEvent, PoolEvent
+from runtime.sandbox.events import DiskEvent, EgressEvent, ExecEvent, LifecycleEvent, PoolEvent
 
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -55,6 +55,12 @@ class PrometheusMetrics:
         self.egress = client.Counter(
             "egress_connections_total", "Allowlisted tasks' connections through the egress proxy", ["verdict"], **kw
         )
+        self.disk_used = client.Gauge(
+            "project_disk_used_bytes", "Bytes in a project's workspace, as of its last task", ["project"], **kw
+        )
+        self.disk_quota = client.Gauge(
+            "project_disk_quota_bytes", "A project's disk quota (absent: none enforced)", ["project"], **kw
+        )
         self.egress_bytes = client.Counter(
             "egress_bytes_total", "Bytes through the egress proxy, by direction", ["direction"], **kw
         )
@@ -88,3 +94,8 @@ class PrometheusMetrics:
         self.egress.labels(event.verdict).inc()
         self.egress_bytes.labels("out").inc(event.bytes_in)  # what left the sandbox
         self.egress_bytes.labels("in").inc(event.bytes_out)
+
+    def record_disk(self, event: DiskEvent) -> None:
+        self.disk_used.labels(event.project_id).set(event.used)
+        if event.quota is not None:
+            self.disk_quota.labels(event.project_id).set(event.quota)

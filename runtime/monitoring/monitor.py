@@ -37,7 +37,7 @@ from runtime.monitoring.store import (
     TaskUsage,
 )
 from runtime.registry import Registry, get_registry
-from runtime.sandbox.events import EgressEvent, ExecEvent, LifecycleEvent, PoolEvent
+from runtime.sandbox.events import DiskEvent, EgressEvent, ExecEvent, LifecycleEvent, PoolEvent
 
 MONITOR_DB_ENV = "THEAPPAPP_MONITOR_DB"
 _log = logging.getLogger(__name__)
@@ -128,6 +128,14 @@ class SandboxMonitor:
 
     def on_egress(self, event: EgressEvent) -> None:
         self._put(event)
+
+    def on_disk(self, event: DiskEvent) -> None:
+        """A gauge, not a record: set at once (cheap), nothing queued for the database."""
+        if self.metrics is not None:
+            try:
+                self.metrics.record_disk(event)
+            except Exception as err:
+                _log.warning("monitor could not update the disk gauge: %s", err)
 
     def _put(self, item: _Item) -> None:
         if self._closed:

@@ -1,13 +1,14 @@
 """Orphan cleanup: remove this installation's sandboxes that nobody will destroy.
 
-    python -m runtime.cleanup [--dry-run] [--volumes --project X]
+    python -m runtime.cleanup [--dry-run] [--volumes --project X] [--remove-idle [--idle-days N]]
 
 A container is an orphan when it carries `theappapp-managed=true` *and* this
 installation's id, and it is past its expiry, has exited or died, or its owning
 manager process is gone (same host, and that pid is not running or is another
 process now). Anything else — unlabelled, another installation, a live manager's
 running sandbox — is never touched. Volumes hold a project's files: they go only
-when asked for by project, never by age.
+when asked for by project, or with `--remove-idle` for projects idle longer than the retention
+age (`runtime/ops/retention.py`; `--dry-run` lists those), never by default.
 
 `CleanupScheduler` (runtime/ops/scheduler.py) runs the same job in-process, hourly by default.
 """
@@ -174,6 +175,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--installation", metavar="ID", help="installation id to clean (default: this installation's)"
     )
+    parser.add_argument(
+        "--remove-idle", action="store_true",
+        help="also remove the volumes and snapshots of projects idle longer than --idle-days (listed by "
+        "--dry-run; never removed without this flag)",
+    )
+    parser.add_argument(
+        "--idle-days", type=float, metavar="DAYS",
+        help="what counts as idle (default: $THEAPPAPP_RETENTION_DAYS, else 30)",
+    )
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -183,13 +193,29 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--project only applies with --volumes")
 
 
-async def _report(config: RuntimeConfig, args: argparse.Namespace) -> CleanupReport:
+async def _report(config: RuntimeConfig, args: argparse.Namespace) -> tuple[CleanupReport, list[str]]:
+    """The orphan cleanup's report, and lines about idle projects (listed, or removed with --remove-idle)."""
+    from runtime.ops.retention import idle_projects, remove_idle
+
     backend = open_backend(config)
     try:
-        return await cleanup(
+        report = await cleanup(
             backend, config.installation_id, dry_run=args.dry_run,
             volume_projects=tuple(args.project) if args.volumes else (),
         )
+        lines: list[str] = []
+        if args.dry_run or args.remove_idle:
+            if config.storage.enabled:
+                await backend.storage.prepare()  # quota volumes mounted: when each was last written
+            days = args.idle_days or config.storage.retention_days
+            now = time.time()
+            for project in await idle_projects(backend, config.installation_id, days, now=now):
+                if args.dry_run or not args.remove_idle:
+                    lines.append(f"idle {project.describe(now)}: kept (--remove-idle removes it)")
+                else:
+                    lines.append(f"removed idle project {project.project_id}: "
+                                 + ", ".join(await remove_idle(backend, config.installation_id, project)))
+        return report, lines
     finally:
         backend.close()
 
@@ -198,7 +224,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     """Do what the parsed arguments ask, print it, and return the exit status."""
     out = out or sys.stdout
     config = RuntimeConfig.load(**({"installation_id": args.installation} if args.installation else {}))
-    report = asyncio.run(_report(config, args))
+    report, idle = asyncio.run(_report(config, args))
     verb = "would remove" if report.dry_run else "removed"
     failed = {o.container_id: why for o, why in report.failed}
     for orphan in report.orphans:
@@ -208,6 +234,8 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
             print(f"{verb} container {orphan.describe()}", file=out)
     for name in report.volumes:
         print(f"{verb} volume {name}", file=out)
+    for line in idle:
+        print(line, file=out)
     done = "to remove" if report.dry_run else "removed"
     print(
         f"installation {config.installation_id}: {len(report.orphans) - len(report.failed)} orphan(s) and "

@@ -10,6 +10,7 @@ from typing import Any
 from runtime import labels
 from runtime.backends.base import Backend
 from runtime.sandbox.owner import default_probe, host_identity, owner_gone, task_of
+from runtime.units import describe
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class VolumeRow:
     age: str
     in_use: str
     installation: str
+    used: str = "-"
+    quota: str = "-"  # "none": a volume without a quota
+    snapshots: str = "-"  # how many, and the newest one's id
 
 
 def human_age(seconds: float | None) -> str:
@@ -96,15 +100,25 @@ async def volume_rows(backend: Backend, installation_id: str | None, *, now: flo
     for entry in await backend.list_containers({labels.MANAGED: "true"}):
         used.update(entry.volumes)
     rows = []
-    for volume in await backend.list_volumes(_filters(installation_id)):
+    volumes = await backend.list_volumes(_filters(installation_id))
+    usage = {u.name: u for u in await backend.storage.usage([v.name for v in volumes])} if volumes else {}
+    snapshots: dict[str, list[str]] = {}
+    for snapshot in await backend.storage.snapshots():
+        snapshots.setdefault(snapshot.volume, []).append(snapshot.id)
+    for volume in volumes:
         values: Mapping[str, str] = volume.labels
         created = _int(values, labels.CREATED_AT)
+        size = usage.get(volume.name)
+        taken = snapshots.get(volume.name, [])
         rows.append(VolumeRow(
             name=volume.name,
             project=values.get(labels.PROJECT, "?"),
             age=human_age(None if created is None else now - created),
             in_use="yes" if volume.name in used else "no",
             installation=values.get(labels.INSTALLATION, "?"),
+            used="-" if size is None else describe(size.used),
+            quota="-" if size is None else "none" if size.quota is None else describe(size.quota),
+            snapshots=f"{len(taken)} (newest {taken[-1]})" if taken else "0",
         ))
     return sorted(rows, key=lambda r: r.name)
 

@@ -78,6 +78,16 @@ class EgressEvent:
     reason: str
 
 
+@dataclass(frozen=True)
+class DiskEvent:
+    """A project's workspace usage, read after a task of it ended (or its quota or content changed)."""
+
+    project_id: str
+    used: int  # bytes
+    quota: int | None
+    at: float
+
+
 class Observer(Protocol):
     def on_exec(self, event: ExecEvent) -> None: ...
 
@@ -117,6 +127,10 @@ class Observers:
     def egress(self, event: EgressEvent) -> None:
         """To observers that take egress events (an optional `on_egress`); called from the audit thread."""
         self._optional("on_egress", event)
+
+    def disk(self, event: DiskEvent) -> None:
+        """To observers that take disk usage (an optional `on_disk`)."""
+        self._optional("on_disk", event)
 
     def _optional(self, method: str, event: object) -> None:
         for observer in list(self.members):

@@ -25,11 +25,12 @@ from runtime import labels
 from runtime.backends import open_backend
 from runtime.backends.base import Backend, NameTaken, NetworkPolicyStatus
 from runtime.backends.egress import EgressStatus
+from runtime.backends.storage import StorageStatus
 from runtime.config import RuntimeConfig
-from runtime.errors import ConfigError, EngineError, ImageMissing, InvalidRequest, SandboxError
+from runtime.errors import EngineError, InvalidRequest, SandboxError
 from runtime.monitoring.monitor import SandboxMonitor
 from runtime.registry import Registry, get_registry
-from runtime.sandbox import adoption, creation
+from runtime.sandbox import adoption, creation, startup
 from runtime.sandbox.egress import ALLOWLIST, EgressPolicies
 from runtime.sandbox.events import LifecycleEvent, Observer, Observers, PoolEvent, ResourceUsage
 from runtime.sandbox.handle import Sandbox
@@ -37,6 +38,7 @@ from runtime.sandbox.naming import container_name, validate_id, volume_name
 from runtime.sandbox.operations import TaskOperations
 from runtime.sandbox.owner import Owner
 from runtime.sandbox.pool import WarmPool
+from runtime.sandbox.projects import ProjectOperations, quota_bytes
 from runtime.sandbox.spec import NO_NETWORK, build_spec, network_for
 from runtime.sandbox.stateful import StatefulOperations
 from runtime.sandbox.tasks import ContainerInfo, TaskTable
@@ -49,9 +51,10 @@ _COMMAND_CHARS = 300
 _STDERR_TAIL = 4096
 
 
-class ContainerManager(TaskOperations, StatefulOperations):
+class ContainerManager(TaskOperations, StatefulOperations, ProjectOperations):
     """Creates, drives and destroys task sandboxes on one engine (exec and files: `TaskOperations`;
-    sessions and background processes: `StatefulOperations`)."""
+    sessions and background processes: `StatefulOperations`; a project's quota, usage, snapshots and
+    forks: `ProjectOperations`)."""
 
     def __init__(
         self,
@@ -67,6 +70,7 @@ class ContainerManager(TaskOperations, StatefulOperations):
         self.observers = Observers(observers)
         self.backend = backend or open_backend(self.config)
         self.network_status: NetworkPolicyStatus | None = None
+        self.storage_status: StorageStatus | None = None  # disk quotas: enforced, or why not (startup)
         self.images: dict[str, bool] = {}  # language -> image present, as seen by startup()
         self.adopted: list[str] = []  # task ids startup() took over from a manager that is gone
         self._tasks = TaskTable()
@@ -93,29 +97,8 @@ class ContainerManager(TaskOperations, StatefulOperations):
 
         Also takes over this installation's task containers whose manager process is gone.
         """
-        facts = await self.backend.probe()
-        runtime = self.config.engine.runtime or facts.default_runtime
-        if runtime not in facts.runtimes:
-            raise ConfigError(
-                f"OCI runtime {runtime!r} is not configured on the engine (available: {', '.join(facts.runtimes)})"
-            )
-        tag = self.config.engine.image_tag
-        self.images = {name: f"{lang.image}:{tag}" in facts.images for name, lang in self.registry.languages.items()}
-        required = {self.registry.resolve(r).name for r in self.config.engine.required_languages}
-        missing = sorted(required - {name for name, present in self.images.items() if present})
-        if missing:
-            raise ImageMissing(
-                f"images not on this engine for: {', '.join(missing)}; build them with: "
-                + "; ".join(f"nox -s build -- {name}" for name in missing)
-            )
-        if self.config.network.mode == "sandbox":
-            status = await self.backend.ensure_network(
-                self.config.network.name, install_firewall=self.config.network.install_firewall
-            )
-            self.network_status = status
-            if status.problems:
-                log.warning("sandbox network %s is NOT fully isolated: %s", status.network_name,
-                            "; ".join(status.problems))
+        ready = await startup.prepare(self.backend, self.config, self.registry)
+        self.images, self.network_status, self.storage_status = ready.images, ready.network, ready.storage
         if self.config.network.mode == ALLOWLIST or self.config.egress.allow:
             # Configured for allowlists: the proxy now. Otherwise the first allowlisted task starts it.
             egress = await self._egress.prepare(self._owner_labels())
@@ -168,12 +151,14 @@ class ContainerManager(TaskOperations, StatefulOperations):
 
     async def create_container(
         self, task_id: str, project_id: str, language: str, *, network: str | None = None,
-        egress: Iterable[str] | None = None,
+        egress: Iterable[str] | None = None, disk_quota: str | int | None = None,
     ) -> ContainerInfo:
         """Start a fresh hardened container for the task, with the project's volume at /workspace.
 
         `network`: "sandbox" (the outside, not the host or peers), "none", or "allowlist": only the hosts
         in `egress` (default: config `egress_allow`), through the egress proxy; `egress` alone implies it.
+        `disk_quota` ("5g", or bytes): the project's quota when its volume is made (default: config
+        `disk_quota`); given for a project that has a smaller one, the quota grows to it.
         """
         validate_id("task id", task_id)
         name = container_name(project_id, task_id)
@@ -181,6 +166,7 @@ class ContainerManager(TaskOperations, StatefulOperations):
         if network not in (None, NO_NETWORK, "sandbox", ALLOWLIST):
             raise InvalidRequest(f"network must be 'sandbox', 'allowlist' or 'none', got {network!r}")
         hosts = self._egress.wanted(network, egress)
+        quota = quota_bytes(disk_quota)
         with self._tasks.creating(task_id):
             t0, started_at = time.monotonic(), time.time()
             try:
@@ -194,7 +180,9 @@ class ContainerManager(TaskOperations, StatefulOperations):
                     ttl=self.config.tasks.container_ttl, now=started_at, extra=self.config.tasks.extra_labels,
                 )
                 spec = build_spec(self.config, self.registry, self.owner, name=name, project_id=project_id,
-                                  language=lang, labels=labels, network=net)
+                                  language=lang, labels=labels, network=net, disk_quota=quota)
+                if quota is not None:
+                    await self._grow_to(project_id, quota)
                 await self._tasks.removed(name)
                 container_id, renaming = await creation.start_container(
                     self.backend, self.pool, spec, task_id, project_id)
@@ -244,6 +232,7 @@ class ContainerManager(TaskOperations, StatefulOperations):
             return False
         self._end_state(task_id)
         self._egress.ended(task_id)
+        self._disk_changed(info.project_id)
         t0, at = time.monotonic(), time.time()
         usage = self.backend.usage(info.container_id)
         if self.pool is not None:
@@ -286,20 +275,6 @@ class ContainerManager(TaskOperations, StatefulOperations):
         if self.pool is not None:
             await self.pool.settle()
 
-    async def delete_project_volume(self, project_id: str) -> bool:
-        """Remove the project's volume and its files, and its language caches — only ever on request.
-
-        False if there was none. Refused with `SandboxError` while a container uses it or when
-        it is not this installation's.
-        """
-        from runtime.ops.volumes import remove_project_volume
-
-        validate_id("project id", project_id)
-        if self.pool is not None:
-            await self.pool.drop(project_id)  # the project's idle spares mount the volume
-        await self.settle()  # containers still being removed in the background hold the volume
-        return bool(await remove_project_volume(self.backend, self.config.installation_id, project_id))
-
     async def prewarm(self, project_id: str, language: str, count: int = 1) -> int:
         """Make spares for (project, language) now, up to `count` within the pool's caps.
 
@@ -316,10 +291,11 @@ class ContainerManager(TaskOperations, StatefulOperations):
     @contextlib.asynccontextmanager
     async def task(
         self, task_id: str, project_id: str, language: str, *, network: str | None = None,
-        egress: Iterable[str] | None = None,
+        egress: Iterable[str] | None = None, disk_quota: str | int | None = None,
     ) -> AsyncIterator[Sandbox]:
         """`async with manager.task(...) as sandbox:` — the container is destroyed on the way out, always."""
-        await self.create_container(task_id, project_id, language, network=network, egress=egress)
+        await self.create_container(task_id, project_id, language, network=network, egress=egress,
+                                    disk_quota=disk_quota)
         try:
             yield Sandbox(self, task_id)
         finally:

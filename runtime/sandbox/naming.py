@@ -39,8 +39,11 @@ def container_name(project_id: str, task_id: str) -> str:
     return f"{PREFIX}-{validate_id('project id', project_id)}-{validate_id('task id', task_id)}"
 
 
+VOLUME_PREFIX = f"{PREFIX}-project-"
+
+
 def volume_name(project_id: str) -> str:
-    return f"{PREFIX}-project-{validate_id('project id', project_id)}"
+    return f"{VOLUME_PREFIX}{validate_id('project id', project_id)}"
 
 
 def cache_volume_name(project_id: str, language: str) -> str:

@@ -63,7 +63,7 @@ class ContainerSpec:
         return self.volumes[0]
 
 
-def project_cache(owner: Owner, project_id: str, language: Language) -> VolumeMount | None:
+def project_cache(owner: Owner, project_id: str, language: Language, quota: int | None = None) -> VolumeMount | None:
     """The language's per-project cache volume (languages.yaml `cache`), if it declares one.
 
     Per project, never shared: a build cache is trusted by whoever reads it, and a sandbox
@@ -75,6 +75,7 @@ def project_cache(owner: Owner, project_id: str, language: Language) -> VolumeMo
         cache_volume_name(project_id, language.name),
         language.cache.path,
         owner.volume_labels(project_id, cache_of=language.name),
+        quota,
     )
 
 
@@ -107,10 +108,17 @@ def build_spec(
     language: Language,
     labels: Mapping[str, str],
     network: str,
+    disk_quota: int | None = None,
 ) -> ContainerSpec:
-    """The hardened container for one task (or spare) of `project_id` in `language`."""
-    cache = project_cache(owner, project_id, language)
-    workspace = VolumeMount(volume_name(project_id), config.security.workspace, owner.volume_labels(project_id))
+    """The hardened container for one task (or spare) of `project_id` in `language`.
+
+    Its volumes carry their quotas (used when they are made: the project's `disk_quota`, else the
+    configured one; a language cache its own bound), or none with storage off."""
+    stored = config.storage
+    cache = project_cache(owner, project_id, language, stored.cache_quota_bytes if stored.enabled else None)
+    quota = (disk_quota or stored.disk_quota_bytes) if stored.enabled else None
+    workspace = VolumeMount(volume_name(project_id), config.security.workspace, owner.volume_labels(project_id),
+                            quota)
     allowlisted = network == config.egress.network_name
     return ContainerSpec(
         image=f"{language.image}:{config.engine.image_tag}",

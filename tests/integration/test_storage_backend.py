@@ -30,12 +30,14 @@ from runtime.backends.docker.backend import DockerBackend
 from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.hostconfig import mount
 from runtime.backends.docker.storage import DockerStorage, sizes
-from runtime.backends.docker.storage.mounts import is_immutable, parse_mountinfo, set_immutable
+from runtime.backends.docker.storage.mounts import is_immutable
 from runtime.config import EngineSettings, SecuritySettings
 from runtime.errors import InvalidIdentifier, InvalidRequest
 from runtime.registry import Resources
 from runtime.sandbox.spec import ContainerSpec, VolumeMount
 from tests.integration.conftest import engine_or_skip
+
+from .storage_cleanup import loops_under, mounts_under, power_cut, remove_root
 
 pytestmark = pytest.mark.integration
 
@@ -58,35 +60,6 @@ def _skip_reason() -> str | None:
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------------
-
-
-def _mounts_under(root: Path) -> list[str]:
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        return [e.mountpoint for e in parse_mountinfo(f.read()) if e.mountpoint.startswith(f"{root}/")]
-
-
-def _loops_under(root: Path) -> list[str]:
-    out = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True, text=True).stdout
-    return [line.split(None, 1)[0] for line in out.splitlines() if f" {root}/" in f" {line.split(None, 1)[-1]}"]
-
-
-def _power_cut(root: Path) -> None:
-    """Everything a reboot takes away: every mount and loop device of the storage (the files stay)."""
-    for point in sorted(_mounts_under(root), key=lambda p: p == f"{root}/pool"):  # the pool last
-        if point == f"{root}/pool":
-            for device in _loops_under(root / "pool"):
-                subprocess.run(["losetup", "-d", device], check=False)
-        subprocess.run(["umount", "-l", point], check=False)
-    for device in _loops_under(root):
-        subprocess.run(["losetup", "-d", device], check=False)
-
-
-def _teardown(root: Path) -> None:
-    _power_cut(root)
-    for directory in [root / "pool", *(root / "mounts").glob("*")]:
-        with contextlib.suppress(OSError):
-            set_immutable(directory, False)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _remove_engine_objects(client: docker.DockerClient) -> None:
@@ -127,7 +100,7 @@ def storage(client: docker.DockerClient) -> Iterator[DockerStorage]:
     finally:
         _remove_engine_objects(client)
         engine.close()
-        _teardown(root)
+        remove_root(root)
 
 
 @pytest.fixture
@@ -264,7 +237,7 @@ async def test_a_quota_xfs_cannot_hold_is_refused_and_an_unusable_root_is_report
 async def test_two_tasks_creating_one_volume_at_once_mount_it_once(storage: DockerStorage, name: str) -> None:
     paths = await asyncio.gather(*(storage.ensure(volume(name)) for _ in range(4)))
     assert len(set(paths)) == 1 and paths[0] is not None
-    assert _mounts_under(storage.layout.root).count(paths[0]) == 1
+    assert mounts_under(storage.layout.root).count(paths[0]) == 1
     started = time.perf_counter()
     await storage.ensure(volume(name))
     assert time.perf_counter() - started < 0.05  # cached: one stat
@@ -416,8 +389,8 @@ async def test_prepare_after_a_reboot_brings_the_same_data_back(client: docker.D
         assert run(client, [mount(volume(name), device)], POPULATE)[0] == 0
         await first.snapshot(name, "s1", {})
         taken = manifest(Path(device))
-        _power_cut(root)
-        assert _mounts_under(root) == [] and not os.path.ismount(root / "pool")
+        power_cut(root)
+        assert mounts_under(root) == [] and not os.path.ismount(root / "pool")
 
         second, _ = _storage_at(root)
         assert (await second.prepare()).enforced
@@ -428,11 +401,11 @@ async def test_prepare_after_a_reboot_brings_the_same_data_back(client: docker.D
         assert manifest(Path(device)) == taken
         assert [r.id for r in await second.snapshots(name)] == ["s1"]
         assert await first.ensure(volume(name)) == device  # the first one's cached mount was checked again
-        assert len(_loops_under(root)) == 2  # the pool and the volume: nothing attached twice
+        assert len(loops_under(root)) == 2  # the pool and the volume: nothing attached twice
     finally:
         _remove_engine_objects(client)
         engine.close()
-        _teardown(root)
+        remove_root(root)
 
 
 async def test_the_backend_mounts_quota_volumes_and_removes_their_filesystem(

@@ -30,13 +30,85 @@ from runtime.backends.base import (
     VolumeRecord,
 )
 from runtime.backends.egress import EgressListener, EgressPolicy, EgressRecord, EgressStatus
-from runtime.errors import EngineError, EngineUnavailable, FileMissing, ImageMissing
+from runtime.backends.storage import SnapshotRecord, StorageStatus, VolumeUsage
+from runtime.errors import EngineError, EngineUnavailable, FileMissing, ImageMissing, InvalidRequest
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
 from runtime.sandbox.files import FileEntry
-from runtime.sandbox.spec import ContainerSpec
+from runtime.sandbox.spec import ContainerSpec, VolumeMount
 
 ExecHandler = Callable[["FakeContainer", ExecRequest], tuple[int, str, str]]
+
+
+class FakeStorage:
+    """Quota volumes without filesystems: a quota and copies of the fake's files per snapshot."""
+
+    def __init__(self, backend: FakeBackend) -> None:
+        self.backend = backend
+        self.ready = True
+        self._enforced = False
+        self.quotas: dict[str, int] = {}
+        self.saved: dict[tuple[str, str], SnapshotRecord] = {}
+        self.contents: dict[tuple[str, str], dict[str, bytes]] = {}
+
+    @property
+    def enforced(self) -> bool:
+        return self._enforced
+
+    async def prepare(self) -> StorageStatus:
+        self._enforced = self.ready
+        return StorageStatus(self.ready, "fake", () if self.ready else ("no storage in this fake",))
+
+    def _held(self, volume: str) -> bool:
+        return any(volume in c.volumes for c in self.backend.containers.values())
+
+    async def set_quota(self, volume: str, quota: int) -> int:
+        if volume not in self.quotas:
+            raise InvalidRequest(f"{volume} is not a quota volume")
+        if quota < self.quotas[volume]:
+            raise InvalidRequest("quotas cannot shrink")
+        self.quotas[volume] = quota
+        return quota
+
+    async def usage(self, volumes: list[str]) -> list[VolumeUsage]:
+        return [VolumeUsage(v, sum(map(len, self.backend.files.get(v, {}).values())), self.quotas.get(v))
+                for v in volumes if v in self.backend.volumes]
+
+    async def snapshot(self, volume: str, snapshot_id: str, labels: Mapping[str, str]) -> SnapshotRecord:
+        if volume not in self.quotas:
+            raise InvalidRequest(f"{volume} is not a quota volume")
+        files = dict(self.backend.files.get(volume, {}))
+        record = SnapshotRecord(snapshot_id, volume, time.time(), sum(map(len, files.values())), dict(labels))
+        self.saved[(volume, snapshot_id)] = record
+        self.contents[(volume, snapshot_id)] = files
+        return record
+
+    async def snapshots(self, volume: str | None = None) -> list[SnapshotRecord]:
+        return sorted((r for (v, _), r in self.saved.items() if volume in (None, v)), key=lambda r: r.created)
+
+    def _found(self, volume: str, snapshot_id: str) -> dict[str, bytes]:
+        if (volume, snapshot_id) not in self.contents:
+            raise InvalidRequest(f"volume {volume} has no snapshot {snapshot_id}")
+        return self.contents[(volume, snapshot_id)]
+
+    async def restore(self, volume: str, snapshot_id: str) -> None:
+        files = self._found(volume, snapshot_id)
+        if self._held(volume):
+            raise ResourceInUse(f"volume {volume} is in use")
+        self.backend.files[volume] = dict(files)
+
+    async def clone(self, volume: str, snapshot_id: str | None, target: VolumeMount) -> None:
+        files = self._found(volume, snapshot_id) if snapshot_id else self.backend.files.get(volume, {})
+        self.backend.add_volume(target.name, target.labels)
+        self.backend.files[target.name] = dict(files)
+        self.quotas[target.name] = max(target.quota or 0, self.quotas.get(volume, 0))
+
+    async def delete_snapshot(self, volume: str, snapshot_id: str) -> bool:
+        self.contents.pop((volume, snapshot_id), None)
+        return self.saved.pop((volume, snapshot_id), None) is not None
+
+    async def remove(self, volume: str) -> bool:
+        return self.quotas.pop(volume, None) is not None
 
 
 class FakeEgress:
@@ -121,6 +193,7 @@ class FakeBackend:
         self.calls: list[tuple[str, object]] = []
         self.leases: dict[str, float] = {}
         self.egress = FakeEgress()
+        self.storage = FakeStorage(self)
         self.specs: dict[str, ContainerSpec] = {}  # by container name: what each create was asked for
         self._lock = threading.Lock()
 
@@ -190,6 +263,8 @@ class FakeBackend:
                 if volume.name not in self.volumes:
                     self.volumes[volume.name] = VolumeRecord(volume.name, dict(volume.labels))
                     self.files[volume.name] = {}
+                    if volume.quota is not None and self.storage.enforced:
+                        self.storage.quotas[volume.name] = volume.quota
             container = FakeContainer(
                 uuid.uuid4().hex, spec.name, dict(spec.labels), image.id, spec.network,
                 tuple(v.name for v in spec.volumes),
@@ -337,6 +412,7 @@ class FakeBackend:
             raise ResourceInUse(f"volume {name} is in use")
         del self.volumes[name]
         self.files.pop(name, None)
+        self.storage.quotas.pop(name, None)  # as the Docker backend: the filesystem goes, snapshots stay
         return True
 
 

@@ -7,6 +7,7 @@ import asyncio
 import io
 import os
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -232,7 +233,8 @@ def test_command_line_prints_what_it_would_remove(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(cleanup, "default_probe", probe)
     monkeypatch.setattr(cleanup, "host_identity", lambda: HOST)
     out = io.StringIO()
-    args = argparse.Namespace(dry_run=True, volumes=False, project=[], installation=OURS)
+    args = argparse.Namespace(dry_run=True, volumes=False, project=[], installation=OURS, remove_idle=False,
+                              idle_days=None)
     assert cleanup.run(args, out) == 0
     text = out.getvalue()
     assert "would remove container gone" in text and "owner gone" in text
@@ -335,3 +337,31 @@ async def test_the_egress_proxy_goes_only_when_no_sandbox_uses_it_and_its_maker_
     proxy.labels[names.OWNER_PID] = str(os.getpid())  # its maker lives: kept even unused
     proxy.labels[names.OWNER_STARTED] = process_start_ticks(os.getpid()) or ""
     assert (await find_orphans(backend, "inst"))[0] == []
+
+
+def test_idle_projects_are_listed_by_a_dry_run_and_removed_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = FakeBackend()
+    old = str(int(time.time()) - 90 * 86400)
+    for project in ("stale", "busy", "fresh"):
+        made = old if project != "fresh" else str(int(time.time()))
+        backend.add_volume(f"theappapp-project-{project}", {labels.MANAGED: "true", labels.INSTALLATION: OURS,
+                                                            labels.PROJECT: project, labels.CREATED_AT: made})
+    backend.add_container("theappapp-busy-t", {labels.MANAGED: "true"}, volumes=("theappapp-project-busy",))
+    monkeypatch.setattr(cleanup, "open_backend", lambda config: backend)
+    monkeypatch.setattr(cleanup, "default_probe", probe)
+
+    def run(**flags: Any) -> str:
+        out = io.StringIO()
+        values: dict[str, Any] = {"dry_run": False, "volumes": False, "project": [], "installation": OURS,
+                                  "remove_idle": False, "idle_days": 30.0}
+        args = argparse.Namespace(**(values | flags))
+        cleanup.run(args, out)
+        return out.getvalue()
+
+    listed = run(dry_run=True)
+    assert "idle project stale (idle 90 days): volume theappapp-project-stale: kept" in listed
+    assert "busy" not in listed and "fresh" not in listed
+    assert "theappapp-project-stale" in backend.volumes  # a dry run removes nothing
+    assert "idle" not in run()  # nor does a plain cleanup list or remove them
+    assert "removed idle project stale: volume theappapp-project-stale" in run(remove_idle=True)
+    assert set(backend.volumes) == {"theappapp-project-busy", "theappapp-project-fresh"}

@@ -39,7 +39,7 @@ from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
 from runtime.backends.docker.images import ImageCache
 from runtime.backends.docker.relabel import LabelRecords
 from runtime.backends.docker.storage import DockerStorage
-from runtime.config import EgressSettings, EngineSettings, NetworkSettings
+from runtime.config import EgressSettings, EngineSettings, NetworkSettings, StorageSettings
 from runtime.errors import EngineUnavailable, SandboxFailure
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
@@ -60,7 +60,7 @@ class DockerBackend:
     """One Docker engine (local socket, `DOCKER_HOST`, or plain TCP)."""
 
     def __init__(self, settings: EngineSettings, user: str, *, egress: EgressSettings | None = None,
-                 sandbox_network: str = NetworkSettings.name) -> None:
+                 sandbox_network: str = NetworkSettings.name, storage: StorageSettings | None = None) -> None:
         self.settings = settings
         self.egress = DockerEgress(lambda: self.engine, egress or EgressSettings(), sandbox_network, settings.image_tag)
         self.user = user  # helper commands (the timeout killer, probes) run as the sandbox user
@@ -74,8 +74,9 @@ class DockerBackend:
         self._images = ImageCache()  # what each image tag names, until the engine reports a change
         self._first_mounts = FirstMounts()  # new volumes are populated by one create at a time
         # Quota volumes (a filesystem each); plain volumes until `storage.prepare()` says it is enforced.
-        # TODO: root and pool size from EngineSettings `storage_root` and `storage_pool_size` once they exist.
-        self.storage = DockerStorage(lambda: self.engine)
+        stored = storage or StorageSettings()
+        uid, _, gid = user.partition(":")
+        self.storage = DockerStorage(lambda: self.engine, stored.root, stored.pool_bytes, int(uid), int(gid or uid))
 
     @property
     def engine(self) -> Engine:
@@ -126,7 +127,8 @@ class DockerBackend:
 
     async def diagnose(self, network_name: str, network_mode: str) -> list[Diagnosis]:
         client = await self._client()
-        return await self.engine.call(diagnose.engine_checks, client, network_name, network_mode)
+        lines = await self.engine.call(diagnose.engine_checks, client, network_name, network_mode)
+        return [*lines, await self.storage.diagnose()]
 
     def load(self) -> int:
         return LOAD.busy

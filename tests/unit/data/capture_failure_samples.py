@@ -1,7 +1,7 @@
 """Regenerate failure_samples.json: run failing programs in the real language images and keep
 their exit code and stderr, so the monitor's classifier is tested on what runtimes really print.
 
-    python tests/unit/data/capture_failure_samples.py   # needs the engine and the built images
+    python tests/unit/data/capture_failure_samples.py [CASE ...]   # needs the engine and the built images
 
 Each case: (language, case name, file name, code, expected outcome, expected error type).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -88,6 +89,22 @@ CASES: list[tuple[str, str, str, str, str, str | None]] = [
     ("php", "class-not-found", "main.php", "<?php\n$c = new GuzzleHttp\\Client();\n", "missing_module",
      "class not found"),
     ("php", "exit", "main.php", "<?php\nexit(3);\n", "exit_nonzero", None),
+    # Writing past a full filesystem (`/full`, 1 MiB here; a project's quota in a sandbox).
+    ("python", "disk-full", "main.py", "open('/full/x', 'wb').write(b'x' * 4 * 1024 * 1024)\n", "disk_full", "ENOSPC"),
+    ("node", "disk-full", "main.js", "require('fs').writeFileSync('/full/x', Buffer.alloc(4 * 1024 * 1024));\n",
+     "disk_full", "ENOSPC"),
+    ("java", "disk-full", "Main.java",
+     "public class Main {\n  public static void main(String[] a) throws Exception {\n"
+     "    java.nio.file.Files.write(java.nio.file.Path.of(\"/full/x\"), new byte[4 * 1024 * 1024]);\n  }\n}\n",
+     "disk_full", "ENOSPC"),
+    ("go", "disk-full", "main.go",
+     "package main\n\nimport \"os\"\n\nfunc main() {\n"
+     "\tif err := os.WriteFile(\"/full/x\", make([]byte, 4<<20), 0o644); err != nil {\n\t\tpanic(err)\n\t}\n}\n",
+     "disk_full", "ENOSPC"),
+    ("ruby", "disk-full", "main.rb", "File.binwrite('/full/x', 'x' * 4 * 1024 * 1024)\n", "disk_full", "ENOSPC"),
+    ("php", "disk-full", "main.php",
+     "<?php\nif (file_put_contents('/full/x', str_repeat('x', 4 * 1024 * 1024)) === false) { exit(1); }\n",
+     "disk_full", "ENOSPC"),
 ]
 
 
@@ -96,23 +113,28 @@ def run(language: str, filename: str, code: str) -> tuple[int, str]:
     command = f"cd /tmp && cat > {filename} && {lang.command_for(filename)}"
     proc = subprocess.run(
         ["docker", "run", "--rm", "-i", "--network", "none", "--name", f"capture-{uuid.uuid4().hex[:12]}",
-         "--memory", "1g", f"{lang.image}:latest", "sh", "-c", command],
+         "--memory", "1g", "--tmpfs", "/full:size=1m,mode=1777", f"{lang.image}:latest", "sh", "-c", command],
         input=code, capture_output=True, text=True, timeout=300, check=False,
     )
     return proc.returncode, proc.stderr[-4096:]
 
 
 def main() -> None:
+    """All cases, or (with case names as arguments) only those, replaced in the existing file."""
+    only = set(sys.argv[1:])
+    out = Path(__file__).with_name("failure_samples.json")
+    kept = [s for s in json.loads(out.read_text(encoding="utf-8")) if s["case"] not in only] if only else []
     samples = []
     for language, name, filename, code, outcome, error_type in CASES:
+        if only and name not in only:
+            continue
         exit_code, stderr = run(language, filename, code)
         samples.append(
             {"language": language, "case": name, "exit_code": exit_code, "stderr": stderr,
              "outcome": outcome, "error_type": error_type}
         )
         print(f"{language:<7} {name:<20} exit {exit_code:<4} {stderr.strip().splitlines()[-1:] if stderr else ''}")
-    out = Path(__file__).with_name("failure_samples.json")
-    out.write_text(json.dumps(samples, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(kept + samples, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

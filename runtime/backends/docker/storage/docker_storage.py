@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from runtime.backends.base import Diagnosis
 from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.storage import engine_volumes, host
 from runtime.backends.docker.storage.layout import DEFAULT_ROOT, Layout, check_snapshot_id, check_volume_name
@@ -26,6 +27,7 @@ from runtime.backends.docker.storage.volumes import Mounted, Space, Volumes, spa
 from runtime.backends.storage import SnapshotRecord, StorageStatus, VolumeUsage
 from runtime.errors import EngineError, InvalidRequest, SandboxError
 from runtime.sandbox.spec import VolumeMount
+from runtime.units import describe
 
 T = TypeVar("T")
 # A plain volume is asked about again after this long: removed behind our back (not through
@@ -110,7 +112,9 @@ class DockerStorage:
             mounted = await self._mount_existing(name) if self._enforced else None
             if mounted is not None:
                 now = await asyncio.to_thread(space, mounted.path)
-                found.append(VolumeUsage(name, now.used, now.size))
+                # The image's mtime: the filesystem writes through to it (reads leave it alone: noatime).
+                written = (await asyncio.to_thread(self.layout.image(name).stat)).st_mtime
+                found.append(VolumeUsage(name, now.used, now.size, written))
                 continue
             attrs = await self._docker(engine_volumes.inspect, name)
             if attrs is not None:
@@ -237,6 +241,22 @@ class DockerStorage:
             if mounted is not None:
                 self._mounted[name] = mounted
             return mounted
+
+    async def diagnose(self) -> Diagnosis:
+        """`doctor`'s line: can quotas be enforced here (checked, nothing made), and how full the pool is."""
+        problems = await asyncio.to_thread(host.problems, self._engine().where)
+        if problems:
+            return Diagnosis("WARN", "disk quotas", "not enforced here, project volumes would be unbounded: "
+                             + "; ".join(problems), "fix the above, or set THEAPPAPP_STORAGE_ENABLED=false")
+        if not await asyncio.to_thread(self._pool.mounted):
+            return Diagnosis("PASS", "disk quotas", f"can be enforced ({MECHANISM}); the pool at "
+                             f"{self.layout.root} is made by the first manager's startup()")
+        free = await asyncio.to_thread(self._pool.space)  # looking only: no prepare() needed
+        detail = f"enforced ({MECHANISM}); pool {describe(free.used)} used of {describe(free.size)}"
+        if free.size and free.used > 0.9 * free.size:
+            return Diagnosis("WARN", "disk quotas", detail + ": nearly full, and every project then runs out",
+                             "grow the pool (THEAPPAPP_STORAGE_POOL_SIZE, then a manager's startup)")
+        return Diagnosis("PASS", "disk quotas", detail)
 
     async def grow_pool(self, size: int) -> int:
         """Grow the pool to `size` bytes, online; the size its filesystem now has."""

@@ -10,14 +10,16 @@ and the quota can always be read back from the image's size, mounted or not.
 from __future__ import annotations
 
 import math
-import re
 
-from runtime.errors import ConfigError, InvalidRequest
+from runtime.errors import InvalidRequest
 
-KiB = 1024
-MiB = 1024**2
-GiB = 1024**3
-TiB = 1024**4
+# The units and readers every setting uses, under the names the storage's modules know them by.
+from runtime.units import GiB as GiB
+from runtime.units import KiB as KiB
+from runtime.units import MiB as MiB
+from runtime.units import TiB as TiB
+from runtime.units import describe as describe
+from runtime.units import parse_size as parse_size
 
 LOG_SIZE = 64 * MiB  # mkfs.xfs's smallest log; given explicitly so the image's overhead is fixed
 MIN_QUOTA = 300 * MiB  # mkfs.xfs refuses a filesystem under 300 MiB
@@ -28,27 +30,6 @@ POOL_CAP = 256 * GiB  # the default pool is at most this big...
 POOL_SHARE = 0.9  # ...and at most this share of the free space where it lives (it is sparse)
 POOL_STEP = GiB
 MIN_POOL = 1 * GiB
-
-_UNITS = {"": 1, "b": 1, "k": KiB, "m": MiB, "g": GiB, "t": TiB}
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
-
-
-def parse_size(value: int | str) -> int:
-    """Bytes from an int or a text such as "300M", "1.5GiB", "256g", "1048576" (binary units).
-
-    For settings (`storage_pool_size` from the environment); `ConfigError` when unreadable.
-    """
-    if isinstance(value, bool):
-        raise ConfigError(f"not a size: {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ConfigError(f"a size cannot be negative: {value}")
-        return value
-    match = _SIZE.fullmatch(value)
-    if match is None:
-        raise ConfigError(f"not a size: {value!r} (write bytes, or a number with K, M, G or T)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
 
 def round_up(value: int, step: int) -> int:
     return -(-value // step) * step
@@ -82,10 +63,3 @@ def default_pool_size(free_bytes: int) -> int:
     """The pool's size when none is set: min(256 GiB, 90% of the free space), in whole GiB."""
     return min(POOL_CAP, math.floor(free_bytes * POOL_SHARE / POOL_STEP) * POOL_STEP)
 
-
-def describe(size: int) -> str:
-    """A size for messages: "320 MiB", "1.5 GiB"."""
-    for unit, name in ((TiB, "TiB"), (GiB, "GiB"), (MiB, "MiB"), (KiB, "KiB")):
-        if size >= unit:
-            return f"{size / unit:.4g} {name}"
-    return f"{size} bytes"

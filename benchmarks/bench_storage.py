@@ -1,0 +1,168 @@
+"""Project storage: what a disk quota costs a task, writes, and what snapshots cost. Prints figures; not a test.
+
+    python benchmarks/bench_storage.py [--creates 15] [--rounds 3]
+
+A storage root of this run's own (under /var/lib, removed at the end), the warm pool off on both sides:
+1. Create -> first output of `true` -> destroy, for a project's first task (its volume is made) and
+   for its later tasks: with quotas (each volume a filesystem of its own) against plain volumes
+   (storage_enabled=false), interleaved, in the same run.
+2. `dd` of 500 MB with fsync into /workspace: quota volume against a plain volume, alternating.
+3. A ~100 MB workspace (2,000 small files and 90 MB in 3 large ones): snapshot and restore times,
+   and how much the pool grows for the first snapshot, for a 1 MB change, and for a second snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from benchlib import pct, show
+
+from runtime.config import RuntimeConfig
+from runtime.sandbox.manager import ContainerManager
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.integration.storage_cleanup import remove_root  # the tests' own teardown
+
+RUN = uuid.uuid4().hex[:6]
+ROOT = Path(f"/var/lib/theappapp-bench-storage-{RUN}")
+FILL = r"""
+import os, random
+random.seed(1)
+os.makedirs("small", exist_ok=True)
+for i in range(2000):
+    open(f"small/f{i}", "wb").write(os.urandom(random.randint(1000, 8000)))
+for i in range(3):
+    open(f"large{i}", "wb").write(os.urandom(30 * 1024 * 1024))
+"""
+
+
+def manager(quota: bool) -> ContainerManager:
+    return ContainerManager(RuntimeConfig.load(
+        storage_enabled=quota, storage_root=str(ROOT), storage_pool_size="32g", pool_enabled=False,
+        monitor_enabled=False, installation_id=f"bench-storage-{RUN}"))
+
+
+async def cycle(mgr: ContainerManager, project: str) -> float:
+    task = f"t{uuid.uuid4().hex[:8]}"
+    t0 = time.perf_counter()
+    await mgr.create_container(task, project, "python")
+    await mgr.exec_command(task, "true")
+    took = time.perf_counter() - t0
+    await mgr.destroy_container(task)
+    await mgr.settle()
+    return took
+
+
+async def creates(quota: ContainerManager, plain: ContainerManager, n: int) -> list[str]:
+    first: dict[bool, list[float]] = {True: [], False: []}
+    later: dict[bool, list[float]] = {True: [], False: []}
+    made: list[str] = []
+    for i in range(n):
+        for with_quota in ((True, False) if i % 2 else (False, True)):
+            mgr = quota if with_quota else plain
+            project = f"b{RUN}-{'q' if with_quota else 'p'}{i}"
+            made.append(project)
+            first[with_quota].append(await cycle(mgr, project))
+            later[with_quota].append(await cycle(mgr, project))
+    q1, _ = show("new project's first task, quota", first[True])
+    p1, _ = show("new project's first task, plain volume", first[False])
+    q2, _ = show("a project's later task, quota", later[True])
+    p2, _ = show("a project's later task, plain volume", later[False])
+    print(f"  -> a quota adds {q1 - p1:+.1f} ms to a new project's first task, {q2 - p2:+.1f} ms to later ones (p50)")
+    return made
+
+
+async def throughput(quota: ContainerManager, plain: ContainerManager, rounds: int) -> None:
+    speeds: dict[str, list[float]] = {"quota": [], "plain": []}
+    for i in range(rounds):
+        for kind, mgr in (("quota", quota), ("plain", plain)) if i % 2 else (("plain", plain), ("quota", quota)):
+            project = f"b{RUN}-dd-{kind}"
+            async with mgr.task(f"dd{uuid.uuid4().hex[:6]}", project, "python") as box:
+                result = await box.exec("dd if=/dev/zero of=big bs=1M count=500 conv=fsync 2>&1; rm big", timeout=300)
+            rate = re.search(r"([\d.]+) ([MG])B/s", result.stdout)
+            assert rate, result.stdout
+            speeds[kind].append(float(rate.group(1)) * (1000 if rate.group(2) == "G" else 1))
+    for kind, values in speeds.items():
+        print(f"  dd 500 MB with fsync, {kind:<5} volume  median {pct(values, 0.5):7.0f} MB/s   "
+              f"(runs: {', '.join(f'{v:.0f}' for v in values)})")
+
+
+def pool_bytes() -> int:
+    return (ROOT / "pool.img").stat().st_blocks * 512  # what the pool holds on the host's disk
+
+
+async def snapshots(quota: ContainerManager) -> None:
+    project = f"b{RUN}-snap"
+    async with quota.task(f"s{RUN}", project, "python") as box:
+        await box.write_files({"fill.py": FILL})
+        assert (await box.exec("python3 fill.py && sync && du -sm /workspace", timeout=300)).exit_code == 0
+        os.sync()
+        before = pool_bytes()
+        t0 = time.perf_counter()
+        first = await quota.snapshot_project(project)
+        snap1 = time.perf_counter() - t0
+        os.sync()
+        after_first = pool_bytes()
+        await box.exec("head -c 1048576 /dev/urandom > changed && dd if=/dev/urandom of=large0 bs=1M count=1 "
+                       "conv=notrunc 2>/dev/null; sync")
+        os.sync()
+        after_change = pool_bytes()
+        t0 = time.perf_counter()
+        await quota.snapshot_project(project)
+        snap2 = time.perf_counter() - t0
+        os.sync()
+        after_second = pool_bytes()
+    t0 = time.perf_counter()
+    await quota.restore_project(project, first)
+    restore = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await quota.fork_project(project, f"{project}-fork", first)
+    fork = time.perf_counter() - t0
+    used = (await quota.disk_usage(project)).used
+    mib = 1024**2
+    print(f"  workspace: {used / mib:.0f} MiB in use (the filesystem's own ~22 MiB included)")
+    print(f"  snapshot {snap1 * 1000:.0f} ms, second snapshot {snap2 * 1000:.0f} ms, restore {restore * 1000:.0f} ms, "
+          f"fork from a snapshot {fork * 1000:.0f} ms")
+    grown = [(after_first - before) / mib, (after_change - after_first) / mib, (after_second - after_change) / mib]
+    print(f"  pool on the host's disk: first snapshot +{grown[0]:.2f} MiB; the 2 MiB change +{grown[1]:.2f} MiB; "
+          f"second snapshot +{grown[2]:.2f} MiB")
+    await quota.delete_project_volume(f"{project}-fork")
+    await quota.delete_project_volume(project)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--creates", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    quota, plain = manager(True), manager(False)
+    made: list[str] = []
+    try:
+        await quota.startup()
+        await plain.startup()
+        if quota.storage_status is None or not quota.storage_status.enforced:
+            raise SystemExit(f"quotas cannot be enforced here: {quota.storage_status}")
+        print(f"1. create -> first output -> destroy, pool off, {args.creates} projects each, interleaved")
+        made = await creates(quota, plain, args.creates)
+        print("2. write throughput")
+        await throughput(quota, plain, args.rounds)
+        print("3. snapshots of a ~100 MB workspace")
+        await snapshots(quota)
+    finally:
+        for project in [*made, f"b{RUN}-dd-quota", f"b{RUN}-dd-plain"]:
+            mgr = quota if "-q" in project or project.endswith("quota") else plain
+            await mgr.delete_project_volume(project)
+        await quota.shutdown()
+        await plain.shutdown()
+        remove_root(ROOT)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
