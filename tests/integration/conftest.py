@@ -29,6 +29,10 @@ INSTALLATION = f"test-{SESSION}"
 # Set before any manager exists, so every container and volume of this session is labelled with it.
 os.environ["THEAPPAPP_INSTALLATION_ID"] = INSTALLATION
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled here
+# Plain project volumes unless a test asks for quotas (test_project_storage, test_storage_*, with a
+# storage root of their own): the session's teardown removes volumes through the engine only, and
+# every quota volume is a mounted filesystem that must go through the storage.
+os.environ.setdefault("THEAPPAPP_STORAGE_ENABLED", "false")
 NETWORK = f"theappapp-test-{SESSION}"
 # What runs in a sandbox nobody uses: docker's init, and the sandbox agent as its only child.
 AGENT = "/usr/bin/python3 -I /opt/theappapp/sandbox-agent.py"

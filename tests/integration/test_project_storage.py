@@ -37,8 +37,8 @@ MANIFEST = ("cd /workspace && find . -mindepth 1 -printf '%y %m %U:%G %p -> %l\\
 
 
 def storage_config(**more: object) -> RuntimeConfig:
-    return RuntimeConfig.load(network_name=NETWORK, storage_root=str(ROOT), storage_pool_size="16g",
-                              pool_enabled=False, **more)  # type: ignore[arg-type]
+    return RuntimeConfig.load(network_name=NETWORK, storage_enabled=True, storage_root=str(ROOT),
+                              storage_pool_size="16g", pool_enabled=False, **more)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,8 @@ async def test_a_language_cache_has_a_bound_of_its_own(manager: ContainerManager
 
 
 def test_the_command_line_snapshots_restores_forks_and_shows_usage(storage_root: Path, unique: str) -> None:
-    env = {**os.environ, "THEAPPAPP_STORAGE_ROOT": str(ROOT), "THEAPPAPP_NETWORK_NAME": NETWORK,
+    env = {**os.environ, "THEAPPAPP_STORAGE_ENABLED": "true", "THEAPPAPP_STORAGE_ROOT": str(ROOT),
+           "THEAPPAPP_NETWORK_NAME": NETWORK,
            "THEAPPAPP_MONITOR_ENABLED": "false", "THEAPPAPP_POOL_ENABLED": "false"}
     project = f"cli{unique}"
 

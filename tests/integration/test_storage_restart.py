@@ -49,8 +49,8 @@ def restart_engine(client: docker.DockerClient) -> None:
 
 
 def config() -> RuntimeConfig:
-    return RuntimeConfig.load(network_name=NETWORK, storage_root=str(ROOT), storage_pool_size="8g",
-                              pool_enabled=False, monitor_enabled=False)
+    return RuntimeConfig.load(network_name=NETWORK, storage_enabled=True, storage_root=str(ROOT),
+                              storage_pool_size="8g", pool_enabled=False, monitor_enabled=False)
 
 
 async def test_the_quota_and_the_files_survive_an_engine_restart(docker_client: docker.DockerClient,
