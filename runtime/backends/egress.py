@@ -11,7 +11,8 @@ Contract notes:
 - `ensure` is idempotent and cheap when all is in place; it (re)starts the proxy when it is gone.
   It never raises for what the host cannot do: `EgressStatus.problems` says so, and `ready` is False.
 - `allow` must be in effect before the call returns (the task's first command may use the network),
-  and `revoke` before the container is removed (its address may go to another sandbox).
+  and `revoke` before the container is removed (its address may go to another sandbox): the
+  backend itself revokes on every removal, so no removal path (a task's, a spare's, cleanup's) skips it.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class EgressGateway(Protocol):
         """Let the container reach the policy's hosts (through the proxy), from now on."""
         ...
 
-    async def revoke(self, container_id: str) -> None:
-        """The container reaches nothing any more; a container with no policy is fine."""
+    def revoke(self, container_id: str) -> None:
+        """The container reaches nothing any more; a container with no policy is fine. Synchronous and
+        cheap: the backend calls it on every removal path, before the container goes."""
         ...
 
     def listen(self, listener: EgressListener) -> None:

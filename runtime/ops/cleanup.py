@@ -213,8 +213,12 @@ async def _report(config: RuntimeConfig, args: argparse.Namespace) -> tuple[Clea
                 if args.dry_run or not args.remove_idle:
                     lines.append(f"idle {project.describe(now)}: kept (--remove-idle removes it)")
                 else:
-                    lines.append(f"removed idle project {project.project_id}: "
-                                 + ", ".join(await remove_idle(backend, config.installation_id, project)))
+                    try:
+                        gone = await remove_idle(backend, config.installation_id, project)
+                    except SandboxError as err:  # in use after all: kept whole, the others go on
+                        lines.append(f"FAILED to remove idle project {project.project_id}: {err}")
+                        continue
+                    lines.append(f"removed idle project {project.project_id}: " + ", ".join(gone))
         return report, lines
     finally:
         backend.close()

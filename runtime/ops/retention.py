@@ -1,9 +1,10 @@
 """Projects nobody has touched for long: their volumes and snapshots, listed, and removed only on request.
 
-A project is idle when nothing was written to its volumes (the storage tells when it last was; a
-volume without a quota falls back to when it was made) and no snapshot was taken of it for
-`retention_days`, and no container mounts its volumes now. `cleanup --dry-run` lists such
-projects; only `cleanup --remove-idle` removes them. Nothing is ever removed by default.
+A project is idle when nothing was written to its volumes (the storage tells when each last was)
+and no snapshot was taken of it for `retention_days`, and no container mounts its volumes now.
+Where the storage cannot tell (a plain volume, or quotas not enforced here) the project is never
+called idle: its age says nothing of its use. `cleanup --dry-run` lists idle projects; only
+`cleanup --remove-idle` removes them. Nothing is ever removed by default.
 """
 
 from __future__ import annotations
@@ -41,16 +42,17 @@ async def idle_projects(backend: Backend, installation_id: str, days: float, *, 
     written = {u.name: u.last_written for u in await backend.storage.usage([v.name for v in volumes])}
     active: dict[str, float] = defaultdict(float)
     by_project: dict[str, list[str]] = defaultdict(list)
-    busy: set[str] = set()
+    busy: set[str] = set()  # in use now, or of unknown use: never idle
     for volume in volumes:
         project = volume.labels.get(labels.PROJECT)
         if not project:
             continue
         by_project[project].append(volume.name)
-        created = float(volume.labels.get(labels.CREATED_AT) or 0)
-        active[project] = max(active[project], written.get(volume.name) or created)
-        if volume.name in mounted:
+        last = written.get(volume.name)
+        if volume.name in mounted or last is None:
             busy.add(project)
+        else:
+            active[project] = max(active[project], last)
     snapshots: dict[str, list[str]] = defaultdict(list)
     for record in await backend.storage.snapshots():
         project = record.labels.get(labels.PROJECT) or record.volume.removeprefix(VOLUME_PREFIX)
@@ -65,10 +67,10 @@ async def idle_projects(backend: Backend, installation_id: str, days: float, *, 
 
 
 async def remove_idle(backend: Backend, installation_id: str, project: IdleProject) -> list[str]:
-    """Remove an idle project's snapshots, then its volumes; what went, as `snapshot <id>` / `volume <name>`."""
-    gone = []
+    """Remove an idle project's volumes, then its snapshots (a volume found in use after all keeps both:
+    `SandboxError`); what went, as `volume <name>` / `snapshot <id>`."""
+    gone = [f"volume {v}" for v in await remove_project_volume(backend, installation_id, project.project_id)]
     for snapshot_id in project.snapshots:
         if await backend.storage.delete_snapshot(f"{VOLUME_PREFIX}{project.project_id}", snapshot_id):
             gone.append(f"snapshot {snapshot_id}")
-    gone += [f"volume {v}" for v in await remove_project_volume(backend, installation_id, project.project_id)]
     return gone

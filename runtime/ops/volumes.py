@@ -31,6 +31,8 @@ async def remove_project_volume(
     removed = [c for c in sorted(v.name for v in caches) if dry_run or await _remove(backend, c)]
     if volume is not None and (dry_run or await _remove(backend, name)):
         removed.insert(0, name)
+    elif volume is None and not dry_run and await backend.storage.remove(name):
+        removed.insert(0, name)  # the engine's volume was gone, its files were not: they go too
     return removed
 
 

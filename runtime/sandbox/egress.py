@@ -12,9 +12,10 @@ for the observers (the monitor's `egress` table, `theappapp-sandbox stats`).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlparse
 
 from runtime.backends.base import Backend
@@ -23,13 +24,17 @@ from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequest, NetworkPolicyError
 from runtime.sandbox.events import EgressEvent, Observers
 from runtime.sandbox.execution import ExecRequest, ExecStream
+from runtime.sandbox.tasks import ContainerInfo
 
 ALLOWLIST = "allowlist"
 REGISTRIES = "registries"
 REGISTRIES_FILE = "/etc/theappapp/registries"  # written by the image build (templates/language.Dockerfile.j2)
+log = logging.getLogger(__name__)
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"',|<>]+")
 _RECENT_SECONDS = 600.0  # a tunnel is logged when it closes, possibly after its task ended
+RECORDS_PER_SECOND = 50  # audit records kept per task, sustained...
+RECORDS_BURST = 500  # ...and at once
 
 
 def normal_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
@@ -77,12 +82,15 @@ def registry_hosts(text: str) -> tuple[str, ...]:
 class EgressPolicies:
     """The manager's allowlist bookkeeping: policies in, audit records out to the observers."""
 
-    def __init__(self, backend: Backend, config: RuntimeConfig, observers: Observers) -> None:
+    def __init__(self, backend: Backend, config: RuntimeConfig, observers: Observers,
+                 live: Callable[[str], ContainerInfo | None]) -> None:
         self.backend, self.config, self.observers = backend, config, observers
         self.status: EgressStatus | None = None
         self._registries: dict[str, tuple[str, ...]] = {}  # image id -> its package index hosts
-        self._tasks: dict[str, str] = {}  # task id -> project id, live or recently ended (for late records)
-        self._ended: dict[str, float] = {}
+        self._live = live  # this manager's live task by id (adopted ones included)
+        self._ended: dict[str, tuple[str, float]] = {}  # task id -> (project, when): records come late
+        self._budgets: dict[str, tuple[float, float]] = {}  # task id -> (tokens, at): records per task are bounded
+        self.dropped = 0  # records not kept: a task logging faster than RECORDS_PER_SECOND
         self._listening = False
 
     async def prepare(self, owner_labels: dict[str, str]) -> EgressStatus:
@@ -116,13 +124,11 @@ class EgressPolicies:
         final = [h for h in hosts if h != REGISTRIES]
         if REGISTRIES in hosts:
             final += [h for h in await self._image_registries(container_id, image) if h not in final]
-        self._tasks[task_id] = project_id
         await self.backend.egress.allow(container_id, EgressPolicy(task_id, project_id, tuple(final)))
         return tuple(final)
 
-    def ended(self, task_id: str) -> None:
-        if task_id in self._tasks:
-            self._ended[task_id] = time.monotonic()
+    def ended(self, task_id: str, project_id: str) -> None:
+        self._ended[task_id] = (project_id, time.monotonic())
 
     async def _image_registries(self, container_id: str, image: str) -> tuple[str, ...]:
         record = await self.backend.image(image)
@@ -138,17 +144,37 @@ class EgressPolicies:
             self._registries[key] = hosts
         return self._registries[key]
 
+    def _ours(self, task_id: str, project_id: str, now: float) -> bool:
+        for task, (_, since) in list(self._ended.items()):
+            if now - since > _RECENT_SECONDS:
+                self._ended.pop(task, None)
+                self._budgets.pop(task, None)
+        info = self._live(task_id)
+        ended_project = self._ended.get(task_id, ("", 0.0))[0]
+        return (info is not None and info.project_id == project_id) or ended_project == project_id
+
+    def _within_budget(self, task_id: str, now: float) -> bool:
+        """A token bucket per task: a sandbox looping on refused requests cannot grow the record without end."""
+        tokens, at = self._budgets.get(task_id, (RECORDS_BURST, now))
+        tokens = min(RECORDS_BURST, tokens + (now - at) * RECORDS_PER_SECOND)
+        if tokens < 1:
+            self._budgets[task_id] = (tokens, now)
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10000 == 0:
+                log.warning("egress audit: task %s logs faster than %d connections/s; %d records not kept so far",
+                            task_id, RECORDS_PER_SECOND, self.dropped)
+            return False
+        self._budgets[task_id] = (tokens - 1, now)
+        return True
+
     def _record(self, record: EgressRecord) -> None:
         """From the backend's audit thread: only this manager's tasks, to its observers."""
         now = time.monotonic()
-        for task, since in list(self._ended.items()):
-            if now - since > _RECENT_SECONDS:
-                self._ended.pop(task, None)
-                self._tasks.pop(task, None)
-        if record.task_id is None or record.project_id is None or self._tasks.get(record.task_id) != record.project_id:
+        task, project = record.task_id, record.project_id
+        if task is None or project is None or not self._ours(task, project, now) or not self._within_budget(task, now):
             return
         self.observers.egress(EgressEvent(
-            task_id=record.task_id, project_id=record.project_id, at=record.at, host=record.host,
+            task_id=task, project_id=project, at=record.at, host=record.host,
             port=record.port, method=record.method, verdict=record.verdict, status=record.status,
             bytes_in=record.bytes_in, bytes_out=record.bytes_out, reason=record.reason,
         ))

@@ -79,7 +79,8 @@ class ContainerManager(TaskOperations, StatefulOperations, ProjectOperations):
         self._jobs: set[asyncio.Future[None]] = set()  # background work of the manager's own
         self._started = False
         self.pool: WarmPool | None = self._new_pool()
-        self._egress = EgressPolicies(self.backend, self.config, self.observers)
+        self._egress = EgressPolicies(self.backend, self.config, self.observers, self._tasks.peek)
+        self._restoring: set[str] = set()  # projects whose workspace is being replaced: no task may start
         if self.config.monitor.enabled and not any(isinstance(o, SandboxMonitor) for o in self.observers.members):
             # On by default, so `theappapp-sandbox stats` shows an orchestrator's work without wiring.
             self.observers.add(SandboxMonitor(self.config.monitor.db))
@@ -167,6 +168,7 @@ class ContainerManager(TaskOperations, StatefulOperations, ProjectOperations):
             raise InvalidRequest(f"network must be 'sandbox', 'allowlist' or 'none', got {network!r}")
         hosts = self._egress.wanted(network, egress)
         quota = quota_bytes(disk_quota)
+        self._not_restoring(project_id)
         with self._tasks.creating(task_id):
             t0, started_at = time.monotonic(), time.time()
             try:
@@ -231,7 +233,7 @@ class ContainerManager(TaskOperations, StatefulOperations, ProjectOperations):
         if info is None:
             return False
         self._end_state(task_id)
-        self._egress.ended(task_id)
+        self._egress.ended(task_id, info.project_id)
         self._disk_changed(info.project_id)
         t0, at = time.monotonic(), time.time()
         usage = self.backend.usage(info.container_id)
@@ -274,19 +276,6 @@ class ContainerManager(TaskOperations, StatefulOperations, ProjectOperations):
         await self._tasks.all_removed()
         if self.pool is not None:
             await self.pool.settle()
-
-    async def prewarm(self, project_id: str, language: str, count: int = 1) -> int:
-        """Make spares for (project, language) now, up to `count` within the pool's caps.
-
-        Returns how many are ready; 0 with the pool off. For an orchestrator that knows tasks are coming.
-        """
-        validate_id("project id", project_id)
-        lang = self.registry.resolve(language)
-        if self.pool is None:
-            return 0
-        if not self._started:
-            await self.startup()
-        return await self.pool.prewarm(project_id, lang.name, count)
 
     @contextlib.asynccontextmanager
     async def task(

@@ -22,6 +22,7 @@ from runtime.backends.base import Backend, ResourceInUse
 from runtime.backends.storage import SnapshotRecord, StorageStatus
 from runtime.config import RuntimeConfig
 from runtime.errors import InvalidRequest, SandboxError
+from runtime.registry import Registry
 from runtime.sandbox.events import DiskEvent, Observers
 from runtime.sandbox.naming import VOLUME_PREFIX, validate_id, volume_name
 from runtime.sandbox.owner import Owner
@@ -74,6 +75,10 @@ class ProjectOperations:
     pool: WarmPool | None
     storage_status: StorageStatus | None
     observers: Observers
+    registry: Registry
+    _started: bool
+    startup: Callable[[], Awaitable[None]]
+    _restoring: set[str]
     _tasks: TaskTable
     settle: Callable[[], Awaitable[None]]
     _track: Callable[[asyncio.Future[None]], None]
@@ -82,6 +87,11 @@ class ProjectOperations:
         if not self.backend.storage.enforced:
             problems = self.storage_status.problems if self.storage_status else ("startup() has not run",)
             raise InvalidRequest("project storage (quotas, snapshots) is not available here: " + "; ".join(problems))
+
+    def _not_restoring(self, project_id: str) -> None:
+        if project_id in self._restoring:
+            raise InvalidRequest(f"project {project_id!r} is being restored from a snapshot; start its task when "
+                                 "restore_project has returned")
 
     async def _quiet(self, project_id: str, action: str) -> None:
         """No task of this manager uses the project, and no spare holds its volume."""
@@ -108,10 +118,13 @@ class ProjectOperations:
         return bool(await remove_project_volume(self.backend, self.config.installation_id, project_id))
 
     async def _grow_to(self, project_id: str, quota: int) -> None:
-        """A project whose volume exists (a spare made it, or an earlier task) gets at least `quota`."""
-        if not self.backend.storage.enforced:
-            return
+        """A quota asked for is a quota had: a project whose volume exists (a spare made it, or an earlier
+        task) gets at least `quota`; where quotas cannot be kept, the create is refused, not run unbounded."""
+        self._require_storage()
         found = await self.backend.storage.usage([volume_name(project_id)])
+        if found and found[0].quota is None:
+            raise InvalidRequest(f"project {project_id!r} has a volume without a disk quota (made before quotas "
+                                 "were on), and an existing plain volume cannot get one: use a new project")
         if found and found[0].quota is not None and found[0].quota < quota:
             await self.backend.storage.set_quota(volume_name(project_id), quota)
 
@@ -127,6 +140,20 @@ class ProjectOperations:
             log.debug("no disk usage for project %s: %s", project_id, err)
             return
         self.observers.disk(DiskEvent(project_id, usage.used, usage.quota, time.time()))
+
+    async def prewarm(self, project_id: str, language: str, count: int = 1) -> int:
+        """Make spares for (project, language) now, up to `count` within the pool's caps.
+
+        Returns how many are ready; 0 with the pool off. For an orchestrator that knows tasks are coming.
+        """
+        validate_id("project id", project_id)
+        lang = self.registry.resolve(language)
+        self._not_restoring(project_id)
+        if self.pool is None:
+            return 0
+        if not self._started:
+            await self.startup()
+        return await self.pool.prewarm(project_id, lang.name, count)
 
     async def disk_usage(self, project_id: str) -> DiskUsage:
         """Bytes used in the project's workspace and its quota; `InvalidRequest` if it has no volume."""
@@ -172,12 +199,16 @@ class ProjectOperations:
         validate_id("project id", project_id)
         validate_id("snapshot id", snapshot_id)
         self._require_storage()
-        await self._quiet(project_id, "restore")
+        self._not_restoring(project_id)
+        self._restoring.add(project_id)  # from here, no task or spare of the project starts until it is done
         try:
+            await self._quiet(project_id, "restore")
             await self.backend.storage.restore(volume_name(project_id), snapshot_id)
         except ResourceInUse as err:
             raise InvalidRequest(f"cannot restore project {project_id!r}: a container of another manager uses "
                                  f"its volume ({err})") from err
+        finally:
+            self._restoring.discard(project_id)
         self._disk_changed(project_id)
 
     async def fork_project(self, src_project_id: str, new_project_id: str, snapshot_id: str | None = None) -> None:

@@ -46,6 +46,10 @@ class TaskTable:
     def live(self) -> Mapping[str, ContainerInfo]:
         return dict(self._live)
 
+    def peek(self, task_id: str) -> ContainerInfo | None:
+        """The live task's container, or None (no error, no copy): for lookups from other threads."""
+        return self._live.get(task_id)
+
     def get(self, task_id: str) -> ContainerInfo:
         info = self._live.get(task_id)
         if info is None:

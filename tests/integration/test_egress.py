@@ -165,11 +165,18 @@ class Audit:
 
 
 def egress_config(up: Upstream, **more: Any) -> RuntimeConfig:
-    return RuntimeConfig.load(
-        network_name=NETWORK, egress_network_name=EGRESS_NETWORK, egress_subnet=up.subnet,
-        egress_hosts=(f"allowed.test={up.allowed}", f"sub.allowed.test={up.allowed}", f"other.test={up.other}"),
-        egress_upstream_networks=(UPSTREAM,), pool_enabled=False, **more,
-    )
+    settings: dict[str, Any] = {
+        "network_name": NETWORK, "egress_network_name": EGRESS_NETWORK, "egress_subnet": up.subnet,
+        "egress_hosts": (f"allowed.test={up.allowed}", f"sub.allowed.test={up.allowed}", f"other.test={up.other}"),
+        "egress_upstream_networks": (UPSTREAM,), "pool_enabled": False,
+    }
+    return RuntimeConfig.load(**(settings | more))
+
+
+def policies_naming(container_id: str) -> list[str]:
+    """The policy files (by address) that the proxy would apply to this container."""
+    clients = DEFAULT_ROOT / EGRESS_NETWORK / "clients"
+    return [p.name for p in clients.glob("*") if container_id in p.read_text()]
 
 
 @pytest.fixture
@@ -323,6 +330,28 @@ async def test_pip_and_npm_install_from_their_real_indexes_with_the_registries_p
     async with manager.task(f"b{unique}", f"p{unique}", "node", egress=["registries"]) as box:
         code, out = await run(box, "npm view is-number@7.0.0 version", timeout=180)
         assert code == 0 and out.strip() == "7.0.0", out
+
+
+async def test_with_allowlist_as_the_mode_tasks_start_warm_and_their_policy_goes_with_them(
+    upstream: Upstream, unique: str
+) -> None:
+    manager = ContainerManager(egress_config(upstream, monitor_enabled=False, network="allowlist",
+                                             egress_allow=("allowed.test",), pool_enabled=True))
+    await manager.startup()  # configured for allowlists: the proxy (and its confined network) now
+    try:
+        assert manager.egress_status is not None and manager.egress_status.ready, manager.egress_status
+        assert await manager.prewarm(f"p{unique}", "python") == 1
+        info = await manager.create_container(f"a{unique}", f"p{unique}", "python")  # a spare, handed over
+        assert info.network == EGRESS_NETWORK and info.egress == ("allowed.test",)
+        assert len(policies_naming(info.container_id)) == 1
+        out = await manager.exec_command(f"a{unique}", "for h in allowed.test other.test; do curl -s -m 10 "
+                                                       "-o /dev/null -w '%{http_code} ' http://$h/; done")
+        assert out.stdout == "200 403 ", out
+        await manager.destroy_container(f"a{unique}")
+        await manager.settle()
+        assert policies_naming(info.container_id) == []  # gone before its address can go to another sandbox
+    finally:
+        await manager.shutdown()
 
 
 def test_cli_run_allow_reaches_only_the_hosts_given(upstream: Upstream) -> None:

@@ -135,9 +135,12 @@ async def test_a_project_cannot_reach_another_projects_snapshot(manager: Contain
         await ok(box, "printf 'secret' > secret.txt")
     secret = await manager.snapshot_project(alice)
     async with manager.task(f"b{unique}", bob, "python", disk_quota=QUOTA) as box:
-        # Not through the workspace, nor anywhere in the sandbox's filesystem.
-        found = await box.exec("grep -rls secret / --exclude-dir=proc --exclude-dir=sys 2>/dev/null | head", timeout=60)
-        assert "secret.txt" not in found.stdout and secret not in found.stdout
+        # Its only writable filesystem is its own volume's: no other project's, no pool, no snapshot mounted.
+        mounts = (await ok(box, "cat /proc/self/mountinfo")).splitlines()
+        xfs = [m for m in mounts if " - xfs " in m]
+        assert [m.split()[4] for m in xfs] == ["/workspace"], xfs
+        assert not any(word in m for m in mounts for word in ("snapshots", "/pool", alice))
+        assert "secret" not in await ok(box, "ls -a /workspace")
     for attempt in (manager.restore_project(bob, secret), manager.fork_project(bob, f"x{unique}", secret)):
         with pytest.raises(InvalidRequest):
             await attempt

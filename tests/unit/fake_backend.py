@@ -50,6 +50,7 @@ class FakeStorage:
         self.quotas: dict[str, int] = {}
         self.saved: dict[tuple[str, str], SnapshotRecord] = {}
         self.contents: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.written: dict[str, float] = {}  # volume -> when it was last written, where a test says so
 
     @property
     def enforced(self) -> bool:
@@ -71,8 +72,8 @@ class FakeStorage:
         return quota
 
     async def usage(self, volumes: list[str]) -> list[VolumeUsage]:
-        return [VolumeUsage(v, sum(map(len, self.backend.files.get(v, {}).values())), self.quotas.get(v))
-                for v in volumes if v in self.backend.volumes]
+        return [VolumeUsage(v, sum(map(len, self.backend.files.get(v, {}).values())), self.quotas.get(v),
+                            self.written.get(v)) for v in volumes if v in self.backend.volumes]
 
     async def snapshot(self, volume: str, snapshot_id: str, labels: Mapping[str, str]) -> SnapshotRecord:
         if volume not in self.quotas:
@@ -129,10 +130,7 @@ class FakeEgress:
     async def allow(self, container_id: str, policy: EgressPolicy) -> None:
         self.policies[container_id] = policy
 
-    async def revoke(self, container_id: str) -> None:
-        self.revoke_now(container_id)
-
-    def revoke_now(self, container_id: str) -> None:
+    def revoke(self, container_id: str) -> None:
         if self.policies.pop(container_id, None) is not None:
             self.revoked.append(container_id)
 
@@ -305,7 +303,7 @@ class FakeBackend:
     def _remove_now(self, container_id: str) -> None:
         if container_id in self.fail_remove:
             raise EngineError("the Docker engine refused remove_container: device busy")
-        self.egress.revoke_now(container_id)  # as the Docker backend: the policy goes before the container
+        self.egress.revoke(container_id)  # as the Docker backend: the policy goes before the container
         with self._lock:
             self.containers.pop(container_id, None)
 

@@ -342,10 +342,12 @@ async def test_the_egress_proxy_goes_only_when_no_sandbox_uses_it_and_its_maker_
 def test_idle_projects_are_listed_by_a_dry_run_and_removed_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     backend = FakeBackend()
     old = str(int(time.time()) - 90 * 86400)
-    for project in ("stale", "busy", "fresh"):
-        made = old if project != "fresh" else str(int(time.time()))
-        backend.add_volume(f"theappapp-project-{project}", {labels.MANAGED: "true", labels.INSTALLATION: OURS,
-                                                            labels.PROJECT: project, labels.CREATED_AT: made})
+    for project in ("stale", "busy", "fresh", "unknown"):
+        name = f"theappapp-project-{project}"
+        backend.add_volume(name, {labels.MANAGED: "true", labels.INSTALLATION: OURS, labels.PROJECT: project,
+                                  labels.CREATED_AT: old})
+        if project != "unknown":  # a plain volume: when it was last written, nobody can tell
+            backend.storage.written[name] = time.time() - (86400 if project == "fresh" else 90 * 86400)
     backend.add_container("theappapp-busy-t", {labels.MANAGED: "true"}, volumes=("theappapp-project-busy",))
     monkeypatch.setattr(cleanup, "open_backend", lambda config: backend)
     monkeypatch.setattr(cleanup, "default_probe", probe)
@@ -360,8 +362,8 @@ def test_idle_projects_are_listed_by_a_dry_run_and_removed_only_when_asked(monke
 
     listed = run(dry_run=True)
     assert "idle project stale (idle 90 days): volume theappapp-project-stale: kept" in listed
-    assert "busy" not in listed and "fresh" not in listed
+    assert "busy" not in listed and "fresh" not in listed and "unknown" not in listed
     assert "theappapp-project-stale" in backend.volumes  # a dry run removes nothing
     assert "idle" not in run()  # nor does a plain cleanup list or remove them
     assert "removed idle project stale: volume theappapp-project-stale" in run(remove_idle=True)
-    assert set(backend.volumes) == {"theappapp-project-busy", "theappapp-project-fresh"}
+    assert set(backend.volumes) == {"theappapp-project-busy", "theappapp-project-fresh", "theappapp-project-unknown"}

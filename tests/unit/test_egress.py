@@ -294,3 +294,46 @@ async def test_audit_records_reach_the_observers_of_the_manager_whose_task_it_is
     await manager.destroy_container("t1")
     backend.egress.emit(record)  # a tunnel is logged when it closes, after its task may have ended
     assert [(e.task_id, e.host, e.verdict) for e in seen.egress] == [("t1", "a.test", "allowed")] * 2
+
+
+def test_an_sni_cannot_speak_for_another_task_in_the_audit() -> None:
+    forged = parse_line('1765000000.5 client=172.31.254.7 tag=p1/t1 method=CONNECT host=a.test port=443 '
+                        'verdict=NONE_NONE/200 err=- bump=terminate in=0 out=0 reason="TLS SNI mismatch" '
+                        'sni=b.test tag=victim/task host=bank.test client=172.31.254.99 method=GET')
+    assert forged is not None
+    assert (forged.task_id, forged.project_id, forged.host, forged.client, forged.method) == (
+        "t1", "p1", "a.test", "172.31.254.7", "CONNECT")
+
+
+def test_an_upstream_that_failed_was_still_allowed_not_denied() -> None:
+    failed = parse_line('1765000000.6 client=172.31.254.7 tag=p1/t1 method=GET host=a.test port=80 '
+                        'verdict=TCP_MISS/503 err=ERR_CONNECT_FAIL bump=- in=80 out=300 reason="allowed: a.test" sni=-')
+    assert failed is not None and failed.verdict == "allowed" and failed.status == 503
+
+
+async def test_a_task_logging_without_end_is_kept_to_its_budget_and_others_are_not() -> None:
+    backend = FakeBackend()
+    manager, seen = manager_on(backend)
+    await manager.create_container("t1", "p1", "python", egress=["a.test"])
+    await manager.create_container("t2", "p1", "python", egress=["a.test"])
+
+    def refused(task: str) -> EgressRecord:
+        return EgressRecord(1.0, task, "p1", "172.31.254.7", "GET", "x.test", 80, "denied", 403, 1, 2, "no")
+
+    for _ in range(5000):
+        backend.egress.emit(refused("t1"))
+    backend.egress.emit(refused("t2"))
+    kept = [e.task_id for e in seen.egress]
+    assert kept.count("t1") <= 600 and kept.count("t2") == 1 and manager._egress.dropped >= 4400
+
+
+async def test_a_task_id_used_again_is_recorded_for_the_new_task() -> None:
+    backend = FakeBackend()
+    manager, seen = manager_on(backend)
+    await manager.create_container("t1", "p1", "python", egress=["a.test"])
+    await manager.destroy_container("t1")
+    await manager.settle()
+    await manager.create_container("t1", "p2", "python", egress=["a.test"])
+    backend.egress.emit(EgressRecord(1.0, "t1", "p2", "172.31.254.7", "GET", "a.test", 80, "allowed", 200, 1, 2, ""))
+    backend.egress.emit(EgressRecord(1.0, "t1", "p1", "172.31.254.7", "GET", "a.test", 80, "allowed", 200, 1, 2, ""))
+    assert [(e.task_id, e.project_id) for e in seen.egress] == [("t1", "p2"), ("t1", "p1")]  # p1's: a late tunnel

@@ -107,3 +107,12 @@ async def test_storage_off_makes_plain_volumes_and_asks_nothing_of_the_storage()
     manager, backend = await started(storage_enabled=False)
     await manager.create_container("t1", "p1", "python")
     assert manager.storage_status is None and backend.specs["theappapp-p1-t1"].workspace.quota is None
+
+
+async def test_a_quota_asked_for_where_none_can_be_kept_is_refused_not_ignored() -> None:
+    backend = FakeBackend()
+    backend.storage.ready = False
+    manager, _ = await started(backend)
+    with pytest.raises(InvalidRequest, match="not available here"):
+        await manager.create_container("t1", "p1", "python", disk_quota="5g")
+    assert not backend.containers and "t1" not in manager.tasks

@@ -9,7 +9,6 @@ seen last) is kept here too, keyed by container id, and dropped on removal.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -200,7 +199,7 @@ class DockerBackend:
 
     def _forget(self, container_id: str) -> None:
         """Before a removal: what this backend keeps per container goes, and its egress policy first."""
-        self.egress.revoke_now(container_id)
+        self.egress.revoke(container_id)
         self._agents.forget(container_id)
         self._targets.pop(container_id, None)
         self._changed.forget(container_id)
@@ -237,23 +236,8 @@ class DockerBackend:
         return True
 
     def remove_now(self, labels: LabelFilter, name_prefix: str) -> int:
-        try:
-            client = docker.DockerClient(base_url=self.engine.base_url, timeout=10)
-        except docker.errors.DockerException:
-            return 0
-        removed = 0
-        try:
-            for entry in client.api.containers(all=True, filters=_filters(labels)):
-                name = str((entry.get("Names") or ["?"])[0]).lstrip("/")
-                if name.startswith(name_prefix) and _matches(entry.get("Labels") or {}, labels):
-                    with contextlib.suppress(docker.errors.DockerException):
-                        client.api.remove_container(entry["Id"], force=True, v=False)
-                        removed += 1
-        except docker.errors.DockerException:
-            pass
-        finally:
-            client.close()
-        return removed
+        return calls.remove_labelled_now(self.engine.base_url, _filters(labels),
+                                         lambda values: _matches(values, labels), name_prefix)
 
     def usage(self, container_id: str) -> ResourceUsage:
         target = self._targets.get(container_id)

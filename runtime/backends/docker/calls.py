@@ -6,7 +6,8 @@ They run in the engine's thread pool, never on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import docker
@@ -118,3 +119,26 @@ def remove_volume(api: docker.APIClient, name: str) -> bool:
             raise ResourceInUse(f"volume {name} is in use by a container") from err
         raise EngineError(f"volume {name} could not be removed: {err.explanation or err}") from err
     return True
+
+
+def remove_labelled_now(base_url: str, filters: dict[str, list[str]], matches: Callable[[Mapping[str, str]], bool],
+                        name_prefix: str) -> int:
+    """Blocking, on a client of its own (at interpreter exit no engine thread pool is left): force-remove the
+    containers the engine's filter and `matches` select whose name starts with `name_prefix`; how many went."""
+    try:
+        client = docker.DockerClient(base_url=base_url, timeout=10)
+    except docker.errors.DockerException:
+        return 0
+    removed = 0
+    try:
+        for entry in client.api.containers(all=True, filters=filters):
+            name = str((entry.get("Names") or ["?"])[0]).lstrip("/")
+            if name.startswith(name_prefix) and matches(entry.get("Labels") or {}):
+                with contextlib.suppress(docker.errors.DockerException):
+                    client.api.remove_container(entry["Id"], force=True, v=False)
+                    removed += 1
+    except docker.errors.DockerException:
+        pass
+    finally:
+        client.close()
+    return removed

@@ -2,8 +2,11 @@
 
 Squid writes one line per connection (squid.conf's `egress` logformat), e.g.
 
-    1765000000.123 client=172.31.254.3 tag=proj/task-1 method=CONNECT host=pypi.org port=443 sni=pypi.org
-      verdict=TCP_TUNNEL/200 err=- bump=splice in=719 out=2200 reason="allowed: pypi.org"
+    1765000000.123 client=172.31.254.3 tag=proj/task-1 method=CONNECT host=pypi.org port=443
+      verdict=TCP_TUNNEL/200 err=- bump=splice in=719 out=2200 reason="allowed: pypi.org" sni=pypi.org
+
+The SNI is the sandbox's own text, logged raw: it comes last and only the first field of each name
+counts, so an SNI holding ` tag=other/task` cannot speak for another task.
 
 A spliced HTTPS connection is logged twice: the peek's decision (`NONE_NONE`, no bytes) and the
 tunnel with its bytes. Only the tunnel is a connection; the decision line is dropped unless it
@@ -20,6 +23,15 @@ from runtime.backends.egress import EgressRecord
 _FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
+def _unquote(value: str) -> str:
+    if not value.startswith('"'):
+        return value
+    try:
+        return shlex.split(value)[0]
+    except ValueError:  # an unbalanced quote: the text as it is
+        return value.strip('"')
+
+
 def _int(text: str | None) -> int | None:
     try:
         return int(text) if text not in (None, "-", "") else None
@@ -34,14 +46,18 @@ def parse_line(line: str) -> EgressRecord | None:
         at = float(stamp)
     except ValueError:
         return None
-    fields = {key: (shlex.split(value)[0] if value.startswith('"') else value) for key, value in _FIELD.findall(rest)}
+    fields: dict[str, str] = {}
+    for key, value in _FIELD.findall(rest):
+        if key not in fields:
+            fields[key] = _unquote(value)
     code, _, status_text = fields.get("verdict", "").partition("/")
     bump = fields.get("bump", "-")
     if code == "NONE_NONE" and bump != "terminate":
         return None  # the peek's decision for a tunnel logged on its own line, or a half-open junk line
     if fields.get("method", "-") == "-" or fields.get("host", "-") == "-":
         return None
-    denied = "DENIED" in code or bump == "terminate" or fields.get("err", "-") not in ("-", "")
+    # Refused by the policy (ours: ERR_EGRESS_*, or a handshake cut); an upstream that failed was allowed.
+    denied = "DENIED" in code or bump == "terminate" or "ERR_EGRESS" in fields.get("err", "")
     project, _, task = fields.get("tag", "-").partition("/")
     known = fields.get("tag", "-") not in ("-", "") and task
     return EgressRecord(

@@ -23,10 +23,10 @@ _RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 class LogFollower:
     """`start()` once; records go to `on_record` from this thread."""
 
-    def __init__(self, connect: Callable[[], Any], keep_running: Callable[[Any], str],
+    def __init__(self, connect: Callable[[], Any], keep_running: Callable[[Any], tuple[str, bool]],
                  on_record: Callable[[EgressRecord], None]) -> None:
-        self._connect = connect  # -> a docker APIClient
-        self._keep_running = keep_running  # (api) -> the proxy's container id, started if it was not
+        self._connect = connect  # -> a docker APIClient whose reads may wait as long as the proxy is quiet
+        self._keep_running = keep_running  # (api) -> (the proxy's container id, whether it had to be started)
         self._on_record = on_record
         self._stop = threading.Event()
         self._stream: Any = None
@@ -48,19 +48,18 @@ class LogFollower:
 
     def _run(self) -> None:
         failures = 0
-        first = True
+        api = None
         while not self._stop.is_set():
             try:
-                api = self._connect()
-                container = self._keep_running(api)
-                if not first:
-                    self.restarts += 1
-                first = False
+                api = api or self._connect()
+                container, started = self._keep_running(api)
+                self.restarts += started
                 self._follow(api, container)
                 failures = 0
             except Exception as err:
                 if self._stop.is_set():
                     return
+                api = None  # a fresh connection next time
                 delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS) - 1)]
                 failures += 1
                 log.warning("egress audit: %s; trying again in %.1f s", err, delay)

@@ -15,16 +15,20 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import docker
+
 from runtime import labels
 from runtime.backends.docker.egress import network, policies, proxy
 from runtime.backends.docker.egress.follower import LogFollower
 from runtime.backends.docker.engine import Engine
+from runtime.backends.docker.network import ensure_sandbox_network
 from runtime.backends.egress import PROXY_SERVICE, EgressListener, EgressPolicy, EgressRecord, EgressStatus
 from runtime.config import EgressSettings
-from runtime.errors import NetworkPolicyError
+from runtime.errors import NetworkPolicyError, SandboxError
 from runtime.registry.fields import IMAGE_PREFIX
 
 log = logging.getLogger(__name__)
+LOG_READ_TIMEOUT = 24 * 3600  # a quiet proxy writes nothing for hours; a stopped one ends the stream at once
 
 
 class DockerEgress:
@@ -66,16 +70,23 @@ class DockerEgress:
         if os.geteuid() != 0:
             return self._not_ready("egress allowlists need root (iptables rules and the proxy's policy directory "
                                    f"{self.policies.path}); run the manager as root.")
-        api = (await engine.connect()).api
-        client = engine.client
         try:
+            api = (await engine.connect()).api
+            client = engine.client
+            # The proxy's own way out is the sandbox network, confined by its rules (no host, no metadata,
+            # no peers), whatever mode the tasks use: made and checked here before the proxy joins it.
+            upstream = await engine.call(ensure_sandbox_network, client, self._sandbox_network, install_firewall=True)
+            if not (upstream.host_blocked and upstream.metadata_blocked):
+                return self._not_ready(f"the proxy's network {self._sandbox_network} is not confined: "
+                                       + "; ".join(upstream.problems))
             changed = await asyncio.to_thread(self.policies.prepare, self.settings.hosts)
+            self._addresses.update({cid: ip for ip, cid in (await asyncio.to_thread(self.policies.addresses)).items()})
             interface, problems = await engine.call(network.ensure_egress_network, client, self.settings.network_name,
                                                     self.addresses)
             await engine.call(proxy.ensure_running, api, self._spec())
             if changed:
                 await engine.call(proxy.reconfigure, api, proxy.proxy_name(self.settings.network_name))
-        except (OSError, NetworkPolicyError) as err:
+        except (OSError, SandboxError) as err:  # never raises: what is missing is the status's problem
             return self._not_ready(str(err))
         self._status = EgressStatus(not problems, self.settings.network_name, self.addresses.proxy_url, tuple(problems))
         if problems:
@@ -95,23 +106,31 @@ class DockerEgress:
         if not address:
             raise NetworkPolicyError(f"container {container_id[:12]} is not on the egress network "
                                      f"{self.settings.network_name}")
-        await asyncio.to_thread(self.policies.write, address, container_id, policy)
+        try:
+            await asyncio.to_thread(self.policies.write, address, container_id, policy)
+        except OSError as err:
+            raise NetworkPolicyError(f"cannot write the egress policy of {container_id[:12]}: {err}") from err
         self._addresses[container_id] = address
 
-    async def revoke(self, container_id: str) -> None:
+    def revoke(self, container_id: str) -> None:
+        # Only containers this gateway gave a policy (or found one for at `ensure`): no file IO for others.
         address = self._addresses.pop(container_id, None)
-        await asyncio.to_thread(self.policies.remove, container_id, address)
-
-    def revoke_now(self, container_id: str) -> None:
-        """`revoke` without an event loop (a removal running in an engine thread)."""
-        self.policies.remove(container_id, self._addresses.pop(container_id, None))
+        if address is None:
+            return
+        try:
+            self.policies.remove(container_id, address)
+        except OSError as err:  # the removal goes on; a stale policy names a container that no longer exists
+            log.warning("could not remove the egress policy of %s at %s: %s", container_id[:12], address, err)
 
     def listen(self, listener: EgressListener) -> None:
         self._listeners.append(listener)
         if self._follower is None:
-            self._follower = LogFollower(lambda: self._engine().client.api,
-                                         lambda api: proxy.ensure_running(api, self._spec()), self._record)
+            self._follower = LogFollower(self._log_client, lambda api: proxy.start(api, self._spec()), self._record)
             self._follower.start()
+
+    def _log_client(self) -> docker.APIClient:
+        """A client of its own for the log stream: its reads wait out a quiet proxy (the engine's has a deadline)."""
+        return docker.APIClient(base_url=self._engine().where, timeout=LOG_READ_TIMEOUT)
 
     def _record(self, record: EgressRecord) -> None:
         for listener in list(self._listeners):

@@ -33,6 +33,7 @@ from runtime.errors import NetworkPolicyError
 from runtime.labels import MANAGED, ROLE
 
 PROXY_PORT = EgressSettings.PROXY_PORT
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
 log = logging.getLogger(__name__)
 
@@ -152,4 +153,17 @@ def _install_rules(interface: str, proxy: str) -> list[str]:
     problems = [f"firewall rule missing after install: {rule.describe()}" for rule in missing]
     if not hooked:
         problems.append("the FORWARD chain does not jump to DOCKER-USER, so allowlisted sandboxes are not kept apart.")
+    if not bridged_traffic_filtered():
+        problems.append("traffic between two addresses of a bridge skips iptables here (bridge-nf-call-iptables is "
+                        "off), so allowlisted sandboxes are not kept apart: `modprobe br_netfilter && sysctl -w "
+                        "net.bridge.bridge-nf-call-iptables=1`")
     return problems
+
+
+def bridged_traffic_filtered(path: str = BRIDGE_NF) -> bool:
+    """The intra-bridge DROP only works when bridged packets pass through iptables."""
+    try:
+        with open(path, encoding="ascii") as setting:
+            return setting.read().strip() == "1"
+    except OSError:
+        return False

@@ -54,6 +54,11 @@ def find(api: docker.APIClient, name: str) -> dict[str, Any] | None:
 
 def ensure_running(api: docker.APIClient, spec: ProxySpec) -> str:
     """The proxy's container id, running and answering; created or started as needed."""
+    return start(api, spec)[0]
+
+
+def start(api: docker.APIClient, spec: ProxySpec) -> tuple[str, bool]:
+    """(the proxy's container id, whether it had to be started): created or started as needed."""
     attrs = find(api, spec.name)
     if attrs is not None and (attrs.get("Config") or {}).get("Image") != spec.image:
         log.info("replacing egress proxy %s: it runs %s, wanted %s", spec.name, attrs["Config"]["Image"], spec.image)
@@ -65,13 +70,14 @@ def ensure_running(api: docker.APIClient, spec: ProxySpec) -> str:
     else:
         container_id = str(attrs["Id"])
         if (attrs.get("State") or {}).get("Running"):
-            return container_id
+            return container_id, False
+    started = int(time.time())
     try:
         api.start(container_id)
     except docker.errors.APIError as err:
         raise EngineError(f"the egress proxy {spec.name} did not start: {err.explanation}") from err
-    _wait_ready(api, container_id, spec.name)
-    return container_id
+    _wait_ready(api, container_id, spec.name, started)
+    return container_id, True
 
 
 def reconfigure(api: docker.APIClient, name: str) -> None:
@@ -122,11 +128,12 @@ def _create(api: docker.APIClient, spec: ProxySpec) -> str:
     return container_id
 
 
-def _wait_ready(api: docker.APIClient, container_id: str, name: str) -> None:
-    """Until squid says it accepts connections (its cache log, on stderr), or the container ends."""
+def _wait_ready(api: docker.APIClient, container_id: str, name: str, since: int) -> None:
+    """Until squid says it accepts connections (its cache log, on stderr, since this start: the log keeps
+    earlier runs' lines), or the container ends."""
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
-        text = api.logs(container_id, stdout=False, stderr=True, tail=200).decode("utf-8", "replace")
+        text = api.logs(container_id, stdout=False, stderr=True, since=since).decode("utf-8", "replace")
         if "Will not bump SSL" in text:  # peeking disabled: every CONNECT would pass unchecked
             api.stop(container_id, timeout=1)
             raise EngineError(f"the egress proxy {name} cannot peek at TLS handshakes: {text.strip()[-300:]}")

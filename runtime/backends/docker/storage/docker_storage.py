@@ -188,8 +188,15 @@ class DockerStorage:
         async with self._locks.hold([volume]):
             self._mounted.pop(volume, None)
             self._plain.pop(volume, None)
-            if not await asyncio.to_thread(self._pool.mounted):  # no pool here: nothing of ours to remove
-                return False
+            if not await asyncio.to_thread(self._pool.mounted):
+                if not self.layout.pool_image.exists():  # no pool here: nothing of ours to remove
+                    return False
+                # A pool not mounted yet (a reboot, no startup since) may hold the volume's files: they must
+                # go now, or the next project of that name would get them.
+                problems = await asyncio.to_thread(self._prepare, self._engine().where)
+                if problems:
+                    raise EngineError(f"cannot reach the storage pool to remove {volume}'s files: "
+                                      + "; ".join(problems))
             return await self._run([volume], self._volumes.remove, volume)
 
     # -- for the Docker backend -------------------------------------------------------------------------

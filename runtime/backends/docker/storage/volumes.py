@@ -78,6 +78,14 @@ class Volumes:
         return Mounted(mountpoint, device, fresh)
 
     def _make(self, name: str, quota: int) -> None:
+        # Images are sparse, so quotas may add up to more than the pool (as thin provisioning does); a new
+        # volume is refused only when the pool could not hold even it now: a full pool fails every volume.
+        pool = space(self.layout.pool)
+        if pool.size - pool.used < quota:
+            raise InvalidRequest(
+                f"the storage pool has {sizes.describe(pool.size - pool.used)} free, less than the new volume's "
+                f"quota ({sizes.describe(quota)}): grow the pool (THEAPPAPP_STORAGE_POOL_SIZE) or remove idle projects"
+            )
         temporary = self.layout.temporary_image(name)
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()  # left by a crash: never half-made under the real name
