@@ -19,7 +19,7 @@ import docker
 import pytest
 
 from runtime.config import RuntimeConfig
-from runtime.errors import InvalidIdentifier, InvalidRequest
+from runtime.errors import InvalidIdentifier, InvalidRequest, SandboxError
 from runtime.monitoring.monitor import SandboxMonitor
 from runtime.sandbox.handle import Sandbox
 from runtime.sandbox.manager import ContainerManager
@@ -155,11 +155,16 @@ async def test_a_project_cannot_reach_another_projects_snapshot(manager: Contain
 async def test_a_restore_waits_for_no_task_but_refuses_while_one_runs(manager: ContainerManager,
                                                                      unique: str) -> None:
     project = f"busy{unique}"
-    async with manager.task(f"a{unique}", project, "python", disk_quota=QUOTA) as box:
+    async with manager.task(f"a{unique}", project, "python", disk_quota=QUOTA):
+        pass  # the volume's first container: Docker's volume route, which fills it from the image
+    async with manager.task(f"b{unique}", project, "python") as box:
         snapshot = await manager.snapshot_project(project)
         with pytest.raises(InvalidRequest, match="while its tasks run"):
             await manager.restore_project(project, snapshot)
-        await ok(box, "true")
+        # Bound straight from its filesystem now (no engine volume mount per start), and still known in use.
+        with pytest.raises(SandboxError, match="in use"):
+            await manager.delete_project_volume(project)
+        assert (await ok(box, "echo alive")).strip() == "alive"
 
 
 async def test_a_language_cache_has_a_bound_of_its_own(manager: ContainerManager, docker_client: docker.DockerClient,
@@ -168,6 +173,9 @@ async def test_a_language_cache_has_a_bound_of_its_own(manager: ContainerManager
     async with manager.task(f"a{unique}", f"go{unique}", "go", disk_quota=QUOTA) as box:
         sizes = await ok(box, "df -B1M --output=size /cache /workspace | tail -2")
         assert [int(v) for v in sizes.split()] == [1024, 320]  # cache_quota (1g), and the project's
+        assert int(await ok(box, "find /cache -type f | wc -l")) > 100  # filled from the image on first use
+    async with manager.task(f"b{unique}", f"go{unique}", "go") as box:  # bound straight from now on: still there
+        assert int(await ok(box, "find /cache -type f | wc -l")) > 100
 
 
 def test_the_command_line_snapshots_restores_forks_and_shows_usage(storage_root: Path, unique: str) -> None:

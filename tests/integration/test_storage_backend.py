@@ -30,6 +30,7 @@ from runtime.backends.docker.backend import DockerBackend
 from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.hostconfig import mount
 from runtime.backends.docker.storage import DockerStorage, sizes
+from runtime.backends.docker.storage.engine_volumes import Device
 from runtime.backends.docker.storage.mounts import is_immutable
 from runtime.config import EngineSettings, SecuritySettings
 from runtime.errors import InvalidIdentifier, InvalidRequest
@@ -112,6 +113,11 @@ def volume(volume_name: str, quota: int | None = QUOTA) -> VolumeMount:
     return VolumeMount(volume_name, "/workspace", {TEST_LABEL: SESSION}, quota=quota)
 
 
+def bound(volume: VolumeMount, device: str) -> docker.types.Mount:
+    """The volume as its first container gets it: Docker's volume with the bind options (see `Device`)."""
+    return mount(volume, Device(device, direct=False))
+
+
 def run(client: docker.DockerClient, mounts: list[docker.types.Mount], script: str, *,
         user: str = "1000:1000", hardened: bool = True, detach: bool = False) -> tuple[int, str]:
     """Run `script` in a sandbox-like container (uid 1000, read-only root, no capabilities)."""
@@ -175,7 +181,7 @@ async def test_a_container_cannot_write_past_its_quota_and_the_pool_holds_only_w
     before = pool_used(storage)
     device = await storage.ensure(volume(name))
     assert device is not None
-    code, out = run(client, [mount(volume(name), device)],
+    code, out = run(client, [bound(volume(name), device)],
                     "df -B1 --output=size /workspace | tail -1; dd if=/dev/zero of=/workspace/fill bs=1M count=400")
     assert code != 0 and "No space left on device" in out
     assert int(out.split()[0]) == QUOTA  # df inside shows the quota
@@ -185,12 +191,12 @@ async def test_a_container_cannot_write_past_its_quota_and_the_pool_holds_only_w
     other = f"{name}-b"  # a full volume leaves the others alone
     other_device = await storage.ensure(volume(other))
     assert other_device is not None
-    code, out = run(client, [mount(volume(other), other_device)],
+    code, out = run(client, [bound(volume(other), other_device)],
                     "dd if=/dev/zero of=/workspace/f bs=1M count=20 && echo written")
     assert code == 0 and "written" in out
 
     full = pool_used(storage)
-    code, _ = run(client, [mount(volume(name), device)], "rm /workspace/fill")
+    code, _ = run(client, [bound(volume(name), device)], "rm /workspace/fill")
     assert code == 0
     deadline = time.monotonic() + 30  # XFS discards after its log commits: give it a few syncs
     while pool_used(storage) > full - 250 * MiB and time.monotonic() < deadline:
@@ -203,7 +209,7 @@ async def test_set_quota_grows_a_mounted_volume_while_a_container_uses_it(
         client: docker.DockerClient, storage: DockerStorage, name: str) -> None:
     device = await storage.ensure(volume(name))
     assert device is not None
-    _, cid = run(client, [mount(volume(name), device)], "sleep 300", detach=True)
+    _, cid = run(client, [bound(volume(name), device)], "sleep 300", detach=True)
     container = client.containers.get(cid)
     code, out = exec_in(container, "dd if=/dev/zero of=/workspace/a bs=1M count=400")
     assert code != 0 and b"No space left on device" in out
@@ -261,7 +267,7 @@ async def test_restore_gives_back_the_exact_bytes_modes_links_and_empty_director
         client: docker.DockerClient, storage: DockerStorage, name: str) -> None:
     device = await storage.ensure(volume(name))
     assert device is not None
-    assert run(client, [mount(volume(name), device)], POPULATE)[0] == 0
+    assert run(client, [bound(volume(name), device)], POPULATE)[0] == 0
     taken = manifest(Path(device))
     record = await storage.snapshot(name, "s1", {"why": "test"})
     assert (record.volume, record.id, dict(record.labels)) == (name, "s1", {"why": "test"}) and record.used > 3 * MiB
@@ -270,7 +276,7 @@ async def test_restore_gives_back_the_exact_bytes_modes_links_and_empty_director
     with pytest.raises(InvalidRequest, match="already has"):
         await storage.snapshot(name, "s1", {})
 
-    assert run(client, [mount(volume(name), device)], CHANGE)[0] == 0
+    assert run(client, [bound(volume(name), device)], CHANGE)[0] == 0
     assert manifest(Path(device)) != taken
     await storage.restore(name, "s1")
     assert manifest(Path(device)) == taken
@@ -288,9 +294,9 @@ async def test_a_clone_is_independent_of_its_source(
         client: docker.DockerClient, storage: DockerStorage, name: str) -> None:
     device = await storage.ensure(volume(name))
     assert device is not None
-    assert run(client, [mount(volume(name), device)], POPULATE)[0] == 0
+    assert run(client, [bound(volume(name), device)], POPULATE)[0] == 0
     await storage.snapshot(name, "s1", {})
-    assert run(client, [mount(volume(name), device)], CHANGE)[0] == 0
+    assert run(client, [bound(volume(name), device)], CHANGE)[0] == 0
     source = manifest(Path(device))
 
     from_snapshot, from_live = volume(f"{name}-c1", None), volume(f"{name}-c2", 400 * MiB)
@@ -303,7 +309,7 @@ async def test_a_clone_is_independent_of_its_source(
 
     clone_device = await storage.ensure(from_snapshot)  # quota None: an existing quota volume stays one
     assert clone_device is not None
-    code, out = run(client, [mount(from_snapshot, clone_device)], "cat /workspace/src/a.txt; rm -rf /workspace/src")
+    code, out = run(client, [bound(from_snapshot, clone_device)], "cat /workspace/src/a.txt; rm -rf /workspace/src")
     assert code == 0 and out == "hello"  # the snapshot's content
     assert manifest(Path(device)) == source  # the source did not change
     usages = {u.name: u.quota for u in await storage.usage([from_snapshot.name, from_live.name])}
@@ -337,9 +343,9 @@ async def test_restore_and_remove_refuse_while_a_container_holds_the_volume(
         client: docker.DockerClient, storage: DockerStorage, name: str) -> None:
     device = await storage.ensure(volume(name))
     assert device is not None
-    assert run(client, [mount(volume(name), device)], "echo before > /workspace/f")[0] == 0
+    assert run(client, [bound(volume(name), device)], "echo before > /workspace/f")[0] == 0
     await storage.snapshot(name, "s1", {})
-    _, cid = run(client, [mount(volume(name), device)], "echo during > /workspace/f; sleep 300", detach=True)
+    _, cid = run(client, [bound(volume(name), device)], "echo during > /workspace/f; sleep 300", detach=True)
     time.sleep(0.5)
     with pytest.raises(ResourceInUse):
         await storage.restore(name, "s1")
@@ -359,7 +365,7 @@ async def test_a_bare_mountpoint_cannot_be_written_and_the_lost_mount_is_noticed
         client: docker.DockerClient, storage: DockerStorage, name: str) -> None:
     device = await storage.ensure(volume(name))
     assert device is not None
-    assert run(client, [mount(volume(name), device)], "echo kept > /workspace/f")[0] == 0
+    assert run(client, [bound(volume(name), device)], "echo kept > /workspace/f")[0] == 0
     subprocess.run(["umount", device], check=True)  # behind the storage's back
     assert os.listdir(device) == [] and is_immutable(Path(device))
     # At /workspace (in the image) Docker's first-mount copy into the bare directory fails: no container.
@@ -368,7 +374,7 @@ async def test_a_bare_mountpoint_cannot_be_written_and_the_lost_mount_is_noticed
                                    ("/data", "0:0", False)):
         bare = VolumeMount(name, target, {TEST_LABEL: SESSION}, quota=QUOTA)
         try:
-            code, out = run(client, [mount(bare, device)], f"echo leak > {target}/leak && echo wrote",
+            code, out = run(client, [bound(bare, device)], f"echo leak > {target}/leak && echo wrote",
                             user=user, hardened=hardened)
         except docker.errors.APIError as err:
             code, out = 1, str(err)
@@ -386,7 +392,7 @@ async def test_prepare_after_a_reboot_brings_the_same_data_back(client: docker.D
         assert (await first.prepare()).enforced
         device = await first.ensure(volume(name))
         assert device is not None
-        assert run(client, [mount(volume(name), device)], POPULATE)[0] == 0
+        assert run(client, [bound(volume(name), device)], POPULATE)[0] == 0
         await first.snapshot(name, "s1", {})
         taken = manifest(Path(device))
         power_cut(root)

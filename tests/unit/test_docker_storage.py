@@ -14,6 +14,7 @@ import pytest
 
 from runtime.backends.docker.hostconfig import host_config, mount
 from runtime.backends.docker.storage import DockerStorage, commands, engine_volumes, host, sizes
+from runtime.backends.docker.storage.engine_volumes import Device
 from runtime.backends.docker.storage.layout import Layout, check_snapshot_id, check_volume_name
 from runtime.backends.docker.storage.locks import VolumeLocks, file_lock
 from runtime.backends.docker.storage.mounts import parse_mountinfo
@@ -197,17 +198,20 @@ def test_only_a_volume_binding_our_mountpoint_is_a_quota_volume() -> None:
 
 def test_a_quota_volume_is_always_mounted_with_its_bind_options() -> None:
     volume = VolumeMount("theappapp-project-p", "/workspace", {"k": "v"}, quota=320 * MiB)
-    with_device = mount(volume, "/s/mounts/theappapp-project-p")
+    with_device = mount(volume, Device("/s/mounts/theappapp-project-p", direct=False))
     assert with_device["VolumeOptions"]["DriverConfig"] == {
         "Name": "local", "Options": {"type": "none", "o": "bind", "device": "/s/mounts/theappapp-project-p"}}
     assert with_device["VolumeOptions"]["Labels"] == {"k": "v"}
     assert "DriverConfig" not in mount(volume)["VolumeOptions"]
+    # After its first container, bound straight from the filesystem: no volume for the engine to mount.
+    direct = mount(volume, Device("/s/mounts/theappapp-project-p", direct=True))
+    assert (direct["Type"], direct["Source"]) == ("bind", "/s/mounts/theappapp-project-p")
 
     settings = RuntimeConfig.load(env={"THEAPPAPP_INSTALLATION_ID": "x"})
     registry = get_registry()
     spec = build_spec(settings, registry, Owner(installation="x"), name="n", project_id="p",
                       language=registry.resolve("python"), labels={}, network="none")
-    (workspace, *_) = host_config(spec, devices={"theappapp-project-p": "/s/mounts/p"})["mounts"]
+    (workspace, *_) = host_config(spec, devices={"theappapp-project-p": Device("/s/mounts/p", False)})["mounts"]
     assert workspace["VolumeOptions"]["DriverConfig"]["Options"]["device"] == "/s/mounts/p"
 
 

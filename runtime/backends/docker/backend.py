@@ -24,6 +24,7 @@ from runtime.backends.base import (
     ImageRecord,
     LabelFilter,
     NetworkPolicyStatus,
+    ResourceInUse,
     VolumeRecord,
 )
 from runtime.backends.docker import agent_exec, calls, diagnose, tar_files
@@ -40,6 +41,7 @@ from runtime.backends.docker.relabel import LabelRecords
 from runtime.backends.docker.storage import DockerStorage
 from runtime.config import EgressSettings, EngineSettings, NetworkSettings, StorageSettings
 from runtime.errors import EngineUnavailable, SandboxFailure
+from runtime.labels import MANAGED
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
 from runtime.sandbox.files import MAX_LISTED, FileEntry
@@ -225,7 +227,9 @@ class DockerBackend:
         changed_keys = self._changed.keys()
         engine_side = {k: v for k, v in labels.items() if k not in changed_keys}
         found = await self.engine.call(api.containers, all=True, filters=_filters(engine_side))
-        records = (calls.container_record(e, self._changed.merged(str(e["Id"]), e.get("Labels") or {})) for e in found)
+        mounts = str(self.storage.layout.mounts)
+        records = (calls.container_record(e, self._changed.merged(str(e["Id"]), e.get("Labels") or {}), mounts)
+                   for e in found)
         return [r for r in records if _matches(r.labels, labels)]
 
     async def lease(self, container_id: str, seconds: float) -> bool:
@@ -311,6 +315,9 @@ class DockerBackend:
         return await self.engine.call(calls.inspect_volume, (await self._client()).api, name)
 
     async def remove_volume(self, name: str) -> bool:
+        # A quota volume bound straight from its filesystem is in use without the engine knowing: asked first.
+        if any(name in c.volumes for c in await self.list_containers({MANAGED: "true"})):
+            raise ResourceInUse(f"volume {name} is in use by a container")
         self._first_mounts.forget(name)
         removed = await self.engine.call(calls.remove_volume, (await self._client()).api, name)
         return await self.storage.remove(name) or removed  # its filesystem, once Docker's volume is gone

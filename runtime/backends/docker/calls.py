@@ -7,6 +7,7 @@ They run in the engine's thread pool, never on the event loop.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,14 +18,15 @@ from runtime import labels
 from runtime.backends.base import ContainerRecord, ImageRecord, NameTaken, ResourceInUse, VolumeRecord
 from runtime.backends.docker.gate import GATE, LOAD
 from runtime.backends.docker.hostconfig import create_kwargs, host_config
+from runtime.backends.docker.storage.engine_volumes import Device
 from runtime.errors import EngineError, FileMissing, ImageMissing, InvalidPath
 from runtime.sandbox.spec import ContainerSpec
 
 _READ_SLACK = 1024 * 1024  # an archive's headers and padding over the file's own size
 
 
-def create(api: docker.APIClient, spec: ContainerSpec, agent: str | None, devices: Mapping[str, str] | None = None
-           ) -> str:
+def create(api: docker.APIClient, spec: ContainerSpec, agent: str | None,
+           devices: Mapping[str, Device] | None = None) -> str:
     try:
         built = api.create_host_config(**host_config(spec, agent, devices))
         created = LOAD.call(api.create_container, **create_kwargs(spec, built, agent))
@@ -72,14 +74,18 @@ def image(api: docker.APIClient, reference: str) -> ImageRecord | None:
     return ImageRecord(reference, str(attrs["Id"]), int(attrs.get("Size") or 0), dict(values))
 
 
-def container_record(entry: dict[str, Any], labels: dict[str, str]) -> ContainerRecord:
-    """An entry of the engine's container list, with `labels` as the backend reports them."""
+def container_record(entry: dict[str, Any], labels: dict[str, str], quota_mounts: str = "") -> ContainerRecord:
+    """An entry of the engine's container list, with `labels` as the backend reports them. A quota volume
+    bound straight from its filesystem (under `quota_mounts`, named by the volume) counts as that volume."""
+    volumes = [str(m.get("Name", "")) for m in entry.get("Mounts") or () if m.get("Type") == "volume"]
+    volumes += [os.path.basename(str(m.get("Source", ""))) for m in entry.get("Mounts") or ()
+                if quota_mounts and m.get("Type") == "bind" and os.path.dirname(str(m.get("Source"))) == quota_mounts]
     return ContainerRecord(
         id=str(entry["Id"]),
         name=str((entry.get("Names") or ["?"])[0]).lstrip("/"),
         state=str(entry.get("State") or "?"),
         labels=labels,
-        volumes=tuple(str(m.get("Name", "")) for m in entry.get("Mounts") or () if m.get("Type") == "volume"),
+        volumes=tuple(volumes),
         created=float(entry["Created"]) if entry.get("Created") else None,
         networks=tuple(sorted((entry.get("NetworkSettings") or {}).get("Networks") or {})),
     )

@@ -14,14 +14,17 @@ from typing import Any
 from docker.types import Mount
 
 from runtime.backends.docker.storage import engine_volumes
+from runtime.backends.docker.storage.engine_volumes import Device
 from runtime.sandbox.spec import ContainerSpec, VolumeMount
 
 
-def mount(volume: VolumeMount, device: str | None = None) -> Mount:
-    """The volume's mount; with `device` (a quota volume's mounted filesystem, from the storage) it always
-    carries the bind options too: a volume whose definition went missing is then made again bound to
-    `device`, never as a plain volume with no quota."""
-    driver = None if device is None else engine_volumes.driver_config(device)
+def mount(volume: VolumeMount, device: Device | None = None) -> Mount:
+    """The volume's mount. With `device` (a quota volume's mounted filesystem, from the storage): bound
+    straight from it, or (its first use) as the Docker volume carrying the bind options, so a volume
+    whose definition went missing is made again bound to it, never as a plain volume with no quota."""
+    if device is not None and device.direct:
+        return Mount(volume.target, device.path, type="bind")
+    driver = None if device is None else engine_volumes.driver_config(device.path)
     return Mount(volume.target, volume.name, type="volume", labels=dict(volume.labels) or None, driver_config=driver)
 
 
@@ -29,7 +32,7 @@ def agent_command(agent: str) -> list[str]:
     return ["/usr/bin/python3", "-I", agent]  # the system Python, whatever venv PATH names first
 
 
-def host_config(spec: ContainerSpec, agent: str | None = None, devices: Mapping[str, str] | None = None
+def host_config(spec: ContainerSpec, agent: str | None = None, devices: Mapping[str, Device] | None = None
                 ) -> dict[str, Any]:
     """Keyword arguments for `APIClient.create_host_config`; `devices`: volume name -> quota filesystem."""
     sec, res = spec.security, spec.resources

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from runtime.backends.base import Diagnosis
 from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.storage import engine_volumes, host
+from runtime.backends.docker.storage.engine_volumes import Device
 from runtime.backends.docker.storage.layout import DEFAULT_ROOT, Layout, check_snapshot_id, check_volume_name
 from runtime.backends.docker.storage.locks import VolumeLocks, file_lock
 from runtime.backends.docker.storage.pool import Pool
@@ -52,6 +53,7 @@ class DockerStorage:
         self._problems: tuple[str, ...] = ("storage not prepared yet",)
         self._mounted: dict[str, Mounted] = {}  # volumes mounted by this process, checked again on use
         self._plain: dict[str, float] = {}  # Docker volumes found plain (they stay so), and when
+        self._unfilled: set[str] = set()  # volumes made here that no container has used yet (see `Device`)
 
     # -- running blocking steps ---------------------------------------------------------------------
 
@@ -227,16 +229,19 @@ class DockerStorage:
             mounted = await self._run([name], self._volumes.up, name, quota)
             if mounted is None:
                 return None
+            if mounted.fresh:
+                self._unfilled.add(name)
             self._mounted[name] = mounted
             return str(mounted.path)
 
-    async def devices(self, volumes: Iterable[VolumeMount]) -> dict[str, str]:
-        """`ensure` for each volume: volume name -> host path to bind, for the quota volumes among them."""
+    async def devices(self, volumes: Iterable[VolumeMount]) -> dict[str, Device]:
+        """`ensure` for each volume: volume name -> how to bind it, for the quota volumes among them."""
         found = {}
         for volume in volumes:
-            device = await self.ensure(volume)
-            if device is not None:
-                found[volume.name] = device
+            path = await self.ensure(volume)
+            if path is not None:
+                found[volume.name] = Device(path, direct=volume.name not in self._unfilled)
+                self._unfilled.discard(volume.name)  # its first container fills it (Docker's copy-up)
         return found
 
     async def _mount_existing(self, name: str) -> Mounted | None:
