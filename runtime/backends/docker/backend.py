@@ -24,8 +24,6 @@ from runtime.backends.base import (
     ImageRecord,
     LabelFilter,
     NetworkPolicyStatus,
-    ResourceInUse,
-    VolumeRecord,
 )
 from runtime.backends.docker import agent_exec, calls, diagnose, tar_files
 from runtime.backends.docker.agent_channel import AgentChannel
@@ -39,26 +37,17 @@ from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
 from runtime.backends.docker.images import ImageCache
 from runtime.backends.docker.relabel import LabelRecords
 from runtime.backends.docker.storage import DockerStorage
+from runtime.backends.docker.volume_calls import VolumeCalls, label_filters, labels_match
 from runtime.config import EgressSettings, EngineSettings, NetworkSettings, StorageSettings
 from runtime.errors import EngineUnavailable, SandboxFailure
-from runtime.labels import MANAGED
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
 from runtime.sandbox.files import MAX_LISTED, FileEntry
 from runtime.sandbox.spec import ContainerSpec
 
 
-def _filters(labels: LabelFilter) -> dict[str, list[str]]:
-    return {"label": [key if value is None else f"{key}={value}" for key, value in labels.items()]}
-
-
-def _matches(values: Mapping[str, str], labels: LabelFilter) -> bool:
-    """The engine's label filter, checked again: a filter bug must not widen what the core acts on."""
-    return all(key in values and (want is None or values[key] == want) for key, want in labels.items())
-
-
-class DockerBackend:
-    """One Docker engine (local socket, `DOCKER_HOST`, or plain TCP)."""
+class DockerBackend(VolumeCalls):
+    """One Docker engine (local socket, `DOCKER_HOST`, or plain TCP); its volume calls: `VolumeCalls`."""
 
     def __init__(self, settings: EngineSettings, user: str, *, egress: EgressSettings | None = None,
                  sandbox_network: str = NetworkSettings.name, storage: StorageSettings | None = None) -> None:
@@ -226,11 +215,11 @@ class DockerBackend:
         # The engine filters on its own labels only: keys changed after creation are matched here.
         changed_keys = self._changed.keys()
         engine_side = {k: v for k, v in labels.items() if k not in changed_keys}
-        found = await self.engine.call(api.containers, all=True, filters=_filters(engine_side))
+        found = await self.engine.call(api.containers, all=True, filters=label_filters(engine_side))
         mounts = str(self.storage.layout.mounts)
         records = (calls.container_record(e, self._changed.merged(str(e["Id"]), e.get("Labels") or {}), mounts)
                    for e in found)
-        return [r for r in records if _matches(r.labels, labels)]
+        return [r for r in records if labels_match(r.labels, labels)]
 
     async def lease(self, container_id: str, seconds: float) -> bool:
         channel = await self._agent(container_id)
@@ -240,8 +229,8 @@ class DockerBackend:
         return True
 
     def remove_now(self, labels: LabelFilter, name_prefix: str) -> int:
-        return calls.remove_labelled_now(self.engine.base_url, _filters(labels),
-                                         lambda values: _matches(values, labels), name_prefix)
+        return calls.remove_labelled_now(self.engine.base_url, label_filters(labels),
+                                         lambda values: labels_match(values, labels), name_prefix)
 
     def usage(self, container_id: str) -> ResourceUsage:
         target = self._targets.get(container_id)
@@ -299,25 +288,3 @@ class DockerBackend:
         entries, _truncated = await channel.list_files(path or ".")
         return [FileEntry(str(n), k if k in ("file", "dir", "link") else "other", int(s), float(m))
                 for n, k, s, m in entries][:MAX_LISTED]
-
-    # -- volumes ----------------------------------------------------------------------------------
-
-    async def list_volumes(self, labels: LabelFilter) -> list[VolumeRecord]:
-        api = (await self._client()).api
-        found = (await self.engine.call(api.volumes, filters=_filters(labels))).get("Volumes") or ()
-        return [
-            VolumeRecord(str(v["Name"]), dict(v.get("Labels") or {}))
-            for v in found
-            if _matches(v.get("Labels") or {}, labels)
-        ]
-
-    async def inspect_volume(self, name: str) -> VolumeRecord | None:
-        return await self.engine.call(calls.inspect_volume, (await self._client()).api, name)
-
-    async def remove_volume(self, name: str) -> bool:
-        # A quota volume bound straight from its filesystem is in use without the engine knowing: asked first.
-        if any(name in c.volumes for c in await self.list_containers({MANAGED: "true"})):
-            raise ResourceInUse(f"volume {name} is in use by a container")
-        self._first_mounts.forget(name)
-        removed = await self.engine.call(calls.remove_volume, (await self._client()).api, name)
-        return await self.storage.remove(name) or removed  # its filesystem, once Docker's volume is gone
