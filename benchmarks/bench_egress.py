@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -27,6 +28,7 @@ import docker
 from benchlib import show
 from docker.models.containers import Container
 
+from runtime.backends.docker.egress.policies import DEFAULT_ROOT
 from runtime.backends.docker.network import remove_sandbox_network
 from runtime.backends.egress import EgressPolicy
 from runtime.config import RuntimeConfig
@@ -187,6 +189,7 @@ async def main() -> None:
                 await manager.shutdown()
                 client.containers.get(f"{config.egress.network_name}-proxy").remove(force=True)
                 remove_sandbox_network(client, config.egress.network_name)  # the network and its rules
+                shutil.rmtree(DEFAULT_ROOT / config.egress.network_name, ignore_errors=True)  # its policies
         finally:
             for container in containers:
                 container.remove(force=True)
