@@ -97,7 +97,9 @@ def cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
           f"{'tokens from ' + str(args.tokens) if tokens else 'no authentication (loopback)'}",
           file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, timeout_graceful_shutdown=10)
-    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+    # Server.run, not asyncio.run(serve()): it runs the loop uvicorn's config picks (uvloop when installed);
+    # asyncio.run would always use the standard loop.
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

@@ -132,7 +132,9 @@ def _routes(api: FastAPI, broker: TaskBroker, options: ServiceOptions) -> None:
         if "text/event-stream" in request.headers.get("accept", ""):
             return StreamingResponse(exec_events(stream), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-        return schemas.ExecOut.of(await stream.collect())
+        # Serialized here: FastAPI would validate the model it was just built from once more (`response_model`
+        # still documents it). The hottest route: an agent's every command.
+        return Response(schemas.ExecOut.of(await stream.collect()).model_dump_json(), media_type="application/json")
 
     @api.put("/v1/tasks/{task_id}/files/{path:path}", status_code=201, response_model=schemas.Written)
     async def put_file(task_id: str, path: str, request: Request, scope: Caller) -> schemas.Written:
