@@ -95,7 +95,7 @@ def ensure_sandbox_network(
 def remove_sandbox_network(client: docker.DockerClient, name: str = DEFAULT_NETWORK) -> None:
     """Remove the network, then its tagged firewall rules. A foreign network is left alone."""
     interfaces = {bridge_interface_name(name)}
-    network = _find(client, name)
+    network = find_network(client, name)
     if network is not None:
         _require_managed(network)
         interfaces.add(_interface(network))
@@ -175,7 +175,7 @@ def _engine_is_local(client: docker.DockerClient) -> bool:
     return isinstance(base_url, str) and base_url.startswith("http+docker://")
 
 
-def _find(client: docker.DockerClient, name: str) -> Network | None:
+def find_network(client: docker.DockerClient, name: str) -> Network | None:
     # The engine's name filter matches substrings; only an exact name counts.
     for network in client.networks.list(names=[name]):
         if network.name == name:
@@ -207,7 +207,7 @@ def _matches(network: Network, name: str) -> bool:
 
 def _ensure_network(client: docker.DockerClient, name: str) -> Network:
     for _ in range(2):
-        network = _find(client, name)
+        network = find_network(client, name)
         if network is None:
             try:
                 return client.networks.create(
@@ -219,7 +219,7 @@ def _ensure_network(client: docker.DockerClient, name: str) -> Network:
                     check_duplicate=True,
                 )
             except docker.errors.APIError as exc:
-                network = _find(client, name)  # another process may have won the race
+                network = find_network(client, name)  # another process may have won the race
                 if network is None:
                     raise NetworkPolicyError(f"Network {name!r} could not be created: {exc.explanation}") from exc
         _require_managed(network)

@@ -18,6 +18,7 @@ from pathlib import Path
 import docker
 
 from runtime import labels
+from runtime.backends.docker import calls
 from runtime.backends.docker.egress import network, policies, proxy
 from runtime.backends.docker.egress.follower import LogFollower
 from runtime.backends.docker.engine import Engine
@@ -100,7 +101,7 @@ class DockerEgress:
 
     async def allow(self, container_id: str, policy: EgressPolicy) -> None:
         engine = self._engine()
-        attrs = await engine.call(proxy.find, (await engine.connect()).api, container_id)
+        attrs = await engine.call(calls.inspect_container, (await engine.connect()).api, container_id)
         networks = ((attrs or {}).get("NetworkSettings") or {}).get("Networks") or {}
         address = (networks.get(self.settings.network_name) or {}).get("IPAddress")
         if not address:

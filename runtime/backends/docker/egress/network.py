@@ -27,7 +27,13 @@ from docker.models.networks import Network
 
 from runtime.backends.docker import firewall
 from runtime.backends.docker.firewall import Firewall, FirewallError, Rule
-from runtime.backends.docker.network import BRIDGE_NAME_OPTION, ICC_OPTION, bridge_interface_name, sandbox_rules
+from runtime.backends.docker.network import (
+    BRIDGE_NAME_OPTION,
+    ICC_OPTION,
+    bridge_interface_name,
+    find_network,
+    sandbox_rules,
+)
 from runtime.config import EgressSettings
 from runtime.errors import NetworkPolicyError
 from runtime.labels import MANAGED, ROLE
@@ -86,16 +92,8 @@ def _wanted_options(name: str) -> dict[str, str]:
     return {ICC_OPTION: "true", BRIDGE_NAME_OPTION: bridge_interface_name(name)}
 
 
-def _find(client: docker.DockerClient, name: str) -> Network | None:
-    for network in client.networks.list(names=[name]):
-        if network.name == name:  # the engine's filter matches substrings
-            network.reload()
-            return network
-    return None
-
-
 def _ensure(client: docker.DockerClient, name: str, addresses: Addresses) -> Network:
-    network = _find(client, name)
+    network = find_network(client, name)
     if network is None:
         pool = docker.types.IPAMPool(subnet=addresses.subnet, gateway=addresses.gateway, iprange=addresses.sandboxes)
         try:
@@ -105,7 +103,7 @@ def _ensure(client: docker.DockerClient, name: str, addresses: Addresses) -> Net
                 check_duplicate=True,
             )
         except docker.errors.APIError as err:
-            network = _find(client, name)  # another process may have won the race
+            network = find_network(client, name)  # another process may have won the race
             if network is None:
                 raise NetworkPolicyError(
                     f"the egress network {name!r} could not be created on {addresses.subnet}: {err.explanation}; "

@@ -13,12 +13,12 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import docker
 import docker.errors
 from docker.types import LogConfig, Mount
 
+from runtime.backends.docker import calls
 from runtime.backends.docker.egress.network import Addresses
 from runtime.errors import EngineError, ImageMissing
 
@@ -44,14 +44,6 @@ def proxy_name(egress_network: str) -> str:
     return f"{egress_network}-proxy"
 
 
-def find(api: docker.APIClient, name: str) -> dict[str, Any] | None:
-    try:
-        attrs: dict[str, Any] = api.inspect_container(name)
-    except docker.errors.NotFound:
-        return None
-    return attrs
-
-
 def ensure_running(api: docker.APIClient, spec: ProxySpec) -> str:
     """The proxy's container id, running and answering; created or started as needed."""
     return start(api, spec)[0]
@@ -59,7 +51,7 @@ def ensure_running(api: docker.APIClient, spec: ProxySpec) -> str:
 
 def start(api: docker.APIClient, spec: ProxySpec) -> tuple[str, bool]:
     """(the proxy's container id, whether it had to be started): created or started as needed."""
-    attrs = find(api, spec.name)
+    attrs = calls.inspect_container(api, spec.name)
     if attrs is not None and (attrs.get("Config") or {}).get("Image") != spec.image:
         log.info("replacing egress proxy %s: it runs %s, wanted %s", spec.name, attrs["Config"]["Image"], spec.image)
         with contextlib.suppress(docker.errors.NotFound):
@@ -112,7 +104,7 @@ def _create(api: docker.APIClient, spec: ProxySpec) -> str:
             from err
     except docker.errors.APIError as err:
         if err.status_code == 409:  # another manager made it first
-            found = find(api, spec.name)
+            found = calls.inspect_container(api, spec.name)
             if found is not None:
                 return str(found["Id"])
         raise EngineError(f"the egress proxy {spec.name} could not be created: {err.explanation}") from err
@@ -139,7 +131,7 @@ def _wait_ready(api: docker.APIClient, container_id: str, name: str, since: int)
             raise EngineError(f"the egress proxy {name} cannot peek at TLS handshakes: {text.strip()[-300:]}")
         if "Accepting SSL bumped HTTP Socket connections" in text:
             return
-        state = (find(api, container_id) or {}).get("State") or {}
+        state = (calls.inspect_container(api, container_id) or {}).get("State") or {}
         if not state.get("Running"):
             raise EngineError(f"the egress proxy {name} exited ({state.get('ExitCode')}): {text.strip()[-500:]}")
         time.sleep(0.05)
