@@ -79,14 +79,14 @@ print(json.dumps(out))
 
 
 def free_subnet(client: docker.DockerClient) -> str:
-    """A /22 in 172.31.128.0/17 that no network of the engine overlaps (this run's own egress network)."""
+    """A /22 in 10.213.0.0/17 (never one of the engine's own pools) that no network of the engine overlaps."""
     taken = [ipaddress.ip_network(c["Subnet"]) for n in client.networks.list()
              for c in (n.attrs.get("IPAM") or {}).get("Config") or [] if c.get("Subnet", "").count(".") == 3]
     for k in range(32):
-        candidate = ipaddress.ip_network(f"172.31.{128 + k * 4}.0/22")
+        candidate = ipaddress.ip_network(f"10.213.{k * 4}.0/22")
         if not any(candidate.overlaps(t) for t in taken):
             return str(candidate)
-    raise SystemExit("no free /22 in 172.31.128.0/17 for the benchmark's egress network")
+    raise SystemExit("no free /22 in 10.213.0.0/17 for the benchmark's egress network")
 
 
 def certificates(directory: Path) -> None:

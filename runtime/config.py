@@ -138,7 +138,9 @@ class EgressSettings:
     # an IP literal, or `registries` (its language's package indexes). Environment: space-separated.
     allow: tuple[str, ...] = ()
     network_name: str = "theappapp-egress"  # the internal network allowlisted sandboxes join
-    subnet: str = "172.31.252.0/22"  # its addresses: the proxy takes the second, sandboxes the upper half
+    # Its addresses (the proxy takes the second, sandboxes the upper half): outside the pools the engine
+    # hands out by itself (172.17-31.0.0/16, 192.168.0.0/20s), which it may have reached when this is made.
+    subnet: str = "10.213.252.0/22"
     # Names only the proxy resolves ("name=address", space-separated in the environment): internal
     # services, or test servers. Only these may resolve to private addresses.
     hosts: tuple[str, ...] = ()

@@ -35,7 +35,7 @@ class EgressPolicy:
 class EgressStatus:
     ready: bool
     network: str  # the network allowlisted sandboxes join
-    proxy_url: str  # what HTTP_PROXY and HTTPS_PROXY name inside them, e.g. http://172.31.252.2:3128
+    proxy_url: str  # what HTTP_PROXY and HTTPS_PROXY name inside them, e.g. http://10.213.252.2:3128
     problems: tuple[str, ...] = ()  # plain sentences: what is missing and what to do
 
 

@@ -213,7 +213,7 @@ async def test_an_allowlisted_task_gets_the_egress_network_the_proxy_and_its_own
     info = await manager.create_container("t1", "p1", "python", egress=["api.example.com", "registries"])
     spec = backend.specs["theappapp-p1-t1"]
     assert spec.network == info.network == "theappapp-egress"
-    assert spec.environment["HTTPS_PROXY"] == spec.environment["http_proxy"] == "http://172.31.252.2:3128"
+    assert spec.environment["HTTPS_PROXY"] == spec.environment["http_proxy"] == "http://10.213.252.2:3128"
     assert spec.environment["NO_PROXY"] == "localhost,127.0.0.1,::1" and spec.dns_options
     assert info.egress == ("api.example.com", "deb.debian.org", "pypi.org", "files.pythonhosted.org")
     assert backend.egress.policies[info.container_id] == EgressPolicy("t1", "p1", info.egress)
@@ -227,7 +227,7 @@ async def test_the_languages_own_proxy_settings_are_set_too() -> None:
     manager, _ = manager_on(backend)
     await manager.create_container("t1", "p1", "java", egress=["a.example.com"])
     options = backend.specs["theappapp-p1-t1"].environment["JAVA_TOOL_OPTIONS"]
-    assert "-Dhttps.proxyHost=172.31.252.2 -Dhttps.proxyPort=3128" in options
+    assert "-Dhttps.proxyHost=10.213.252.2 -Dhttps.proxyPort=3128" in options
 
 
 async def test_plain_tasks_get_no_proxy_and_no_policy() -> None:
