@@ -3,9 +3,13 @@
     python benchmarks/bench_server.py [--runs 200] [--cycles 30] [--requests 800]
 
 A real `theappapp-sandbox serve` (its own process, bearer token, loopback) and an in-process
-`ContainerManager` with the same settings, measured alternately so drift hits both alike:
+`ContainerManager` with the same settings, measured alternately so drift hits both alike; the HTTP
+side is `runtime.remote.RemoteContainerManager`, the one-line switch an orchestrator makes. Each side
+runs in a process of its own, so neither's background work (a destroyed container's removal) runs on
+the other's event loop during its calls:
 1. `exec_command("true")` on a live task, p50/p90, and the HTTP overhead per call.
-2. A create -> exec("true") -> destroy cycle (warm pool off on both sides: the cycle, not the pool).
+2. A create -> exec("true") -> destroy cycle (warm pool off on both sides: the cycle, not the pool),
+   with the overhead of each of the three calls.
 3. Requests per second for exec("true") on one task with 16 concurrent clients, HTTP and in-process.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import re
 import subprocess
@@ -20,12 +25,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-import httpx
-from benchlib import pct, show
+from benchlib import pct, show, timed
 
 from runtime.config import RuntimeConfig
+from runtime.remote import RemoteContainerManager
 from runtime.sandbox.manager import ContainerManager
 
 ENV = {"THEAPPAPP_POOL_ENABLED": "false", "THEAPPAPP_MONITOR_ENABLED": "false", "THEAPPAPP_NETWORK": "none"}
@@ -49,101 +56,139 @@ def start_server(tmp: Path, run: str) -> tuple[subprocess.Popen[bytes], str, str
     return proc, found.group(1), token
 
 
-async def alternate(runs: int, local: object, remote: object) -> tuple[list[float], list[float]]:
+class Side:
+    """One side of the comparison in a child process: it runs the steps the parent names and reports their times."""
+
+    def __init__(self, kind: str, project: str, url: str = "", token: str = "") -> None:
+        self.conn, child = multiprocessing.get_context("spawn").Pipe()
+        self.proc = multiprocessing.get_context("spawn").Process(target=side_main,
+                                                                 args=(child, kind, project, url, token))
+        self.proc.start()
+
+    def ask(self, *request: object) -> list[float]:
+        self.conn.send(request)
+        answer = self.conn.recv()
+        if isinstance(answer, str):
+            raise SystemExit(f"benchmark side failed: {answer}")
+        return list(answer)
+
+    def stop(self) -> None:
+        self.conn.send(("stop",))
+        self.proc.join(120)
+
+
+def side_main(conn: Connection, kind: str, project: str, url: str, token: str) -> None:
+    asyncio.run(side_loop(conn, kind, project, url, token))
+
+
+async def side_loop(conn: Connection, kind: str, project: str, url: str, token: str) -> None:
+    manager: ContainerManager | RemoteContainerManager
+    if kind == "in-process":
+        manager = ContainerManager(RuntimeConfig.load())
+        await manager.startup()
+    else:
+        manager = RemoteContainerManager(url, token)
+    loop, count = asyncio.get_running_loop(), 0
+    name = "local" if kind == "in-process" else "remote"  # task ids of their own: both share the project
+
+    async def exec_true() -> None:
+        await manager.exec_command(f"{name}-steady", "true")
+
+    async def cycle(task: str) -> list[float]:
+        """create -> exec -> destroy, each call's duration."""
+        return [*await timed(1, lambda: manager.create_container(task, project, "python")),
+                *await timed(1, lambda: manager.exec_command(task, "true")),
+                *await timed(1, lambda: manager.destroy_container(task))]
+
+    try:
+        while True:
+            # Waiting in a thread keeps this loop running between steps, as an orchestrator's would.
+            step, *args = await loop.run_in_executor(None, conn.recv)
+            try:
+                if step == "stop":
+                    return
+                if step == "setup":
+                    await manager.create_container(f"{name}-steady", project, "python")
+                    for _ in range(10):  # warm the path (connections, imports, first agent execs)
+                        await exec_true()
+                    conn.send([])
+                elif step == "exec":
+                    conn.send(await timed(1, exec_true))
+                elif step == "cycle":
+                    count += 1
+                    conn.send(await cycle(f"{name}-c{count}"))
+                elif step == "rate":
+                    conn.send([await rate(int(args[0]), 16, exec_true)])
+            except Exception as err:  # said to the parent, which stops
+                conn.send(f"{step}: {type(err).__name__}: {err}")
+    finally:
+        await manager.destroy_container(f"{name}-steady")
+        await manager.shutdown()
+
+
+def alternate(runs: int, local: Side, remote: Side, step: str) -> tuple[list[list[float]], list[list[float]]]:
     a, b = [], []
     for _ in range(runs):
-        for step, out in ((local, a), (remote, b)):
-            t0 = time.perf_counter()
-            await step()  # type: ignore[operator]
-            out.append(time.perf_counter() - t0)
+        a.append(local.ask(step))
+        b.append(remote.ask(step))
     return a, b
 
 
-async def rate(n: int, clients: int, step: object) -> float:
+async def rate(n: int, clients: int, step: Callable[[], Awaitable[None]]) -> float:
     left = n
 
     async def worker() -> None:
         nonlocal left
         while left > 0:
             left -= 1
-            await step()  # type: ignore[operator]
+            await step()
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     return n / (time.perf_counter() - t0)
 
 
-async def main(runs: int, cycles: int, requests: int) -> None:
+def main(runs: int, cycles: int, requests: int) -> None:
     run = uuid.uuid4().hex[:8]
     os.environ.update(ENV)
     os.environ.setdefault("THEAPPAPP_INSTALLATION_ID", f"bench-server-{run}")
-    manager = ContainerManager(RuntimeConfig.load())
-    await manager.startup()
+    project = f"bench-{run}"
     with tempfile.TemporaryDirectory() as tmp:
         server, url, token = start_server(Path(tmp), run)
-        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-        http = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120,
-                                 limits=limits)
-        project = f"bench-{run}"
+        local, remote = Side("in-process", project), Side("HTTP", project, url, token)
         try:
-            await manager.create_container("local", project, "python")
-            made = await http.post("/v1/tasks", json={"task_id": "remote", "project_id": project,
-                                                      "language": "python"})
-            made.raise_for_status()
-            print(f"server benchmark: python image, network none, warm pool off, {url} (token auth)")
+            local.ask("setup")
+            remote.ask("setup")
+            print(f"server benchmark: python image, network none, warm pool off, {url} (token auth), "
+                  "HTTP through runtime.remote.RemoteContainerManager, each side in its own process")
 
-            async def local_exec() -> None:
-                await manager.exec_command("local", "true")
-
-            async def remote_exec() -> None:
-                (await http.post("/v1/tasks/remote/exec", json={"command": "true"})).raise_for_status()
-
-            for _ in range(10):  # warm both paths (connections, imports, first agent execs)
-                await local_exec()
-                await remote_exec()
             print('1. exec_command("true") on a live task')
-            a, b = await alternate(runs, local_exec, remote_exec)
+            a, b = ([t for (t,) in side] for side in alternate(runs, local, remote, "exec"))
             show("in-process", a)
             show("HTTP (POST /v1/tasks/{id}/exec)", b)
             print(f"  HTTP overhead per call: p50 {(pct(b, 0.5) - pct(a, 0.5)) * 1000:+.1f} ms")
 
-            count = 0
-
-            async def local_cycle() -> None:
-                nonlocal count
-                count += 1
-                await manager.create_container(f"c{count}", project, "python")
-                await manager.exec_command(f"c{count}", "true")
-                await manager.destroy_container(f"c{count}")
-
-            async def remote_cycle() -> None:
-                nonlocal count
-                count += 1
-                task = f"c{count}"
-                (await http.post("/v1/tasks", json={"task_id": task, "project_id": project,
-                                                    "language": "python"})).raise_for_status()
-                (await http.post(f"/v1/tasks/{task}/exec", json={"command": "true"})).raise_for_status()
-                (await http.delete(f"/v1/tasks/{task}")).raise_for_status()
-
             print("2. create -> exec('true') -> destroy")
-            a, b = await alternate(cycles, local_cycle, remote_cycle)
-            show("in-process", a)
-            show("HTTP", b)
-            print(f"  HTTP overhead per cycle: p50 {(pct(b, 0.5) - pct(a, 0.5)) * 1000:+.1f} ms")
+            x, y = alternate(cycles, local, remote, "cycle")
+            show("in-process", [sum(times) for times in x])
+            show("HTTP", [sum(times) for times in y])
+            per_call = ", ".join(
+                f"{name} {(pct([t[i] for t in y], 0.5) - pct([t[i] for t in x], 0.5)) * 1000:+.1f} ms"
+                for i, name in enumerate(("create", "exec", "destroy")))
+            overhead = pct([sum(t) for t in y], 0.5) - pct([sum(t) for t in x], 0.5)
+            print(f"  HTTP overhead per cycle: p50 {overhead * 1000:+.1f} ms; per call, p50: {per_call}")
 
             print(f"3. exec('true') on one task, 16 concurrent clients, {requests} requests")
-            local_rate = await rate(requests, 16, local_exec)
-            remote_rate = await rate(requests, 16, remote_exec)
+            (local_rate,), (remote_rate,) = local.ask("rate", requests), remote.ask("rate", requests)
             print(f"  in-process {local_rate:7.0f} /s   HTTP {remote_rate:7.0f} /s   "
                   f"(HTTP {remote_rate / local_rate:.2f}x)")
         finally:
-            await http.delete("/v1/tasks/remote")
-            await http.aclose()
+            remote.stop()
+            local.stop()
             server.terminate()
             server.wait(60)
-            await manager.destroy_container("local")
-            await manager.delete_project_volume(project)
-            await manager.shutdown()
+            cleanup = ContainerManager(RuntimeConfig.load())
+            asyncio.run(cleanup.delete_project_volume(project))
 
 
 if __name__ == "__main__":
@@ -152,4 +197,4 @@ if __name__ == "__main__":
     parser.add_argument("--cycles", type=int, default=30)
     parser.add_argument("--requests", type=int, default=800)
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.cycles, args.requests))
+    main(args.runs, args.cycles, args.requests)

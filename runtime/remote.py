@@ -5,7 +5,8 @@
     result = await manager.exec_command("t1", "python3 -V")
 
 Same async methods, same result types, same exceptions (the server names the `runtime.errors`
-class of each failure, see runtime/server/status.py). Needs only httpx (`[remote]` extra).
+class of each failure, see runtime/server/status.py). Needs only httpx2 (`[remote]` extra): the
+maintained fork of httpx, also the MCP SDK's client.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import httpx2
 
 from runtime.errors import EngineUnavailable, InvalidRequest
 from runtime.sandbox.execution import ExecResult, OutputChunk
@@ -28,13 +29,13 @@ from runtime.server.status import error_from
 from runtime.validation.findings import Finding
 
 # A command may run for its whole timeout before the answer comes: no read timeout of our own.
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, read=None)
+DEFAULT_TIMEOUT = httpx2.Timeout(30.0, read=None)
 
 
 class RemoteContainerManager:
-    def __init__(self, base_url: str, token: str | None = None, *, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, base_url: str, token: str | None = None, *, client: httpx2.AsyncClient | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = client or httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers,
+        self._client = client or httpx2.AsyncClient(base_url=base_url.rstrip("/"), headers=headers,
                                                    timeout=DEFAULT_TIMEOUT)
 
     async def __aenter__(self) -> RemoteContainerManager:
@@ -48,10 +49,10 @@ class RemoteContainerManager:
         """Close the connection pool (the server keeps the tasks: destroy them first)."""
         await self._client.aclose()
 
-    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx2.Response:
         try:
             response = await self._client.request(method, url, **kwargs)
-        except httpx.TransportError as err:
+        except httpx2.TransportError as err:
             raise EngineUnavailable(f"sandbox service not reachable at {self._client.base_url}: {err}") from err
         if response.status_code >= 400:
             raise _error(response.status_code, response.content)
@@ -152,7 +153,7 @@ class RemoteExecStream:
                             self.result = _exec_result(data)
                         elif event == "error":
                             raise _error(500, json.dumps(data).encode())
-        except httpx.TransportError as err:
+        except httpx2.TransportError as err:
             raise EngineUnavailable(f"sandbox service not reachable: {err}") from err
 
     async def collect(self) -> ExecResult:

@@ -2,7 +2,7 @@
 
 The body of every error answer is `{"error": "<class name>", "detail": "<message>"}`; the class
 name is one of `runtime.errors`, so a remote caller gets the same exception the library raises.
-Plain module (no FastAPI): the remote client imports it with only httpx installed.
+Plain module (no FastAPI): the remote client imports it with only httpx2 installed.
 """
 
 from __future__ import annotations

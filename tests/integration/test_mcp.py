@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import httpx
 import httpx2
 import pytest
 from mcp import Client
@@ -143,7 +142,7 @@ async def test_http_without_a_session_reaps_sandboxes_once_idle(
 
 async def test_mcp_over_http_needs_the_token(service: Service, token_file: tuple[Path, str]) -> None:
     hello = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-    async with httpx.AsyncClient(base_url=service.url) as raw:
+    async with httpx2.AsyncClient(base_url=service.url) as raw:
         for headers in ({}, {"Authorization": "Bearer tap_not_a_token"}):
             response = await raw.post("/mcp", json=hello, headers={**headers, "Accept": "application/json"})
             assert response.status_code == 401

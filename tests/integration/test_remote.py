@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import docker
-import httpx
+import httpx2
 import pytest
 
 from runtime.errors import (
@@ -141,7 +141,7 @@ async def test_a_serve_that_loses_its_engine_answers_503_and_recovers(
     env = service_env(DOCKER_HOST=f"unix://{sock}")
     try:
         with serving(tmp_path, "--no-mcp", env=env) as service:
-            async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+            async with httpx2.AsyncClient(base_url=service.url, timeout=60) as client:
                 assert (await client.get("/healthz")).status_code == 200
                 body = {"task_id": f"a-{unique}", "project_id": f"lost-{unique}", "language": "python"}
                 assert (await client.post("/v1/tasks", json=body)).status_code == 201

@@ -1,4 +1,4 @@
-"""The HTTP API of `theappapp-sandbox serve`, driven with httpx against a real server process and engine.
+"""The HTTP API of `theappapp-sandbox serve`, driven with httpx2 against a real server process and engine.
 
 Each rule of the service's scope is tried as an attack: no or a wrong token, another token's task,
 a project outside the token, paths that climb out of /workspace, bodies over the limit (declared
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import docker
-import httpx
+import httpx2
 import pytest
 
 from runtime.registry import Language
@@ -43,8 +43,8 @@ def service(docker_client: docker.DockerClient, tokens: tuple[Path, str, str],
 
 @pytest.fixture
 async def alice(service: Service, tokens: tuple[Path, str, str], python_image: Language
-                ) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=service.url, headers={"Authorization": f"Bearer {tokens[1]}"},
+                ) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(base_url=service.url, headers={"Authorization": f"Bearer {tokens[1]}"},
                                  timeout=60) as client:
         yield client
         for task in (await client.get("/v1/tasks")).json():
@@ -52,18 +52,18 @@ async def alice(service: Service, tokens: tuple[Path, str, str], python_image: L
 
 
 @pytest.fixture
-async def bob(service: Service, tokens: tuple[Path, str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=service.url, headers={"Authorization": f"Bearer {tokens[2]}"},
+async def bob(service: Service, tokens: tuple[Path, str, str]) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(base_url=service.url, headers={"Authorization": f"Bearer {tokens[2]}"},
                                  timeout=60) as client:
         yield client
 
 
-async def create(client: httpx.AsyncClient, task_id: str, project_id: str) -> httpx.Response:
+async def create(client: httpx2.AsyncClient, task_id: str, project_id: str) -> httpx2.Response:
     return await client.post("/v1/tasks", json={"task_id": task_id, "project_id": project_id, "language": "python"})
 
 
 async def test_openapi_names_every_endpoint(service: Service) -> None:
-    async with httpx.AsyncClient(base_url=service.url) as client:
+    async with httpx2.AsyncClient(base_url=service.url) as client:
         paths = (await client.get("/openapi.json")).json()["paths"]
     assert {"/v1/tasks", "/v1/tasks/{task_id}", "/v1/tasks/{task_id}/exec", "/v1/tasks/{task_id}/run",
             "/v1/tasks/{task_id}/files/{path}", "/v1/tasks/{task_id}/files", "/v1/run", "/healthz",
@@ -71,7 +71,7 @@ async def test_openapi_names_every_endpoint(service: Service) -> None:
     assert set(paths["/v1/tasks"]) == {"get", "post"} and "delete" in paths["/v1/tasks/{task_id}"]
 
 
-async def test_a_task_from_create_to_delete(alice: httpx.AsyncClient, unique: str,
+async def test_a_task_from_create_to_delete(alice: httpx2.AsyncClient, unique: str,
                                             docker_client: docker.DockerClient) -> None:
     task = f"t-{unique}"
     created = await create(alice, task, f"alice-{unique}")
@@ -99,7 +99,7 @@ async def test_a_task_from_create_to_delete(alice: httpx.AsyncClient, unique: st
     assert containers_of(docker_client, [task]) == []
 
 
-async def test_exec_streams_output_as_server_sent_events(alice: httpx.AsyncClient, unique: str) -> None:
+async def test_exec_streams_output_as_server_sent_events(alice: httpx2.AsyncClient, unique: str) -> None:
     task = f"s-{unique}"
     assert (await create(alice, task, f"alice-{unique}")).status_code == 201
     events: list[tuple[str, float]] = []
@@ -117,7 +117,7 @@ async def test_exec_streams_output_as_server_sent_events(alice: httpx.AsyncClien
     assert first_out < events[-1][1] - 0.5  # the first line came while the command still ran
 
 
-async def test_one_shot_run_returns_the_validators_findings(alice: httpx.AsyncClient) -> None:
+async def test_one_shot_run_returns_the_validators_findings(alice: httpx2.AsyncClient) -> None:
     ran = await alice.post("/v1/run", json={"language": "python", "code": "print(eval('6 * 7'))\n"})
     assert ran.status_code == 200, ran.text
     body = ran.json()
@@ -127,7 +127,7 @@ async def test_one_shot_run_returns_the_validators_findings(alice: httpx.AsyncCl
 
 
 async def test_no_token_or_a_wrong_one_is_401(service: Service, tokens: tuple[Path, str, str]) -> None:
-    async with httpx.AsyncClient(base_url=service.url) as client:
+    async with httpx2.AsyncClient(base_url=service.url) as client:
         for headers in ({}, {"Authorization": "Bearer tap_wrong"}, {"Authorization": tokens[1]},
                         {"Authorization": f"Basic {tokens[1]}"}):
             for method, url in (("GET", "/v1/tasks"), ("POST", "/v1/run"), ("DELETE", "/v1/tasks/x")):
@@ -137,7 +137,7 @@ async def test_no_token_or_a_wrong_one_is_401(service: Service, tokens: tuple[Pa
                 assert tokens[1] not in response.text
 
 
-async def test_another_tokens_task_does_not_exist_for_you(alice: httpx.AsyncClient, bob: httpx.AsyncClient,
+async def test_another_tokens_task_does_not_exist_for_you(alice: httpx2.AsyncClient, bob: httpx2.AsyncClient,
                                                           unique: str) -> None:
     task = f"a-{unique}"
     assert (await create(alice, task, f"alice-{unique}")).status_code == 201
@@ -158,7 +158,7 @@ async def test_another_tokens_task_does_not_exist_for_you(alice: httpx.AsyncClie
     assert (await alice.get(f"/v1/tasks/{task}")).status_code == 200
 
 
-async def test_a_project_outside_the_token_is_403(alice: httpx.AsyncClient, unique: str) -> None:
+async def test_a_project_outside_the_token_is_403(alice: httpx2.AsyncClient, unique: str) -> None:
     for project in (f"bob-{unique}", f"x-alice-{unique}", "alice"):
         response = await create(alice, f"p-{unique}", project)
         assert response.status_code == 403 and response.json()["error"] == "AccessDenied", project
@@ -166,7 +166,7 @@ async def test_a_project_outside_the_token_is_403(alice: httpx.AsyncClient, uniq
     assert denied.status_code == 403
 
 
-async def test_ids_and_paths_are_checked_as_the_library_checks_them(alice: httpx.AsyncClient, unique: str) -> None:
+async def test_ids_and_paths_are_checked_as_the_library_checks_them(alice: httpx2.AsyncClient, unique: str) -> None:
     assert (await create(alice, "../x", f"alice-{unique}")).status_code == 422
     assert (await create(alice, f"t-{unique}", "alice-$(id)")).status_code in (403, 422)
     bad_lang = await alice.post("/v1/tasks", json={"task_id": f"l-{unique}", "project_id": f"alice-{unique}",
@@ -189,7 +189,7 @@ async def test_ids_and_paths_are_checked_as_the_library_checks_them(alice: httpx
     assert bad_exec.status_code == 422
 
 
-async def test_bodies_over_the_limit_are_413_declared_or_chunked(alice: httpx.AsyncClient, unique: str) -> None:
+async def test_bodies_over_the_limit_are_413_declared_or_chunked(alice: httpx2.AsyncClient, unique: str) -> None:
     task = f"b-{unique}"
     assert (await create(alice, task, f"alice-{unique}")).status_code == 201
     declared = await alice.put(f"/v1/tasks/{task}/files/big", content=b"x" * (MiB + 1))
@@ -208,7 +208,7 @@ async def test_bodies_over_the_limit_are_413_declared_or_chunked(alice: httpx.As
     assert fits.status_code == 201
 
 
-async def test_a_flood_of_creates_over_the_limit_gets_429(alice: httpx.AsyncClient, unique: str,
+async def test_a_flood_of_creates_over_the_limit_gets_429(alice: httpx2.AsyncClient, unique: str,
                                                           docker_client: docker.DockerClient) -> None:
     ids = [f"flood{i}-{unique}" for i in range(8)]
     responses = await asyncio.gather(*(create(alice, t, f"alice-{unique}") for t in ids))
@@ -220,7 +220,7 @@ async def test_a_flood_of_creates_over_the_limit_gets_429(alice: httpx.AsyncClie
     assert (await create(alice, f"again-{unique}", f"alice-{unique}")).status_code == 201  # room again
 
 
-async def test_timeouts_over_the_tokens_maximum_are_refused(alice: httpx.AsyncClient, unique: str) -> None:
+async def test_timeouts_over_the_tokens_maximum_are_refused(alice: httpx2.AsyncClient, unique: str) -> None:
     task = f"to-{unique}"
     assert (await create(alice, task, f"alice-{unique}")).status_code == 201
     over = await alice.post(f"/v1/tasks/{task}/exec", json={"command": "true", "timeout": 3600})
@@ -231,7 +231,7 @@ async def test_timeouts_over_the_tokens_maximum_are_refused(alice: httpx.AsyncCl
     assert negative.status_code == 422
 
 
-async def test_slow_clients_do_not_hold_up_others(service: Service, alice: httpx.AsyncClient) -> None:
+async def test_slow_clients_do_not_hold_up_others(service: Service, alice: httpx2.AsyncClient) -> None:
     host, port = service.url.removeprefix("http://").split(":")
     slow = []
     for _ in range(20):  # each sends half a request, then nothing
@@ -247,8 +247,8 @@ async def test_slow_clients_do_not_hold_up_others(service: Service, alice: httpx
             sock.close()
 
 
-async def test_health_and_metrics(service: Service, alice: httpx.AsyncClient, unique: str) -> None:
-    async with httpx.AsyncClient(base_url=service.url) as client:
+async def test_health_and_metrics(service: Service, alice: httpx2.AsyncClient, unique: str) -> None:
+    async with httpx2.AsyncClient(base_url=service.url) as client:
         health = await client.get("/healthz")
         assert health.status_code == 200 and health.json()["status"] == "ok"
         task = f"m-{unique}"
@@ -259,7 +259,7 @@ async def test_health_and_metrics(service: Service, alice: httpx.AsyncClient, un
     assert 'theappapp_sandbox_executions_total{language="python"' in text
 
 
-async def test_sessions_keep_state_between_calls(alice: httpx.AsyncClient, bob: httpx.AsyncClient,
+async def test_sessions_keep_state_between_calls(alice: httpx2.AsyncClient, bob: httpx2.AsyncClient,
                                                  unique: str) -> None:
     task = f"ss-{unique}"
     assert (await create(alice, task, f"alice-{unique}")).status_code == 201
@@ -287,7 +287,7 @@ async def test_sessions_keep_state_between_calls(alice: httpx.AsyncClient, bob: 
     assert gone.status_code == 409 and gone.json()["error"] == "SessionClosed"
 
 
-async def test_background_processes(alice: httpx.AsyncClient, unique: str) -> None:
+async def test_background_processes(alice: httpx2.AsyncClient, unique: str) -> None:
     task = f"bp-{unique}"
     assert (await create(alice, task, f"alice-{unique}")).status_code == 201
     started = await alice.post(f"/v1/tasks/{task}/processes",
