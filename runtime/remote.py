@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import httpx2
 
-from runtime.errors import EngineUnavailable, InvalidRequest
+from runtime.errors import EngineUnavailable, InvalidRequest, TaskNotFound
 from runtime.sandbox.execution import ExecResult, OutputChunk
 from runtime.sandbox.files import FileEntry
 from runtime.sandbox.runcode import RunResult
@@ -73,11 +73,10 @@ class RemoteContainerManager:
 
     async def destroy_container(self, task_id: str) -> bool:
         """True if there was one; idempotent, as the library's."""
-        response = await self._client.delete(f"/v1/tasks/{_seg(task_id)}")
-        if response.status_code == 404:
+        try:
+            await self._call("DELETE", f"/v1/tasks/{_seg(task_id)}")
+        except TaskNotFound:
             return False
-        if response.status_code >= 400:
-            raise _error(response.status_code, response.content)
         return True
 
     # -- commands ----------------------------------------------------------------------------------
