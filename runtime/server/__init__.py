@@ -9,4 +9,5 @@ the official `mcp` SDK. The layers, each in its own module:
     http_api   the FastAPI app: routes under /v1, /healthz, /metrics, and /mcp mounted
     mcp_tools  the MCP tools, over the same broker
     status     which error class is which HTTP status (shared with runtime.remote)
+    timing     the `Server-Timing` header: how long each answer waited on the manager
 """

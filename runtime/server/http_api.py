@@ -3,7 +3,7 @@
 Every /v1 call is authenticated here (`Authorization: Bearer <token>`) unless the service runs
 without a token file (loopback only: the CLI refuses anything else), then confined by the broker.
 Errors answer `{"error": <runtime.errors class name>, "detail": <message>}` with the status
-`status.py` gives it.
+`status.py` gives it. Answers that waited on the manager say how long in `Server-Timing` (timing.py).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from runtime.server.keys import SCOPE_KEY
 from runtime.server.stateful import StatefulBroker
 from runtime.server.stateful_routes import add_stateful_routes
 from runtime.server.status import status_of
+from runtime.server.timing import ServerTiming, in_manager
 from runtime.server.tokens import DEFAULT_MAX_BODY, TokenStore
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def create_app(broker: TaskBroker, options: ServiceOptions | None = None) -> ASG
     _routes(api, broker, options)
     add_stateful_routes(api, state)
     body_cap = max([DEFAULT_MAX_BODY, *(t.scope.max_body_bytes for t in _stored(options.tokens))])
-    inner: ASGIApp = BodyLimit(api, body_cap)
+    inner: ASGIApp = ServerTiming(BodyLimit(api, body_cap))
     if mcp_http is None:
         return inner
     return McpRouter(inner, mcp_http.asgi, options.tokens)
@@ -106,7 +107,8 @@ def _routes(api: FastAPI, broker: TaskBroker, options: ServiceOptions) -> None:
 
     @api.post("/v1/tasks", status_code=201, response_model=schemas.TaskOut)
     async def create_task(body: schemas.CreateTask, scope: Caller) -> schemas.TaskOut:
-        info = await broker.create(scope, body.task_id, body.project_id, body.language, network=body.network)
+        with in_manager():
+            info = await broker.create(scope, body.task_id, body.project_id, body.language, network=body.network)
         return schemas.TaskOut.of(info)
 
     @api.get("/v1/tasks", response_model=list[schemas.TaskOut])
@@ -119,7 +121,8 @@ def _routes(api: FastAPI, broker: TaskBroker, options: ServiceOptions) -> None:
 
     @api.delete("/v1/tasks/{task_id}", status_code=204)
     async def destroy_task(task_id: str, scope: Caller) -> Response:
-        await broker.destroy(scope, task_id)
+        with in_manager():
+            await broker.destroy(scope, task_id)
         return Response(status_code=204)
 
     @api.post("/v1/tasks/{task_id}/exec", response_model=schemas.ExecOut,
@@ -134,35 +137,44 @@ def _routes(api: FastAPI, broker: TaskBroker, options: ServiceOptions) -> None:
                                      headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
         # Serialized here: FastAPI would validate the model it was just built from once more (`response_model`
         # still documents it). The hottest route: an agent's every command.
-        return Response(schemas.ExecOut.of(await stream.collect()).model_dump_json(), media_type="application/json")
+        with in_manager():
+            result = await stream.collect()
+        return Response(schemas.ExecOut.of(result).model_dump_json(), media_type="application/json")
 
     @api.put("/v1/tasks/{task_id}/files/{path:path}", status_code=201, response_model=schemas.Written)
     async def put_file(task_id: str, path: str, request: Request, scope: Caller) -> schemas.Written:
         data = await request.body()
-        written = await broker.write_file(scope, task_id, path, data)
+        with in_manager():
+            written = await broker.write_file(scope, task_id, path, data)
         return schemas.Written(path=written, size=len(data))
 
     @api.get("/v1/tasks/{task_id}/files/{path:path}", response_class=Response,
              responses={200: {"content": {"application/octet-stream": {}}}})
     async def get_file(task_id: str, path: str, scope: Caller) -> Response:
-        return Response(await broker.read_file(scope, task_id, path), media_type="application/octet-stream")
+        with in_manager():
+            data = await broker.read_file(scope, task_id, path)
+        return Response(data, media_type="application/octet-stream")
 
     @api.get("/v1/tasks/{task_id}/files", response_model=list[schemas.FileOut])
     async def list_files(task_id: str, scope: Caller,
                          path: Annotated[str, Query(description="a directory under /workspace")] = ".",
                          ) -> list[schemas.FileOut]:
-        return [schemas.FileOut.of(e) for e in await broker.list_files(scope, task_id, path)]
+        with in_manager():
+            entries = await broker.list_files(scope, task_id, path)
+        return [schemas.FileOut.of(e) for e in entries]
 
     @api.post("/v1/tasks/{task_id}/run", response_model=schemas.RunOut)
     async def run_in_task(task_id: str, body: schemas.RunInTask, scope: Caller) -> schemas.RunOut:
-        result = await broker.run_code(scope, task_id, body.code, body.filename, timeout=body.timeout,
-                                       strict=body.strict)
+        with in_manager():
+            result = await broker.run_code(scope, task_id, body.code, body.filename, timeout=body.timeout,
+                                           strict=body.strict)
         return schemas.RunOut.of_run(result)
 
     @api.post("/v1/run", response_model=schemas.RunOut)
     async def run(body: schemas.Run, scope: Caller) -> schemas.RunOut:
-        result = await broker.run_once(scope, body.language, body.code, project_id=body.project_id,
-                                       timeout=body.timeout)
+        with in_manager():
+            result = await broker.run_once(scope, body.language, body.code, project_id=body.project_id,
+                                           timeout=body.timeout)
         return schemas.RunOut.of_run(result)
 
     @api.get("/healthz")

@@ -182,3 +182,27 @@ async def test_groups_end_together_and_idle_ones_are_reaped() -> None:
     assert sorted(tasks.manager.tasks) == ["plain"]
     await tasks.close()
     assert tasks.manager.tasks == {}
+
+
+async def test_answers_say_how_long_the_manager_took(tmp_path: Path) -> None:
+    """`Server-Timing` carries the manager's share of a request: the client's total minus it is the HTTP path's."""
+    import httpx2
+
+    from runtime.server.auth import ServiceOptions
+    from runtime.server.http_api import create_app
+
+    path = tmp_path / "tokens.json"
+    token = add_token(path, Scope("a", ("a-*",)))
+    tasks = broker(create_delay=0.05)
+    app = create_app(tasks, ServiceOptions(tokens=TokenStore(path), mcp=False, cleanup_interval=None))
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://service",
+                                  headers={"Authorization": f"Bearer {token}"}) as client:
+        made = await client.post("/v1/tasks", json={"task_id": "t", "project_id": "a-1", "language": "python"})
+        assert made.status_code == 201
+        name, _, duration = made.headers["server-timing"].partition(";dur=")
+        assert name == "sandbox" and 50 <= float(duration) < made.elapsed.total_seconds() * 1000 + 1
+        ran = await client.post("/v1/tasks/t/exec", json={"command": "true"})
+        assert ran.status_code == 200 and ran.headers["server-timing"].startswith("sandbox;dur=")
+        refused = await client.get("/v1/tasks", headers={"Authorization": "Bearer wrong"})
+        assert refused.status_code == 401 and "server-timing" not in refused.headers  # the manager was not asked
+    await tasks.close()
