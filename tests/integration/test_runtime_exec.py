@@ -21,7 +21,7 @@ async def _processes(sandbox: Sandbox) -> list[str]:
     """Command lines of every process in the container except the `ps` that lists them."""
     result = await sandbox.exec("ps -eo pid=,args=")
     return [line.split(None, 1)[1] for line in result.stdout.splitlines()
-            if "ps -eo" not in line and not line.endswith("sandbox-agent.py health")]  # the engine's health check
+            if "ps -eo" not in line and not line.endswith("sandbox-agent.pyc health")]  # the engine's health check
 
 
 async def test_timeout_kills_background_setsid_nohup_and_term_trapping_children(sandbox: Sandbox) -> None:
