@@ -25,6 +25,7 @@ import uuid
 import docker
 from benchlib import pct, show, timed
 
+from runtime import labels
 from runtime.backends.docker.agent_channel import AgentChannel
 from runtime.backends.docker.exec import Executor
 from runtime.backends.docker.hijack import start_exec
@@ -135,7 +136,10 @@ async def main(runs: int) -> None:
         assert channel is not None
         engine = manager.backend.engine  # type: ignore[attr-defined]
         executor = Executor(engine, "1000:1000")
-        exec_id = await executor.create(cid, ["/usr/bin/python3", "-I", "/opt/theappapp/sandbox-agent.py"], stdin=True)
+        image = await manager.backend.image(manager.registry.resolve("python").image)
+        assert image is not None
+        agent = image.labels[labels.IMAGE_AGENT]
+        exec_id = await executor.create(cid, ["/usr/bin/python3", "-I", agent], stdin=True)  # as containers run it
         bridged = AgentChannel(cid, await start_exec(engine.endpoint(), engine.api_version, exec_id))
         bridged._reader = loop.create_task(bridged._read())
         await bridged.call({"op": "hello"}, 10)

@@ -116,12 +116,15 @@ class Projectless:
             _mount(None, str(staged), MS_PRIVATE)
             _mount(str(staged), str(self.dirs[cid]), MS_MOVE)
         finally:
+            while mounts_at(staged):  # a step failed after the bind: undo it, or the volume stays bound here
+                _umount(str(staged))
             staged.rmdir()
         return time.perf_counter() - t0
 
     def remove(self, key: str) -> None:
-        """The spare's container (if made), then its directory's mounts, then the directory."""
-        spot = self.dirs.pop(key)
+        """The spare's container (if made), then its directory's mounts, then the directory; forgotten only
+        once all of that is done, so a failed step is tried again by `close`."""
+        spot = self.dirs[key]
         try:
             with contextlib.suppress(docker.errors.NotFound):
                 self.raw.remove(key)
@@ -129,16 +132,27 @@ class Projectless:
             while mounts_at(spot):  # the project's bind, then the directory's own
                 _umount(str(spot))
             spot.rmdir()
+        del self.dirs[key]
 
     def close(self) -> None:
-        try:
-            for key in list(self.dirs):
+        """Every spare, each tried even when another fails; the first failure is raised at the end."""
+        failed: list[BaseException] = []
+        for key in list(self.dirs):
+            try:
                 self.remove(key)
-        finally:
-            while mounts_at(self.stage):
-                _umount(str(self.stage))
-            self.stage.rmdir()
-            self.root.rmdir()  # never a recursive delete: a directory still bound would take a project with it
+            except Exception as err:  # the others still go
+                failed.append(err)
+        while mounts_at(self.stage):
+            _umount(str(self.stage))
+        self.stage.rmdir()
+        if failed:
+            raise failed[0]
+        self.root.rmdir()  # never a recursive delete: a directory still bound would take a project with it
+
+    @property
+    def clean(self) -> bool:
+        """Nothing of the spares is left mounted (so the projects' volumes may go)."""
+        return not self.dirs
 
 
 def mountinfo(pid: str = "self") -> list[list[str]]:
@@ -211,8 +225,9 @@ def attacks(raw: Raw, spares: Projectless, projects: dict[str, str]) -> bool:
     spares.remove(s1)
     ok &= check("the file is on project 1's volume after the task",
                 (data1 / "from-task").read_text().strip() == "written-by-task")
+    # The mount's root is its path inside its own filesystem: Docker's data root may be a filesystem of its own.
     ok &= check("once its task is gone, project 1 is mounted nowhere on the host",
-                not any(str(data1) in fields[3] for fields in mountinfo()))
+                not any(f"/theappapp-project-{p1}/_data" in fields[3] for fields in mountinfo()))
     s3 = spares.make()
     code, out = run(raw, s3, f"ls -A /workspace; grep -rls --exclude-dir=proc --exclude-dir=sys {m1} / 2>/dev/null;:")
     ok &= check("a later spare sees nothing of project 1", not out.strip(), out)
@@ -228,29 +243,32 @@ async def timing(raw: Raw, spares: Projectless, project: str, runs: int) -> None
     def keyed_once() -> float:
         cid = raw.create_started(project, "k" + uuid.uuid4().hex[:8])
         time.sleep(0.3)  # the spare sits ready, as in the pool
-        t0 = time.perf_counter()
-        run(raw, cid, "echo hi")
-        took = time.perf_counter() - t0
-        raw.remove(cid)
-        return took
+        try:
+            t0 = time.perf_counter()
+            run(raw, cid, "echo hi")
+            return time.perf_counter() - t0
+        finally:
+            raw.remove(cid)
 
     def unbound_once() -> tuple[float, float]:
         cid = spares.make()
-        time.sleep(0.3)
-        t0 = time.perf_counter()
-        bind = spares.attach(cid, project)
-        run(raw, cid, "echo hi")
-        took = time.perf_counter() - t0
-        spares.remove(cid)
-        return took, bind
+        try:
+            time.sleep(0.3)
+            t0 = time.perf_counter()
+            bind = spares.attach(cid, project)
+            run(raw, cid, "echo hi")
+            return time.perf_counter() - t0, bind
+        finally:
+            spares.remove(cid)
 
     def cold_once() -> float:
         t0 = time.perf_counter()
         cid = raw.create_started(project, "c" + uuid.uuid4().hex[:8])
-        run(raw, cid, "echo hi")
-        took = time.perf_counter() - t0
-        raw.remove(cid)
-        return took
+        try:
+            run(raw, cid, "echo hi")
+            return time.perf_counter() - t0
+        finally:
+            raw.remove(cid)
 
     for _ in range(runs):
         keyed.append(await loop.run_in_executor(None, keyed_once))
@@ -273,11 +291,12 @@ async def main(runs: int) -> None:
     os.environ.update({"THEAPPAPP_POOL_ENABLED": "false", "THEAPPAPP_MONITOR_ENABLED": "false",
                        "THEAPPAPP_STORAGE_ENABLED": "false", "THEAPPAPP_INSTALLATION_ID": f"bench-unbound-{run_id}"})
     manager = ContainerManager(RuntimeConfig.load())
-    await manager.startup()
     raw = Raw(manager, "python", manager.config.network.name)
-    spares = Projectless(raw, ROOT / run_id)
     projects = {f"bu{run_id}a": "marker-" + uuid.uuid4().hex, f"bu{run_id}b": "marker-" + uuid.uuid4().hex}
+    spares: Projectless | None = None
     try:
+        await manager.startup()
+        spares = Projectless(raw, ROOT / run_id)
         for project, marker in projects.items():
             raw.volume(project)
             data = Path(volume_path(raw.api, project))
@@ -290,12 +309,17 @@ async def main(runs: int) -> None:
         await timing(raw, spares, next(iter(projects)), runs)
     finally:
         try:
-            spares.close()
-            for project in projects:
-                with contextlib.suppress(docker.errors.NotFound):
-                    raw.api.remove_volume(f"theappapp-project-{project}", force=True)
+            if spares is not None:
+                spares.close()
         finally:
-            await manager.shutdown()
+            try:
+                # A volume still bound into a spare's directory stays: removing it would empty a mounted tree.
+                if spares is None or spares.clean:
+                    for project in projects:
+                        with contextlib.suppress(docker.errors.NotFound):
+                            raw.api.remove_volume(f"theappapp-project-{project}", force=True)
+            finally:
+                await manager.shutdown()
 
 
 if __name__ == "__main__":

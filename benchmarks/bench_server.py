@@ -55,6 +55,7 @@ def start_server(tmp: Path, run: str) -> tuple[subprocess.Popen[bytes], str, str
     deadline = time.monotonic() + 30
     while not (found := re.search(r"serving on (http://[\d.]+:\d+)", log.read_text())):
         if time.monotonic() > deadline or proc.poll() is not None:
+            stop_server(proc)
             raise SystemExit(f"serve did not start: {log.read_text()}")
         time.sleep(0.05)
     return proc, found.group(1), token
@@ -157,11 +158,14 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.wait(60)
     except subprocess.TimeoutExpired:
         server.kill()
+        server.wait()  # reaped: cleanup takes a zombie's containers for a live owner's
 
 
 def remove_leftovers(project: str) -> None:
     """This run's containers (their managers are gone, so cleanup takes them), then the project's volume."""
-    subprocess.run([sys.executable, "-m", "runtime.cleanup"], check=False, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "runtime.cleanup"], check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"cleanup of this run's leftovers failed: {done.stderr.strip()}", file=sys.stderr)
     asyncio.run(ContainerManager(RuntimeConfig.load()).delete_project_volume(project))
 
 
@@ -169,7 +173,7 @@ def own(http: list[list[float]], call: int) -> str:
     """p50 of what each HTTP call took beyond the manager's time the server reported for it (Server-Timing):
     the service's own cost, paired call by call, free of the engine's variation from one call to the next."""
     calls = len(http[0]) // 2
-    return f"+{pct([t[call] - t[calls + call] for t in http], 0.5) * 1000:.1f}"
+    return f"{pct([t[call] - t[calls + call] for t in http], 0.5) * 1000:+.1f}"
 
 
 def alternate(runs: int, local: Side, remote: Side, step: str) -> tuple[list[list[float]], list[list[float]]]:
@@ -197,7 +201,8 @@ async def rate(n: int, clients: int, step: Callable[[], Awaitable[None]]) -> flo
 def main(runs: int, cycles: int, requests: int) -> None:
     run = uuid.uuid4().hex[:8]
     os.environ.update(ENV)
-    os.environ.setdefault("THEAPPAPP_INSTALLATION_ID", f"bench-server-{run}")
+    # This run's own installation, on every side and in the cleanup: never anybody else's containers.
+    os.environ["THEAPPAPP_INSTALLATION_ID"] = f"bench-server-{run}"
     project = f"bench-{run}"
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
         cleanup.callback(remove_leftovers, project)  # last: whatever a side that died left behind

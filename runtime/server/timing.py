@@ -3,6 +3,8 @@
 A client subtracts it from what it measured to get what the HTTP path itself costs (client, network,
 server, auth, validation) without the engine's noise: a create's ~400 ms vary by tens of ms from one
 to the next, far more than the few ms the service adds (`benchmarks/bench_server.py` reports both).
+Wall time: under concurrent load it includes the event loop's time on other requests. Streamed answers
+send their headers before the work, so they carry none.
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ async def test_fork_bomb_is_bounded_by_the_pids_limit_and_killed_on_timeout(
         # cgroup by the engine (execs, including the killer) are charged without the check.
         assert usage.peak_pids is not None and 200 < usage.peak_pids <= 256 + 16
     # Everything alive except init and the keeper is gone (the listing's own pipeline aside).
-    left = await sandbox.exec("ps -eo stat=,args= | grep -v -e '^Z' -e 'ps -eo' -e grep -e 'agent.py health$'")
+    left = await sandbox.exec("ps -eo stat=,args= | grep -v -e '^Z' -e 'ps -eo' -e grep -e 'sandbox-agent.pyc health$'")
     assert left.exit_code == 0, left.stderr  # the container survived and is usable
     assert [line.split(None, 1)[1] for line in left.stdout.splitlines()] == IDLE_PROCESSES
 

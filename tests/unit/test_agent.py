@@ -1,4 +1,5 @@
-"""The sandbox agent, run here as the images run it (`python3 -I sandbox_agent.py`), spoken to over
+"""The sandbox agent, run here as the images run it (`python3 -I sandbox-agent.pyc`: bytecode compiled as
+their Dockerfile compiles it), spoken to over
 its stdin and stdout: exec with streaming, caps, stdin and timeouts that kill the whole tree;
 files with the workspace's path rules; and the framing, including what garbage does to it."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import py_compile
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -82,8 +84,16 @@ WITHOUT_PIDFD = (
 )
 
 
-async def _start(workspace: Path, *, pidfd: bool = True) -> Client:
-    argv = [sys.executable, "-I", str(AGENT)] if pidfd else [sys.executable, "-I", "-c", WITHOUT_PIDFD, str(AGENT)]
+@pytest.fixture(scope="module")
+def agent_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The agent's bytecode, made by the same `py_compile` call as the images' Dockerfile."""
+    code = tmp_path_factory.mktemp("agent") / "sandbox-agent.pyc"
+    py_compile.compile(str(AGENT), cfile=str(code), doraise=True)
+    return code
+
+
+async def _start(workspace: Path, code: Path, *, pidfd: bool = True) -> Client:
+    argv = [sys.executable, "-I", str(code)] if pidfd else [sys.executable, "-I", "-c", WITHOUT_PIDFD, str(code)]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "THEAPPAPP_WORKSPACE": str(workspace)}, cwd=str(workspace),
@@ -106,15 +116,15 @@ async def _stop(c: Client) -> None:
 
 
 @pytest.fixture
-async def client(workspace: Path) -> AsyncIterator[Client]:
-    c = await _start(workspace)
+async def client(workspace: Path, agent_code: Path) -> AsyncIterator[Client]:
+    c = await _start(workspace, agent_code)
     yield c
     await _stop(c)
 
 
 @pytest.fixture
-async def client_without_pidfd(workspace: Path) -> AsyncIterator[Client]:
-    c = await _start(workspace, pidfd=False)
+async def client_without_pidfd(workspace: Path, agent_code: Path) -> AsyncIterator[Client]:
+    c = await _start(workspace, agent_code, pidfd=False)
     yield c
     await _stop(c)
 
@@ -262,8 +272,8 @@ async def test_garbage_on_stdin_stops_the_agent_listening_but_it_stays_alive(cli
     assert client.proc.returncode is None  # alive: the container keeps running for the fallback
 
 
-async def test_the_health_check_asks_the_running_agent(client: Client) -> None:
-    done = await asyncio.create_subprocess_exec(sys.executable, "-I", str(AGENT), "health")
+async def test_the_health_check_asks_the_running_agent(client: Client, agent_code: Path) -> None:
+    done = await asyncio.create_subprocess_exec(sys.executable, "-I", str(agent_code), "health")
     assert await done.wait() == 0
 
 

@@ -206,3 +206,27 @@ async def test_answers_say_how_long_the_manager_took(tmp_path: Path) -> None:
         refused = await client.get("/v1/tasks", headers={"Authorization": "Bearer wrong"})
         assert refused.status_code == 401 and "server-timing" not in refused.headers  # the manager was not asked
     await tasks.close()
+
+
+async def test_the_remote_client_reports_a_lost_service_as_engine_unavailable() -> None:
+    """Every call, destroy included: the caller catches one class, whichever call met the dead connection."""
+    import httpx2
+
+    from runtime.remote import RemoteContainerManager
+
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    def missing(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(404, json={"error": "TaskNotFound", "detail": "no task 't'"})
+
+    for call in ("destroy_container", "exec_command"):
+        remote = RemoteContainerManager("http://service", client=httpx2.AsyncClient(
+            base_url="http://service", transport=httpx2.MockTransport(refuse)))
+        with pytest.raises(errors.EngineUnavailable):
+            await (remote.destroy_container("t") if call == "destroy_container" else remote.exec_command("t", "true"))
+        await remote.shutdown()
+    gone = RemoteContainerManager("http://service", client=httpx2.AsyncClient(
+        base_url="http://service", transport=httpx2.MockTransport(missing)))
+    assert await gone.destroy_container("t") is False  # idempotent, as the library's
+    await gone.shutdown()
