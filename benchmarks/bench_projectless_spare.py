@@ -115,9 +115,11 @@ class Projectless:
             _mount(source, str(staged), MS_BIND)
             _mount(None, str(staged), MS_PRIVATE)
             _mount(str(staged), str(self.dirs[cid]), MS_MOVE)
-        finally:
+        except BaseException:
             while mounts_at(staged):  # a step failed after the bind: undo it, or the volume stays bound here
                 _umount(str(staged))
+            raise
+        finally:
             staged.rmdir()
         return time.perf_counter() - t0
 
