@@ -1,29 +1,34 @@
 """Where the floor of back-to-back tasks is, and what it is made of. Prints figures; not a test.
 
-    python benchmarks/bench_floor.py [--cycles 20] [--seconds 15] [--levels 1 2 4] [--tasks 60] [--depths 1 3]
+    python benchmarks/bench_floor.py [--cycles 20] [--seconds 15] [--levels 1 2 4] [--tasks 60]
+                                     [--depths 1 3] [--processes]
 
 Back-to-back tasks on one project (create -> first output -> destroy, the next at once) need, in
-steady state, one container created, started and removed per task. A pool can overlap that work
-with the tasks, but not do less of it, so the mean wait for a spare cannot drop below
-`1 / (the engine's best rate) - (the task's own time)`. This prints the three numbers it takes:
+steady state, at least one container created, started and removed per task. A pool can overlap
+that work with the tasks, but not do less of it: tasks/s cannot exceed R, the best rate at which
+the engine creates, starts and removes the pool's containers, so the mean start -> first output
+cannot drop below `1 / R - (the task's own time after its first output)`. This prints:
 
 1. One cycle, raw docker-py with the hardened spec (create, start, exec `python3 -c 'print(1)'`,
    remove), sequential, on a sandbox network, with no network, and joined to the network
    namespace of a long-lived container on the sandbox network (`container:<id>`, as a
    Kubernetes pod's containers join its pause container; the runtime does not do this, see the
-   README): wall time and busy CPU per cycle (all cores, /proc/stat). As root, the processes
-   each cycle starts, from the kernel's process accounting (acct(2), switched on for the run and
-   off after): how many and their CPU.
-   A process's CPU is counted in whole 10 ms ticks, rounded down per process, so short ones
-   (iptables, runc's stages) read 0: the column is a lower bound. `exe` is the engine's own
-   binary run again (/proc/self/exe): by dockerd itself (libnetwork's namespace helpers) or by
-   runc as the container's prestart hook (libnetwork-setkey).
-2. The engine's best rate: raw cycles at each concurrency (`--levels`), `--seconds` each, on the
-   sandbox network and joined to a long-lived container's namespace (the bound that sharing a
-   namespace per project would leave).
+   README): wall time and the host's busy CPU per cycle (all cores, /proc/stat, steal excluded).
+   With `--processes` (root, a local dockerd, an otherwise idle host): the processes that ended
+   on the host during the cycles, from the kernel's process accounting. acct(2) is host-wide:
+   the run takes it over and leaves it OFF, whatever it was before (a host that keeps process
+   accounting must switch it on again). A process's CPU is counted in whole 10 ms ticks,
+   rounded down per process, so short ones (iptables, runc's stages) read 0: the column is a
+   lower bound. `exe` is a program run as /proc/self/exe: dockerd re-running itself
+   (libnetwork's namespace helpers) or dockerd run by runc as the container's prestart hook.
+2. R: create, start and remove of the pool's own container (the image's agent as main process,
+   no exec: no more than a task needs of the engine, so 1 / R stays a lower bound) at each
+   concurrency (`--levels`), `--seconds` each; on the sandbox network, and joined to a
+   long-lived container's namespace (what a shared namespace per project would leave).
 3. The pool, back-to-back on one project with `pool_spares_per_key` set to each of `--depths`
-   (1 is the default): start -> first output, mean / p50 / p90, tasks/s, and each task's own
-   time (first output -> destroy returned); then the bound above against the measured mean.
+   (1 is the default): start -> first output, mean / p50 / p90; tasks/s from the third task to
+   the end of the last removal; each task's own time (first output -> destroy returned); then
+   the bound against the measured mean.
 """
 
 from __future__ import annotations
@@ -32,36 +37,53 @@ import argparse
 import asyncio
 import ctypes
 import os
+import signal
 import statistics
 import struct
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
-from bench_pool import Raw, raw_level
+from bench_pool import Raw
 from benchlib import pct
 
 from runtime import labels
+from runtime.backends.docker.calls import image_agent
+from runtime.backends.docker.hostconfig import create_kwargs, host_config
 from runtime.backends.docker.network import ensure_sandbox_network, remove_sandbox_network
 from runtime.config import RuntimeConfig
 from runtime.errors import NetworkPolicyError
 from runtime.sandbox.manager import ContainerManager
+from runtime.sandbox.spec import NO_NETWORK
 
 PROGRAM = "python3 -c 'print(1)'"
-# struct acct_v3 (linux/acct.h): flag, version, tty, exitcode, uid, gid, pid, ppid, btime, etime
-# (float), utime, stime, mem, io, rw, minflt, majflt, swaps (comp_t each), comm[16]: 64 bytes.
-ACCT_V3 = struct.Struct("<BBHIIIIIIf8H16s")
-AHZ = 100  # accounting ticks per second
+AHZ = 100  # process accounting's ticks per second
+
+
+class AcctRecord(NamedTuple):
+    comm: str
+    pid: int
+    ppid: int
+    cpu_ticks: int
+
+
+# struct acct_v3 (linux/acct.h), in the host's byte order: flag, version, tty, exitcode, uid, gid,
+# pid, ppid, btime, etime (float), utime, stime, mem, io, rw, minflt, majflt, swaps (comp_t each),
+# comm[16]: 64 bytes.
+ACCT_V3 = struct.Struct("=BBHIIIIIIf8H16s")
 
 
 def busy_ticks() -> int:
-    """Ticks all cores spent not idle (user, nice, system, irq, softirq, steal)."""
+    """Ticks all cores spent working (user, nice, system, irq, softirq; not idle, iowait or steal)."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return user + nice + system + irq + softirq + steal
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return user + nice + system + irq + softirq
 
 
 def comp_t(value: int) -> int:
@@ -69,15 +91,15 @@ def comp_t(value: int) -> int:
     return (value & 0x1FFF) << (3 * (value >> 13))
 
 
-def acct_records(path: Path) -> Iterator[tuple[str, int, int]]:
-    """(command, parent pid, CPU ticks) of every process that ended while accounting was on."""
+def acct_records(path: Path) -> Iterator[AcctRecord]:
+    """Every process that ended while accounting was on."""
     data = path.read_bytes()
     for off in range(0, len(data) - ACCT_V3.size + 1, ACCT_V3.size):
-        rec = ACCT_V3.unpack_from(data, off)
-        if rec[1] != 3:  # not a v3 record: the file is not what this parser knows
-            raise RuntimeError(f"process accounting record version {rec[1]}, expected 3")
-        comm = rec[18].split(b"\0", 1)[0].decode(errors="replace")
-        yield comm, rec[7], comp_t(rec[10]) + comp_t(rec[11])
+        _flag, version, _tty, _exit, _uid, _gid, pid, ppid, _btime, _etime, utime, stime, *_rest, comm = (
+            ACCT_V3.unpack_from(data, off))
+        if version & 0x7F != 3:  # the top bit marks the writer's byte order
+            raise RuntimeError(f"process accounting record version {version & 0x7F}, expected 3")
+        yield AcctRecord(comm.split(b"\0", 1)[0].decode(errors="replace"), pid, ppid, comp_t(utime) + comp_t(stime))
 
 
 class ProcessAccounting:
@@ -90,21 +112,31 @@ class ProcessAccounting:
     def __enter__(self) -> ProcessAccounting:
         self.path.touch(mode=0o600)
         if self.libc.acct(str(self.path).encode()) != 0:
-            raise OSError(ctypes.get_errno(), "acct(2) refused")
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"acct(2): {os.strerror(errno)}")
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.libc.acct(None)
 
-    def by_process(self, dockerd_pid: int) -> Counter[tuple[str, str]]:
-        """(name, "n" | "ticks") -> total, with the engine's re-executions named by who ran them."""
-        totals: Counter[tuple[str, str]] = Counter()
-        for comm, ppid, ticks in acct_records(self.path):
+    def by_process(self, dockerd: int) -> tuple[Counter[str], Counter[str]]:
+        """(how many, CPU ticks) per command, dockerd's runs of its own binary named by who ran them."""
+        records = list(acct_records(self.path))
+        command_of = {r.pid: r.comm for r in records}
+        count: Counter[str] = Counter()
+        cpu_ticks: Counter[str] = Counter()
+        for r in records:
+            comm = r.comm
             if comm == "exe":
-                comm = "dockerd re-exec" if ppid == dockerd_pid else "dockerd as runc hook"
-            totals[(comm, "n")] += 1
-            totals[(comm, "ticks")] += ticks
-        return totals
+                if r.ppid == dockerd:
+                    comm = "dockerd re-exec"
+                elif command_of.get(r.ppid) == "runc":
+                    comm = "dockerd as runc hook"
+                else:
+                    comm = "exe, other parent"
+            count[comm] += 1
+            cpu_ticks[comm] += r.cpu_ticks
+        return count, cpu_ticks
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -112,18 +144,15 @@ class ProcessAccounting:
 
 
 def dockerd_pid() -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "dockerd":
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
+    """The local engine's pid, from its pid file."""
+    try:
+        return int(Path("/var/run/docker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def cycles(raw: Raw, project: str, n: int, tag: str) -> tuple[float, float]:
-    """`n` sequential raw cycles: (wall seconds, busy CPU seconds) per cycle."""
+    """`n` sequential raw cycles: (wall seconds, host busy CPU seconds) per cycle."""
     t0, b0 = time.perf_counter(), busy_ticks()
     for i in range(n):
         cid = raw.create_started(project, f"c{tag}x{i}")
@@ -134,119 +163,216 @@ def cycles(raw: Raw, project: str, n: int, tag: str) -> tuple[float, float]:
     return (time.perf_counter() - t0) / n, (busy_ticks() - b0) / ticks_per_s / n
 
 
-def cycle_section(raws: dict[str, Raw], project: str, n: int, tag: str) -> None:
-    print(f"one cycle (raw create, start, exec {PROGRAM}, remove), {n} sequential, {os.cpu_count()} cores")
-    pid = dockerd_pid()
-    accounting = os.geteuid() == 0 and pid is not None
-    if not accounting:
-        print("  (the processes each cycle starts need root and a local dockerd: not counted)")
-    for name, raw in raws.items():
-        cycles(raw, project, 2, f"{name}warm{tag}")  # the first cycles on a network pay its setup
-        if not accounting:
-            wall, busy = cycles(raw, project, n, f"{name}{tag}")
-            print(f"  network {name:<8} {wall * 1000:6.1f} ms per cycle, busy CPU {busy * 1000:6.1f} ms per cycle")
-            continue
-        acct = ProcessAccounting()
+def counted_cycles(raw: Raw, project: str, n: int, tag: str, dockerd: int
+                   ) -> tuple[float, float, tuple[Counter[str], Counter[str]] | str]:
+    """`cycles` under process accounting: its figures, and the processes or why they were not counted."""
+    acct = ProcessAccounting()
+    try:
         try:
             with acct:
-                wall, busy = cycles(raw, project, n, f"{name}{tag}")
-            assert pid is not None
-            totals = acct.by_process(pid)
-        finally:
-            acct.remove()
-        print(f"  network {name:<8} {wall * 1000:6.1f} ms per cycle, busy CPU {busy * 1000:6.1f} ms per cycle; "
-              "processes started per cycle (CPU, lower bound):")
-        names = sorted({c for c, _ in totals}, key=lambda c: -totals[(c, "ticks")])
-        for comm in names:
-            count, ticks = totals[(comm, "n")] / n, totals[(comm, "ticks")] * 1000 / AHZ / n
-            if count >= 0.5 or ticks:
-                print(f"      {comm:<22} {count:5.1f} per cycle   {ticks:6.1f} ms CPU per cycle")
+                wall, busy = cycles(raw, project, n, tag)
+        except OSError as err:  # no CAP_SYS_PACCT (rootless, a user namespace) or no kernel support
+            wall, busy = cycles(raw, project, n, tag)
+            return wall, busy, str(err)
+        try:
+            return wall, busy, acct.by_process(dockerd)
+        except RuntimeError as err:
+            return wall, busy, str(err)
+    finally:
+        acct.remove()
+
+
+def cycle_section(raws: dict[str, Raw], project: str, n: int, tag: str, processes: bool) -> None:
+    print(f"one cycle (raw create, start, exec {PROGRAM}, remove), {n} sequential, {os.cpu_count()} cores")
+    dockerd = dockerd_pid()
+    if processes and (os.geteuid() != 0 or dockerd is None):
+        print("  (--processes needs root and a local dockerd: not counted)")
+        processes = False
+    if processes:
+        assert dockerd is not None
+        size = Path(f"/proc/{dockerd}/exe").stat().st_size
+        print(f"  process accounting: on for each network's cycles, then left off; "
+              f"dockerd's binary {size / 2**20:.0f} MiB")
+    for name, raw in raws.items():
+        cycles(raw, project, 2, f"{name}warm{tag}")  # the first cycles on a network pay its setup
+        if not processes:
+            wall, busy = cycles(raw, project, n, f"{name}{tag}")
+            print(f"  network {name:<8} {wall * 1000:6.1f} ms per cycle, host busy CPU {busy * 1000:6.1f} ms per cycle")
+            continue
+        assert dockerd is not None
+        wall, busy, counted = counted_cycles(raw, project, n, f"{name}{tag}", dockerd)
+        print(f"  network {name:<8} {wall * 1000:6.1f} ms per cycle, host busy CPU {busy * 1000:6.1f} ms per cycle")
+        if isinstance(counted, str):
+            print(f"      processes not counted: {counted}")
+            continue
+        count, cpu_ticks = counted
+        print("      processes that ended on the host during the cycles, per cycle (CPU: a lower bound)")
+        for comm in sorted(count, key=lambda c: (-cpu_ticks[c], -count[c])):
+            cpu_ms = cpu_ticks[comm] * 1000 / AHZ / n
+            if count[comm] / n >= 0.5 or cpu_ms:
+                print(f"      {comm:<22} {count[comm] / n:5.1f}   {cpu_ms:6.1f} ms CPU")
+        engine = sum(cpu_ticks[c] for c in ("dockerd re-exec", "dockerd as runc hook")) * 1000 / AHZ / n
+        print(f"      dockerd's binary run again: {engine:.1f} ms CPU, "
+              f"{engine / (busy * 1000):.0%} of the host's busy CPU")
+
+
+class AgentCycle:
+    """Create, start and remove of the container the pool makes (the agent as main process), nothing more."""
+
+    def __init__(self, raw: Raw) -> None:
+        self.raw = raw
+        agent = image_agent(raw.api, raw.lang.image)
+        if agent is None:
+            raise SystemExit(f"{raw.lang.image} has no sandbox agent: rebuild it (nox -s build -- python)")
+        self.agent = agent
+
+    def run(self, project: str, task: str) -> None:
+        spec = self.raw.spec(project, task)
+        built = self.raw.api.create_host_config(**host_config(spec, self.agent))
+        cid = str(self.raw.api.create_container(**create_kwargs(spec, built, self.agent))["Id"])
+        self.raw.api.start(cid)
+        self.raw.remove(cid)
+
+
+def agent_cycles(cycle: AgentCycle, projects: list[str], seconds: float, tag: str) -> float:
+    """A thread per project, each a loop of `cycle` for `seconds`: cycles per second."""
+    done = [0] * len(projects)
+    failed: list[BaseException] = []
+    stop = time.perf_counter() + seconds
+
+    def worker(w: int) -> None:
+        i = 0
+        try:
+            while time.perf_counter() < stop:
+                cycle.run(projects[w], f"a{tag}x{w}x{i}")
+                i += 1
+        except BaseException as err:  # a rate from dead workers would be too low, not a figure
+            failed.append(err)
+        done[w] = i
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(len(projects))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise RuntimeError(f"a cycle failed: {failed[0]!r}") from failed[0]
+    return sum(done) / (time.perf_counter() - t0)
 
 
 def rate_section(raws: dict[str, Raw], projects: list[str], levels: list[int], seconds: float, tag: str
                  ) -> dict[str, float]:
-    """The best rate of each network's cycles over the concurrency levels."""
-    print(f"the engine's rate: raw create, start, exec `true`, remove, {seconds:.0f} s per concurrency")
+    """R per network: the best rate over the concurrency levels."""
+    print(f"R: create, start, remove of the pool's container (agent, no exec), {seconds:.0f} s per concurrency")
     best: dict[str, float] = {}
     for name in ("sandbox", "joined"):
+        cycle = AgentCycle(raws[name])
         for n in levels:
-            rate = raw_level(raws[name], projects[:n], seconds, f"{name}{n}{tag}")
+            rate = agent_cycles(cycle, projects[:n], seconds, f"{name}{n}{tag}")
             best[name] = max(best.get(name, 0.0), rate)
             print(f"  network {name:<8} concurrency {n:>2}: {rate:5.2f} cycles/s")
     return best
 
 
-async def back_to_back(network: str, project: str, depth: int, tasks: int) -> tuple[list[float], list[float], float]:
-    """(start -> first output, the task's own time after it, tasks/s) for `tasks` tasks on one project."""
+class BackToBack(NamedTuple):
+    firsts: list[float]  # start -> first output, seconds
+    own: list[float]  # first output -> destroy returned
+    rate: float  # tasks/s, from the third task to the last removal's end
+
+
+async def back_to_back(network: str, project: str, depth: int, tasks: int) -> BackToBack:
+    """`tasks` tasks on one project, each created when the one before was destroyed."""
     manager = ContainerManager(RuntimeConfig.load(network_name=network, pool_spares_per_key=depth))
     await manager.startup()
-    waits: list[float] = []
+    firsts: list[float] = []
     own: list[float] = []
     try:
-        t_start = time.perf_counter()
+        t_counted = 0.0
         for i in range(tasks):
             t0 = time.perf_counter()
+            if i == 2:  # the first two: before the key showed any demand
+                t_counted = t0
             await manager.create_container(f"b{depth}x{i}", project, "python")
             first = 0.0
             async for _chunk in manager.exec_stream(f"b{depth}x{i}", PROGRAM):
                 first = first or time.perf_counter()
             await manager.destroy_container(f"b{depth}x{i}")
-            waits.append(first - t0)
+            firsts.append(first - t0)
             own.append(time.perf_counter() - first)
-        rate = tasks / (time.perf_counter() - t_start)
-        await manager.settle()
+        await manager.settle()  # the last removals are work these tasks caused
+        rate = (tasks - 2) / (time.perf_counter() - t_counted)
     finally:
         await manager.shutdown()
-    # The first two: before the key showed any demand.
-    return waits[2:], own[2:], rate
+    return BackToBack(firsts[2:], own[2:], rate)
+
+
+def pool_section(network: str, project: str, depths: list[int], tasks: int, best: dict[str, float]) -> None:
+    print(f"the pool, back-to-back on one project: start -> first output of {PROGRAM}")
+    for depth in depths:
+        run = asyncio.run(back_to_back(network, project, depth, tasks))
+        mean_first, mean_own = statistics.mean(run.firsts), statistics.mean(run.own)
+        print(f"  spares per key {depth}: mean {mean_first * 1000:6.1f} ms   p50 {pct(run.firsts, 0.5) * 1000:6.1f}"
+              f"   p90 {pct(run.firsts, 0.9) * 1000:6.1f}   {run.rate:4.2f} tasks/s   task's own time "
+              f"{mean_own * 1000:5.1f} ms   (n={len(run.firsts)})")
+        for name, best_rate in best.items():
+            what = "the pool's:" if name == "sandbox" else "if tasks joined a per-project namespace (not done):"
+            print(f"      bound, {what} 1 / {best_rate:.2f} cycles/s - {mean_own * 1000:.1f} ms = "
+                  f"{(1 / best_rate - mean_own) * 1000:6.1f} ms mean, with the best R measured")
+
+
+def cleanup(raw: Raw, installation: str, network: str) -> None:
+    """This run's containers, volumes and network; every step runs whatever the others did."""
+    mine = {"label": [f"{labels.INSTALLATION}={installation}"]}
+    try:
+        for c in raw.api.containers(all=True, filters=mine):
+            raw.api.remove_container(c["Id"], force=True)
+    finally:
+        try:
+            for v in raw.api.volumes(filters=mine).get("Volumes") or []:
+                raw.api.remove_volume(v["Name"], force=True)
+        finally:
+            for attempt in range(6):  # the engine releases endpoints a moment after the last removal
+                try:
+                    remove_sandbox_network(raw.client, network)
+                    break
+                except NetworkPolicyError as err:
+                    if attempt == 5:
+                        print(f"note: {err}")
+                    time.sleep(0.5)
 
 
 def main(args: argparse.Namespace) -> None:
+    # SIGTERM unwinds like Ctrl-C: process accounting goes off, what was made is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tag = uuid.uuid4().hex[:6]
-    os.environ.setdefault("THEAPPAPP_INSTALLATION_ID", f"bench-floor-{tag}")
+    # An installation of its own, whatever the environment says: the cleanup removes all of it.
+    installation = f"bench-floor-{tag}"
+    os.environ["THEAPPAPP_INSTALLATION_ID"] = installation
     config = RuntimeConfig.load()
     network = f"theappapp-bench-floor-{tag}"
     manager = ContainerManager(RuntimeConfig.load(network_name=network, pool_enabled=False))
-    raws = {"sandbox": Raw(manager, "python", network), "none": Raw(manager, "python", "none")}
+    raws = {"sandbox": Raw(manager, "python", network), "none": Raw(manager, "python", NO_NETWORK)}
     raw = raws["sandbox"]
-    ensure_sandbox_network(raw.client, network, install_firewall=config.network.install_firewall)
     projects = [f"floor{k}{tag}" for k in range(max(args.levels))]
     try:
+        ensure_sandbox_network(raw.client, network, install_firewall=config.network.install_firewall)
         for p in projects:
             raw.volume(p)
         holder = raw.create_started(projects[0], f"holder{tag}")
         raws["joined"] = Raw(manager, "python", f"container:{holder}")
         print(f"floor benchmark: python, engine {raw.client.version()['Version']}")
         if "cycle" in args.only:
-            cycle_section(raws, projects[0], args.cycles, tag)
+            cycle_section(raws, projects[0], args.cycles, tag, args.processes)
         best = rate_section(raws, projects, args.levels, args.seconds, tag) if "rate" in args.only else {}
         if "pool" in args.only:
-            print(f"the pool, back-to-back on one project: start -> first output of {PROGRAM}")
-            for depth in args.depths:
-                waits, own, rate = asyncio.run(back_to_back(network, projects[0], depth, args.tasks))
-                mean_wait, mean_own = statistics.mean(waits), statistics.mean(own)
-                print(f"  spares per key {depth}: mean {mean_wait * 1000:6.1f} ms   p50 {pct(waits, 0.5) * 1000:6.1f}"
-                      f"   p90 {pct(waits, 0.9) * 1000:6.1f}   {rate:4.2f} tasks/s   task's own time "
-                      f"{mean_own * 1000:5.1f} ms   (n={len(waits)})")
-                for name, rate_ in best.items():
-                    print(f"      bound ({name}): 1 / {rate_:.2f} cycles/s - {mean_own * 1000:.1f} ms = "
-                          f"{(1 / rate_ - mean_own) * 1000:6.1f} ms mean wait at best")
+            pool_section(network, projects[0], args.depths, args.tasks, best)
     finally:
-        mine = {"label": [f"{labels.INSTALLATION}={manager.config.installation_id}"]}
-        for c in raw.api.containers(all=True, filters=mine):
-            raw.api.remove_container(c["Id"], force=True)
-        for v in raw.api.volumes(filters=mine).get("Volumes") or []:
-            raw.api.remove_volume(v["Name"], force=True)
-        for attempt in range(6):  # the engine releases endpoints a moment after the last removal
-            try:
-                remove_sandbox_network(raw.client, network)
-                break
-            except NetworkPolicyError as err:
-                if attempt == 5:
-                    print(f"note: {err}")
-                time.sleep(0.5)
-        for r in raws.values():
-            r.client.close()
+        try:
+            cleanup(raw, installation, network)
+        finally:
+            for r in raws.values():
+                r.client.close()
 
 
 if __name__ == "__main__":
@@ -254,7 +380,13 @@ if __name__ == "__main__":
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--tasks", type=int, default=60)
+    parser.add_argument("--tasks", type=int, default=60, help="per depth; the first two are not counted")
     parser.add_argument("--depths", type=int, nargs="+", default=[1, 3])
-    parser.add_argument("--only", nargs="+", default=["cycle", "rate", "pool"])
-    main(parser.parse_args())
+    parser.add_argument("--only", nargs="+", choices=["cycle", "rate", "pool"], default=["cycle", "rate", "pool"])
+    parser.add_argument("--processes", action="store_true",
+                        help="count the processes each cycle starts (root; takes over host-wide process "
+                        "accounting and leaves it off)")
+    parsed = parser.parse_args()
+    if parsed.tasks < 4 or parsed.cycles < 1 or min(parsed.levels) < 1 or min(parsed.depths) < 0:
+        parser.error("--tasks must be at least 4, --cycles and --levels at least 1, --depths at least 0")
+    main(parsed)
