@@ -4,6 +4,7 @@ error when the name is taken or the image is missing. The one place a task's con
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -22,13 +23,18 @@ async def start_container(
     """The id of a running container for the task, named `spec.name` — or, for a warm spare, being
     renamed to it: then the rename's future comes too (its failure is the task's: see `name_conflict`)."""
     language = spec.labels[labels.LANGUAGE]
+    asked = time.monotonic()
     if pool is not None:
         # Any pool failure comes back as None: create cold.
         handover = await pool.take(project_id, language, image=spec.image, network=spec.network, name=spec.name)
         if handover is not None:
+            pool.served(project_id, language, time.monotonic() - asked)
             return handover.container_id, handover.renamed
     try:
-        return await backend.create(spec), None
+        container_id = await backend.create(spec)
+        if pool is not None:
+            pool.served(project_id, language, time.monotonic() - asked)
+        return container_id, None
     except ImageMissing as err:
         raise ImageMissing(f"{err}; build it with: nox -s build -- {language}") from err
     except NameTaken as err:

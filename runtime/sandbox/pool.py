@@ -17,8 +17,10 @@ Policy (measured in benchmarks/bench_pool.py, `--only workloads throughput idle`
 - Pipelining: a hand-over starts the key's next spare at once, not gated by engine load: it
   replaces the spare just used, so a stream of tasks on one key overlaps each task with the
   making of the next one's container. How many are kept on their way adapts to demand
-  (`Demand.target`): as many as arrive while one is being made, up to `pool_max_per_key`;
-  back to `pool_spares_per_key` once the key's tasks stop.
+  (`Demand.target`): as many as arrive while one is being made (the time between arrivals
+  counted without their waits for a container, so back-to-back tasks count as fast ones), up to
+  `pool_max_per_key`, and more than the replacement only while fewer than `pool_max_making`
+  spares are being made in all; back to `pool_spares_per_key` once the key's tasks stop.
 - Speculative refills (after each of a task's commands, and when it ends) start only
   while the engine has spare capacity (`pool_fill_max_load` creates and starts in flight; the
   manager's own removals do not count): on a saturated engine a spare would only compete with
@@ -197,9 +199,19 @@ class WarmPool:
         """A task of the key started or ended: bring it back to its target, with spare engine capacity only."""
         self._replenish((project_id, language), hit=False)
 
+    def served(self, project_id: str, language: str, waited: float) -> None:
+        """The key's latest task got its container (warm or cold) `waited` seconds after it asked."""
+        self.demand.served((project_id, language), waited)
+
     def _replenish(self, key: Key, *, hit: bool) -> None:
         """A hand-over's replacement is made at once (and may evict); anything else only with spare capacity."""
-        n = self.supply.reserve(key, self.demand.target(key), gated=not hit, evict=hit)
+        want = self.demand.target(key)
+        if hit:
+            # Beyond the replacement, a deeper pipeline only while few spares are being made in all:
+            # on a saturated engine more in flight would come no sooner, only crowd out task starts.
+            have = self._shelf.ready(key) + self._making[key]
+            want = min(want, have + max(1, self.settings.max_making - self._making.total()))
+        n = self.supply.reserve(key, want, gated=not hit, evict=hit)
         if n:
             try:
                 self._spawn(self.supply.fill(key, n, self._spawn))

@@ -118,6 +118,44 @@ async def test_a_key_whose_tasks_outrun_the_spares_gets_a_deeper_pipeline_and_de
     assert pool.demand.target(key) == 1
 
 
+async def test_back_to_back_tasks_count_as_fast_ones_however_long_they_waited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = FakeBackend()
+    pool = make_pool(backend, pool_max_per_key=4, pool_spares_per_key=1)
+    pool.demand.make_time = 0.4
+    clock = [1000.0]
+    monkeypatch.setattr("runtime.sandbox.demand.time.monotonic", lambda: clock[0])
+    waiting, patient = ("a", "python"), ("b", "python")
+    for _ in range(10):  # one task every 0.5 s on each key
+        pool.demand.arrived(waiting)
+        pool.served("a", "python", 0.45)  # each waited 0.45 s for its container, then ran 0.05 s
+        pool.demand.arrived(patient)
+        pool.served("b", "python", 0.005)  # each found a spare, ran, and the caller paused
+        clock[0] += 0.5
+    assert pool.demand.target(waiting) == 4  # ceil(0.4 / 0.05), within the cap
+    assert pool.demand.target(patient) == 1  # ceil(0.4 / 0.495)
+
+
+async def test_a_hand_over_pipelines_deeper_only_while_few_spares_are_being_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = FakeBackend()
+    backend.create_delay = 0.2
+    pool = make_pool(backend, pool_max_per_key=4, pool_max_making=3)
+    monkeypatch.setattr(pool.demand, "target", lambda key: 4)
+    backend.create_delay = 0.0
+    await pool.prewarm("a", "python", 1)
+    await pool.prewarm("b", "python", 1)
+    backend.create_delay = 0.2
+    assert await take(pool, "a", "t1") is not None
+    assert pool._making[("a", "python")] == 3  # nothing else in the making: up to pool_max_making
+    assert await take(pool, "b", "t1") is not None
+    assert pool._making[("b", "python")] == 1  # three already on their way: the replacement only
+    await pool.quiesce()
+    assert pool.ready("a", "python") == 3 and pool.ready("b", "python") == 1
+
+
 async def test_spares_hold_a_lease_a_hand_over_gives_up_and_the_tender_renews() -> None:
     backend = FakeBackend()
     pool = make_pool(backend)

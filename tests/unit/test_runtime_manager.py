@@ -137,6 +137,25 @@ async def test_a_pool_hand_over_racing_a_drop_leaves_no_spare_behind() -> None:
         assert backend.containers == {}
 
 
+async def test_the_pool_learns_how_long_each_task_waited_for_its_container_warm_or_cold() -> None:
+    backend = FakeBackend()
+    mgr = fake_manager(backend)
+    await mgr.startup()
+    assert mgr.pool is not None
+    demand = mgr.pool.demand.of(("p", "python"))
+    backend.create_delay = 0.05
+    await mgr.create_container("cold", "p", "python")  # no spare: the cold create is the wait
+    assert 0.05 <= demand.last_wait < 1.0
+    backend.create_delay = 0.0
+    await mgr.pool.quiesce()
+    await mgr.prewarm("p", "python", 1)
+    await mgr.create_container("warm", "p", "python")
+    assert demand.last_wait < 0.05  # a spare was ready
+    for task in ("cold", "warm"):
+        await mgr.destroy_container(task)
+    await mgr.shutdown()
+
+
 async def test_exec_results_reach_observers_and_the_task_handle_runs_code() -> None:
     recorder = Recorder()
     backend = FakeBackend()
