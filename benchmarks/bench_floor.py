@@ -1,7 +1,7 @@
 """Where the floor of back-to-back tasks is, and what it is made of. Prints figures; not a test.
 
     python benchmarks/bench_floor.py [--cycles 20] [--seconds 15] [--levels 1 2 4] [--tasks 60]
-                                     [--depths 1 3] [--processes]
+                                     [--depths 1 4] [--processes]
 
 Back-to-back tasks on one project (create -> first output -> destroy, the next at once) need, in
 steady state, at least one container created, started and removed per task. A pool can overlap
@@ -25,10 +25,11 @@ cannot drop below `1 / R - (the task's own time after its first output)`. This p
    no exec: no more than a task needs of the engine, so 1 / R stays a lower bound) at each
    concurrency (`--levels`), `--seconds` each; on the sandbox network, and joined to a
    long-lived container's namespace (what a shared namespace per project would leave).
-3. The pool, back-to-back on one project with `pool_spares_per_key` set to each of `--depths`
-   (1 is the default): start -> first output, mean / p50 / p90; tasks/s from the third task to
-   the end of the last removal; each task's own time (first output -> destroy returned); then
-   the bound against the measured mean.
+3. The pool, back-to-back on one project with `pool_max_per_key` (how many spares a key may have
+   on their way) set to each of `--depths` (4 is the default; 1 makes them one at a time):
+   start -> first output, mean / p50 / p90; tasks/s from the third task to the end of the last
+   removal; each task's own time (first output -> destroy returned); then the bound against the
+   measured mean.
 """
 
 from __future__ import annotations
@@ -283,7 +284,7 @@ class BackToBack(NamedTuple):
 
 async def back_to_back(network: str, project: str, depth: int, tasks: int) -> BackToBack:
     """`tasks` tasks on one project, each created when the one before was destroyed."""
-    manager = ContainerManager(RuntimeConfig.load(network_name=network, pool_spares_per_key=depth))
+    manager = ContainerManager(RuntimeConfig.load(network_name=network, pool_max_per_key=depth))
     await manager.startup()
     firsts: list[float] = []
     own: list[float] = []
@@ -312,7 +313,7 @@ def pool_section(network: str, project: str, depths: list[int], tasks: int, best
     for depth in depths:
         run = asyncio.run(back_to_back(network, project, depth, tasks))
         mean_first, mean_own = statistics.mean(run.firsts), statistics.mean(run.own)
-        print(f"  spares per key {depth}: mean {mean_first * 1000:6.1f} ms   p50 {pct(run.firsts, 0.5) * 1000:6.1f}"
+        print(f"  pool_max_per_key {depth}: mean {mean_first * 1000:6.1f} ms   p50 {pct(run.firsts, 0.5) * 1000:6.1f}"
               f"   p90 {pct(run.firsts, 0.9) * 1000:6.1f}   {run.rate:4.2f} tasks/s   task's own time "
               f"{mean_own * 1000:5.1f} ms   (n={len(run.firsts)})")
         for name, best_rate in best.items():
@@ -381,12 +382,12 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--tasks", type=int, default=60, help="per depth; the first two are not counted")
-    parser.add_argument("--depths", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--depths", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--only", nargs="+", choices=["cycle", "rate", "pool"], default=["cycle", "rate", "pool"])
     parser.add_argument("--processes", action="store_true",
                         help="count the processes each cycle starts (root; takes over host-wide process "
                         "accounting and leaves it off)")
     parsed = parser.parse_args()
-    if parsed.tasks < 4 or parsed.cycles < 1 or min(parsed.levels) < 1 or min(parsed.depths) < 0:
-        parser.error("--tasks must be at least 4, --cycles and --levels at least 1, --depths at least 0")
+    if parsed.tasks < 4 or parsed.cycles < 1 or min(parsed.levels) < 1 or min(parsed.depths) < 1:
+        parser.error("--tasks must be at least 4, --cycles, --levels and --depths at least 1")
     main(parsed)

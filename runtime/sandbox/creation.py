@@ -23,18 +23,26 @@ async def start_container(
     """The id of a running container for the task, named `spec.name` — or, for a warm spare, being
     renamed to it: then the rename's future comes too (its failure is the task's: see `name_conflict`)."""
     language = spec.labels[labels.LANGUAGE]
+    if pool is None:
+        return await create_cold(backend, spec, task_id, project_id, language), None
     asked = time.monotonic()
-    if pool is not None:
+    waited: float | None = None  # None: the task got no container
+    try:
         # Any pool failure comes back as None: create cold.
         handover = await pool.take(project_id, language, image=spec.image, network=spec.network, name=spec.name)
         if handover is not None:
-            pool.served(project_id, language, time.monotonic() - asked)
+            waited = time.monotonic() - asked
             return handover.container_id, handover.renamed
-    try:
-        container_id = await backend.create(spec)
-        if pool is not None:
-            pool.served(project_id, language, time.monotonic() - asked)
+        container_id = await create_cold(backend, spec, task_id, project_id, language)
+        waited = time.monotonic() - asked
         return container_id, None
+    finally:
+        pool.served(spec.name, waited)  # the pool's demand learns how long the task waited
+
+
+async def create_cold(backend: Backend, spec: ContainerSpec, task_id: str, project_id: str, language: str) -> str:
+    try:
+        return await backend.create(spec)
     except ImageMissing as err:
         raise ImageMissing(f"{err}; build it with: nox -s build -- {language}") from err
     except NameTaken as err:

@@ -25,22 +25,32 @@ FIRST_MAKE_GUESS = 0.5  # seconds a spare takes to make, before one was measured
 
 @dataclass
 class KeyDemand:
-    tasks: int = 0  # tasks that asked for a spare of this key
+    tasks: int = 0  # tasks that asked for a spare of this key; an arrival's number is its ticket
+    in_flight: int = 0  # arrivals not yet served
     last_arrival: float = 0.0  # time.monotonic() of the latest
-    last_wait: float = 0.0  # how long the latest waited for its container (a spare's or a cold one)
+    # How long the latest arrival waited for its container, if it was served alone: then its
+    # caller could not ask again before, and the next gap leaves the wait out.
+    last_wait: float = 0.0
     interval: float | None = None  # running average of the time between arrivals, waits left out
     last_used: float = field(default_factory=time.monotonic)  # an arrival or an explicit prewarm: for LRU
 
-    def arrived(self, now: float) -> None:
+    def arrived(self, now: float) -> int:
+        """Count an arrival; its ticket for `served`."""
         if self.tasks:
             gap = max(0.0, now - self.last_arrival - self.last_wait)
             self.interval = gap if self.interval is None else (1 - SMOOTHING) * self.interval + SMOOTHING * gap
         self.tasks += 1
+        self.in_flight += 1
         self.last_wait = 0.0
         self.last_arrival = self.last_used = now
+        return self.tasks
 
-    def served(self, waited: float) -> None:
-        self.last_wait = max(0.0, waited)
+    def served(self, ticket: int, waited: float | None) -> None:
+        """Arrival `ticket` got its container after `waited` seconds (None: it got none)."""
+        self.in_flight = max(0, self.in_flight - 1)
+        # With tasks overlapping, one's wait does not hold back the next one's arrival.
+        if waited is not None and ticket == self.tasks and self.in_flight == 0:
+            self.last_wait = max(0.0, waited)
 
     @property
     def speculative(self) -> bool:
@@ -65,12 +75,13 @@ class Demand:
             demand = self.keys[key] = KeyDemand()
         return demand
 
-    def arrived(self, key: Key) -> None:
-        self.of(key).arrived(time.monotonic())
+    def arrived(self, key: Key) -> int:
+        """Count a task's arrival; its ticket for `served`."""
+        return self.of(key).arrived(time.monotonic())
 
-    def served(self, key: Key, waited: float) -> None:
-        """The key's latest task got its container after `waited` seconds."""
-        self.of(key).served(waited)
+    def served(self, key: Key, ticket: int, waited: float | None) -> None:
+        """The task with `ticket` got its container after `waited` seconds (None: it got none)."""
+        self.of(key).served(ticket, waited)
 
     def touched(self, key: Key) -> None:
         """The orchestrator asked for this key (prewarm): recently used, whatever its tasks."""

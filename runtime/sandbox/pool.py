@@ -19,8 +19,9 @@ Policy (measured in benchmarks/bench_pool.py, `--only workloads throughput idle`
   making of the next one's container. How many are kept on their way adapts to demand
   (`Demand.target`): as many as arrive while one is being made (the time between arrivals
   counted without their waits for a container, so back-to-back tasks count as fast ones), up to
-  `pool_max_per_key`, and more than the replacement only while fewer than `pool_max_making`
-  spares are being made in all; back to `pool_spares_per_key` once the key's tasks stop.
+  `pool_max_per_key`; beyond the replacement, only until `pool_max_making` spares are being
+  made in all and into free room (no eviction); back to `pool_spares_per_key` once the key's
+  tasks stop.
 - Speculative refills (after each of a task's commands, and when it ends) start only
   while the engine has spare capacity (`pool_fill_max_load` creates and starts in flight; the
   manager's own removals do not count): on a saturated engine a spare would only compete with
@@ -87,6 +88,7 @@ class WarmPool:
         self.counts: Counter[str] = Counter()
         self._shelf = SpareShelf()
         self._waiters = Waiters()  # creates waiting for a spare in the making
+        self._tickets: dict[str, tuple[Key, int]] = {}  # a create's name -> its arrival, until `served`
         self._jobs: set[asyncio.Task[Any]] = set()
         self.upkeep = Upkeep(backend, owner, self._shelf, self.demand, self.settings.idle_ttl, self._count)
         self._discard = self.upkeep.discard
@@ -138,7 +140,10 @@ class WarmPool:
         ~11 ms, the whole budget of a warm start.
         """
         key = (project_id, language)
-        self.demand.arrived(key)
+        unanswered = self._tickets.pop(name, None)  # a create of the same name racing this one
+        if unanswered is not None:
+            self.demand.served(*unanswered, None)
+        self._tickets[name] = (key, self.demand.arrived(key))
         spare = self._shelf.pop(key, network, self.settings.idle_ttl) or await self._wait_for_spare(key, network)
         # No refill on a miss: it would race the cold create that follows for the engine (measured:
         # 1.22x raw for a new project's first task). The task's commands refill its key.
@@ -199,19 +204,28 @@ class WarmPool:
         """A task of the key started or ended: bring it back to its target, with spare engine capacity only."""
         self._replenish((project_id, language), hit=False)
 
-    def served(self, project_id: str, language: str, waited: float) -> None:
-        """The key's latest task got its container (warm or cold) `waited` seconds after it asked."""
-        self.demand.served((project_id, language), waited)
+    def served(self, name: str, waited: float | None) -> None:
+        """The create that `take` was asked for as `name` got its container, warm or cold, `waited`
+        seconds after it asked (None: it got none). Every `take` is answered by one call of this."""
+        ticket = self._tickets.pop(name, None)
+        if ticket is not None:
+            self.demand.served(ticket[0], ticket[1], waited)
 
     def _replenish(self, key: Key, *, hit: bool) -> None:
-        """A hand-over's replacement is made at once (and may evict); anything else only with spare capacity."""
+        """A hand-over's replacement is made at once (and may evict), a deeper pipeline into free room;
+        anything else only with spare engine capacity."""
         want = self.demand.target(key)
-        if hit:
-            # Beyond the replacement, a deeper pipeline only while few spares are being made in all:
-            # on a saturated engine more in flight would come no sooner, only crowd out task starts.
+        if not hit:
+            n = self.supply.reserve(key, want, gated=True, evict=False)
+        else:
             have = self._shelf.ready(key) + self._making[key]
-            want = min(want, have + max(1, self.settings.max_making - self._making.total()))
-        n = self.supply.reserve(key, want, gated=not hit, evict=hit)
+            n = self.supply.reserve(key, min(want, have + 1), gated=False, evict=True)
+            # A deeper pipeline tops the spares being made in all up to pool_max_making, into free
+            # room only: on a saturated engine more in flight would come no sooner, only crowd out
+            # task starts, and another key's ready spare is worth more than one more on its way.
+            room = max(0, self.settings.max_making - self._making.total())
+            if room and want > have + n:
+                n += self.supply.reserve(key, min(want, have + n + room), gated=False, evict=False)
         if n:
             try:
                 self._spawn(self.supply.fill(key, n, self._spawn))

@@ -13,6 +13,7 @@ from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.errors import EngineError, SandboxError
 from runtime.registry import get_registry
+from runtime.sandbox.demand import KeyDemand
 from runtime.sandbox.owner import Owner
 from runtime.sandbox.pool import LEASE_SECONDS, SPARE, SPARE_PREFIX, WarmPool, mem_available
 from runtime.sandbox.spec import ContainerSpec, build_spec
@@ -128,32 +129,65 @@ async def test_back_to_back_tasks_count_as_fast_ones_however_long_they_waited(
     monkeypatch.setattr("runtime.sandbox.demand.time.monotonic", lambda: clock[0])
     waiting, patient = ("a", "python"), ("b", "python")
     for _ in range(10):  # one task every 0.5 s on each key
-        pool.demand.arrived(waiting)
-        pool.served("a", "python", 0.45)  # each waited 0.45 s for its container, then ran 0.05 s
-        pool.demand.arrived(patient)
-        pool.served("b", "python", 0.005)  # each found a spare, ran, and the caller paused
+        pool.demand.served(waiting, pool.demand.arrived(waiting), 0.45)  # waited 0.45 s, then ran 0.05 s
+        pool.demand.served(patient, pool.demand.arrived(patient), 0.005)  # found a spare; the caller paused
         clock[0] += 0.5
-    assert pool.demand.target(waiting) == 4  # ceil(0.4 / 0.05), within the cap
+    assert pool.demand.target(waiting) == 4  # ceil(0.4 / 0.05) = 8, capped
     assert pool.demand.target(patient) == 1  # ceil(0.4 / 0.495)
+
+
+def test_only_a_wait_that_held_back_the_next_arrival_is_left_out_of_the_gap() -> None:
+    demand = KeyDemand()
+    first = demand.arrived(0.0)  # a cold create of 2 s...
+    second = demand.arrived(1.5)  # ...overlapped by another task that finds a spare at once
+    demand.served(second, 0.01)
+    demand.served(first, 2.0)
+    alone = demand.arrived(2.5)
+    assert demand.interval == pytest.approx(0.7 * 1.5 + 0.3 * 1.0)  # neither gap cut by a wait
+    demand.served(alone, 0.1)  # served alone: its caller could ask again only after it
+    failed = demand.arrived(3.0)
+    assert demand.interval == pytest.approx(0.7 * 1.35 + 0.3 * 0.4)  # 3.0 - 2.5 - 0.1
+    demand.served(failed, None)  # it got no container: nothing to leave out
+    demand.arrived(3.5)
+    assert demand.interval == pytest.approx(0.7 * 1.065 + 0.3 * 0.5)
+    assert demand.in_flight == 1
 
 
 async def test_a_hand_over_pipelines_deeper_only_while_few_spares_are_being_made(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     backend = FakeBackend()
-    backend.create_delay = 0.2
     pool = make_pool(backend, pool_max_per_key=4, pool_max_making=3)
-    monkeypatch.setattr(pool.demand, "target", lambda key: 4)
-    backend.create_delay = 0.0
     await pool.prewarm("a", "python", 1)
     await pool.prewarm("b", "python", 1)
-    backend.create_delay = 0.2
+    monkeypatch.setattr(pool.demand, "target", lambda key: 4)
+    hold = asyncio.Event()  # the spares being made stay in the making until the checks are done
+    create = backend.create
+
+    async def held_create(spec: ContainerSpec) -> str:
+        await hold.wait()
+        return await create(spec)
+
+    monkeypatch.setattr(backend, "create", held_create)
     assert await take(pool, "a", "t1") is not None
     assert pool._making[("a", "python")] == 3  # nothing else in the making: up to pool_max_making
     assert await take(pool, "b", "t1") is not None
     assert pool._making[("b", "python")] == 1  # three already on their way: the replacement only
+    hold.set()
     await pool.quiesce()
     assert pool.ready("a", "python") == 3 and pool.ready("b", "python") == 1
+
+
+async def test_a_deeper_pipeline_never_evicts_another_keys_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = FakeBackend()
+    pool = make_pool(backend, pool_max_per_key=4, pool_max_spares=4)
+    for project in "abcd":
+        assert await pool.prewarm(project, "python", 1) == 1
+    monkeypatch.setattr(pool.demand, "target", lambda key: 4)
+    assert await take(pool, "a", "t1") is not None  # its replacement fits in the room it left
+    await pool.quiesce()
+    assert pool.counts["evicted"] == 0
+    assert [pool.ready(p, "python") for p in "abcd"] == [1, 1, 1, 1]
 
 
 async def test_spares_hold_a_lease_a_hand_over_gives_up_and_the_tender_renews() -> None:
