@@ -51,15 +51,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from bench_pool import Raw
+from bench_pool import Raw, remove_network
 from benchlib import pct
 
 from runtime import labels
 from runtime.backends.docker.calls import image_agent
 from runtime.backends.docker.hostconfig import create_kwargs, host_config
-from runtime.backends.docker.network import ensure_sandbox_network, remove_sandbox_network
+from runtime.backends.docker.network import ensure_sandbox_network
 from runtime.config import RuntimeConfig
-from runtime.errors import NetworkPolicyError
 from runtime.sandbox.manager import ContainerManager
 from runtime.sandbox.spec import NO_NETWORK
 
@@ -333,14 +332,7 @@ def cleanup(raw: Raw, installation: str, network: str) -> None:
             for v in raw.api.volumes(filters=mine).get("Volumes") or []:
                 raw.api.remove_volume(v["Name"], force=True)
         finally:
-            for attempt in range(6):  # the engine releases endpoints a moment after the last removal
-                try:
-                    remove_sandbox_network(raw.client, network)
-                    break
-                except NetworkPolicyError as err:
-                    if attempt == 5:
-                        print(f"note: {err}")
-                    time.sleep(0.5)
+            remove_network(raw.client, network)
 
 
 def main(args: argparse.Namespace) -> None:

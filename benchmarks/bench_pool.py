@@ -98,6 +98,19 @@ class Raw:
         self.api.remove_container(cid, force=True)
 
 
+def remove_network(client: docker.DockerClient, name: str) -> None:
+    """Remove a benchmark's sandbox network, waiting a little for the engine to release its endpoints."""
+    for attempt in range(6):  # the engine releases endpoints a moment after the last removal
+        try:
+            remove_sandbox_network(client, name)
+            return
+        except NetworkPolicyError as err:
+            if attempt == 5:
+                print(f"note: {err} (Docker 20.10 can lose a network's endpoint count under "
+                      "concurrent churn; a daemon restart reconciles it)")
+            time.sleep(0.5)
+
+
 def pool_of(manager: ContainerManager) -> WarmPool:
     assert manager.pool is not None
     return manager.pool
@@ -451,15 +464,7 @@ async def main(args: argparse.Namespace) -> None:
         for net in (network, raw_network):
             if net in (args.network, args.raw_network):
                 continue  # given by the caller: kept
-            for attempt in range(6):  # the engine releases endpoints a moment after the last removal
-                try:
-                    remove_sandbox_network(raw.client, net)
-                    break
-                except NetworkPolicyError as err:
-                    if attempt == 5:
-                        print(f"note: {err} (Docker 20.10 can lose a network's endpoint count under "
-                              "concurrent churn; a daemon restart reconciles it)")
-                    time.sleep(0.5)
+            remove_network(raw.client, net)
         raw.client.close()
 
 
