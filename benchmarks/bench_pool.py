@@ -346,6 +346,13 @@ async def idle_cost(manager: ContainerManager, raw: Raw, spares: int, tag: str) 
         )
     if rss:
         print(f"  cgroup rss: {statistics.mean(rss) / 2**20:.2f} MiB each, {sum(rss) / 2**20:.1f} MiB total")
+    # Network namespace holders (runtime/backends/docker/netns.py) kept for these projects: part of the cost.
+    holders = [c["Id"] for c in raw.api.containers(filters={"label": [f"{labels.ROLE}=netns"]})
+               if c["Labels"].get(labels.PROJECT) in keys]
+    held = [r for _, r in (cgroup_memory(cid) for cid in holders) if r is not None]
+    if held:
+        print(f"  network namespace holders of these projects: {len(held)}, cgroup rss "
+              f"{statistics.mean(held) / 2**20:.2f} MiB each, {sum(held) / 2**20:.1f} MiB total")
     if ids:
         stats = await asyncio.get_running_loop().run_in_executor(None, lambda: raw.api.stats(ids[0], stream=False))
         print(f"  docker stats (one spare): memory usage {stats['memory_stats'].get('usage', 0) / 2**20:.2f} MiB")

@@ -57,6 +57,9 @@ class EngineSettings:
     image_tag: str = "latest"
     required_languages: tuple[str, ...] = ()  # startup() fails with ImageMissing unless these images exist
     registry_path: str | None = None  # None: THEAPPAPP_REGISTRY, else the project's languages.yaml
+    # A project's next sandbox joins a network namespace kept from its last one (Docker backend:
+    # runtime/backends/docker/netns.py), skipping the engine's costliest start-up step.
+    reuse_network_namespaces: bool = True
 
     def __post_init__(self) -> None:
         if self.api_timeout <= 0:

@@ -16,8 +16,10 @@ OWNER_STARTED = _NS + "owner-started"  # that process's start time (guards again
 INSTALLATION = _NS + "installation"  # installation id: cleanup never crosses installations
 POOL = _NS + "pool"  # "spare" while a container waits in the warm pool
 CACHE = _NS + "cache"  # on a project's cache volume: the language whose cache it is
-ROLE = _NS + "role"  # on what is not a sandbox: "egress-proxy" (a container), "egress" (a network)
+ROLE = _NS + "role"  # on what is not a sandbox: "egress-proxy", "netns" (containers), "egress" (a network)
 EGRESS_NETWORK = _NS + "egress-network"  # on the egress proxy: the network it serves
+NETNS = _NS + "netns"  # on a sandbox in another container's network namespace: that holder's id
+NETWORK = _NS + "network"  # on such a sandbox: the network it is on, through its holder
 
 # Image labels written by the builder.
 IMAGE_LANGUAGE = _NS + "image.language"

@@ -38,7 +38,7 @@ class Orphan:
 
     container_id: str
     name: str
-    reason: str  # "expired", "exited", "dead", "owner gone" or "unused egress proxy"
+    reason: str  # "expired", "exited", "dead", "owner gone", "unused egress proxy" or "unused network holder"
     task_id: str
     project_id: str
     created_at: int | None
@@ -74,10 +74,11 @@ def is_ours(values: Mapping[str, str], installation_id: str) -> bool:
 
 def classify(
     container: ContainerRecord, installation_id: str, *, now: float, host: str, probe: ProcessProbe,
-    egress_users: frozenset[str] = frozenset(),
+    egress_users: frozenset[str] = frozenset(), joined: frozenset[str] = frozenset(),
 ) -> str | None:
     """Why `container` is an orphan, or None to keep it. `egress_users`: egress networks that sandboxes
-    of any installation are attached to (their proxy is in use)."""
+    of any installation are attached to (their proxy is in use); `joined`: the network namespace
+    holders that sandboxes kept by this cleanup are in."""
     values = container.labels
     if not installation_id or not is_ours(values, installation_id):
         return None  # not ours: never touched, whatever its state
@@ -91,6 +92,14 @@ def classify(
         if container.state in ("exited", "dead"):
             return "unused egress proxy"
         return "unused egress proxy" if owner_gone(values, host=host, probe=probe) else None
+    if values.get(labels.ROLE) == "netns":
+        # Kept for a project's next sandbox (runtime/backends/docker/netns.py): it goes when no sandbox
+        # that stays is in it and it stopped or its manager is gone, never by age.
+        if container.id in joined:
+            return None
+        if container.state in ("exited", "dead") or owner_gone(values, host=host, probe=probe):
+            return "unused network holder"
+        return None
     if container.state in ("exited", "dead"):
         return container.state
     expires = _int_label(values, labels.EXPIRES_AT)
@@ -119,9 +128,17 @@ async def find_orphans(
     every = await backend.list_containers({labels.MANAGED: "true"})
     egress_users = frozenset(net for r in every if labels.ROLE not in r.labels and r.state == "running"
                              for net in r.networks)
-    for record in (r for r in every if r.labels.get(labels.INSTALLATION) == installation_id):
-        reason = classify(record, installation_id, now=now, host=host, probe=probe or default_probe,
-                          egress_users=egress_users)
+    mine = [r for r in every if r.labels.get(labels.INSTALLATION) == installation_id]
+    holders = [r for r in mine if r.labels.get(labels.ROLE) == "netns"]
+    holder_ids = {r.id for r in holders}
+    # Sandboxes first: a holder stays while a sandbox that stays is in it (any installation's, to be safe).
+    verdicts = [(r, classify(r, installation_id, now=now, host=host, probe=probe or default_probe,
+                             egress_users=egress_users)) for r in mine if r.id not in holder_ids]
+    going = {r.id for r, reason in verdicts if reason is not None}
+    joined = frozenset(r.labels[labels.NETNS] for r in every if labels.NETNS in r.labels and r.id not in going)
+    verdicts += [(r, classify(r, installation_id, now=now, host=host, probe=probe or default_probe,
+                              joined=joined)) for r in holders]
+    for record, reason in verdicts:
         if reason is None:
             kept += 1
             continue

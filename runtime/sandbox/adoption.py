@@ -38,8 +38,8 @@ async def adopt_orphaned_tasks(
     taken: list[ContainerInfo] = []
     for record in await backend.list_containers(ours):
         values = record.labels
-        if record.state != "running" or not owner_gone(values, host=owner.host):
-            continue
+        if record.state != "running" or labels.ROLE in values or not owner_gone(values, host=owner.host):
+            continue  # a network holder (role "netns") is not a task: cleanup removes it once unused
         if record.name.startswith(SPARE_PREFIX):  # an idle spare: made for a task that never came
             backend.remove_soon(record.id)
             continue

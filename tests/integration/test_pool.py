@@ -21,9 +21,10 @@ pytestmark = pytest.mark.integration
 
 
 def _by_owner(client: docker.DockerClient, manager: ContainerManager) -> list[dict[str, Any]]:
-    """Every container of this manager, spares included (sparse: no per-container inspect to race with removal)."""
+    """Every sandbox of this manager, spares included (sparse: no per-container inspect to race with removal);
+    not its network namespace holders, kept for a project's next sandbox (tests/integration/test_netns_reuse.py)."""
     mine = {"label": [f"{labels.OWNER}={manager.owner.manager_id}"]}
-    return list(client.api.containers(all=True, filters=mine))
+    return [c for c in client.api.containers(all=True, filters=mine) if labels.ROLE not in (c.get("Labels") or {})]
 
 
 def _pool(manager: ContainerManager) -> WarmPool:
@@ -253,6 +254,12 @@ def _spares_of(client: docker.DockerClient, installation: str, *, running: bool)
     return [c for c in found if c["Names"][0].lstrip("/").startswith(SPARE_PREFIX)]
 
 
+def _holders_of(client: docker.DockerClient, installation: str, *, running: bool) -> list[dict[str, Any]]:
+    """Its network namespace holders (runtime/backends/docker/netns.py): they must not outlive it either."""
+    return client.api.containers(all=not running, filters={"label": [
+        f"{labels.INSTALLATION}={installation}", f"{labels.ROLE}=netns"]})
+
+
 def _run_spare_script(installation: str, project: str, mode: str) -> Any:
     import os
     import subprocess
@@ -291,6 +298,7 @@ def test_a_manager_that_exits_without_shutdown_leaves_no_spare(
     proc = _run_spare_script(own_installation, "exits", "exit")
     assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
     assert _spares_of(docker_client, own_installation, running=False) == []  # removed at interpreter exit
+    assert _holders_of(docker_client, own_installation, running=False) == []
 
 
 def test_the_spares_of_a_killed_manager_stop_themselves_within_their_lease(
@@ -303,10 +311,12 @@ def test_the_spares_of_a_killed_manager_stop_themselves_within_their_lease(
 
     proc = _run_spare_script(own_installation, "killed", "wait")
     assert len(_spares_of(docker_client, own_installation, running=True)) >= 2
+    assert _holders_of(docker_client, own_installation, running=True)  # so the test below means something
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     t0 = time.monotonic()
-    while _spares_of(docker_client, own_installation, running=True):
-        assert time.monotonic() - t0 < LEASE_SECONDS + 10, "a spare kept running with nobody to renew its lease"
+    while _spares_of(docker_client, own_installation, running=True) or _holders_of(
+            docker_client, own_installation, running=True):
+        assert time.monotonic() - t0 < LEASE_SECONDS + 10, "a spare or holder kept running with nobody to renew"
         time.sleep(0.5)
     print(f"the killed manager's spares stopped {time.monotonic() - t0:.1f}s after the kill")

@@ -367,3 +367,36 @@ def test_idle_projects_are_listed_by_a_dry_run_and_removed_only_when_asked(monke
     assert "idle" not in run()  # nor does a plain cleanup list or remove them
     assert "removed idle project stale: volume theappapp-project-stale" in run(remove_idle=True)
     assert set(backend.volumes) == {"theappapp-project-busy", "theappapp-project-fresh", "theappapp-project-unknown"}
+
+
+def holder(name: str, *, state: str = "running", pid: int = LIVE_PID) -> ContainerRecord:
+    """A network namespace holder (runtime/backends/docker/netns.py): no task, no expiry."""
+    base = entry(name, state=state, pid=pid)
+    values = {k: v for k, v in base.labels.items() if k not in (labels.TASK, labels.EXPIRES_AT)}
+    return ContainerRecord(base.id, name, state, {**values, labels.ROLE: "netns"})
+
+
+def joined(name: str, to: ContainerRecord, **kwargs: Any) -> ContainerRecord:
+    base = entry(name, **kwargs)
+    return ContainerRecord(base.id, name, base.state, {**base.labels, labels.NETNS: to.id})
+
+
+def test_a_network_holder_goes_when_unused_and_its_manager_is_gone_never_by_age() -> None:
+    kept_free = holder("free-live-owner")  # its manager may still hand it to a task
+    gone_free = holder("free-dead-owner", pid=4242)
+    stopped = holder("stopped", state="exited")
+    in_use = holder("in-use-dead-owner", pid=4242)
+    task = entry("task-live-owner")
+    backend = engine([kept_free, gone_free, stopped, in_use, task, joined("in-it", in_use)])
+    report = run_cleanup(backend)
+    assert {(o.name, o.reason) for o in report.removed} == {
+        ("free-dead-owner", "unused network holder"), ("stopped", "unused network holder")}
+    assert report.kept == 4
+
+
+def test_a_holder_whose_only_sandbox_is_an_orphan_goes_in_the_same_run_after_it() -> None:
+    dead = holder("dead-holder", pid=4242)
+    backend = engine([dead, joined("orphan-task", dead, pid=4242)])
+    report = run_cleanup(backend)
+    assert [o.name for o in report.removed] == ["orphan-task", "dead-holder"]  # the sandbox first
+    assert removed(backend) == [joined("orphan-task", dead).id, dead.id]

@@ -9,6 +9,7 @@ seen last) is kept here too, keyed by container id, and dropped on removal.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -35,15 +36,19 @@ from runtime.backends.docker.exec import ExecTarget, Executor
 from runtime.backends.docker.first_mounts import FirstMounts
 from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
 from runtime.backends.docker.images import ImageCache
+from runtime.backends.docker.netns import Holders, holder_key, remove_unjoined_now
 from runtime.backends.docker.relabel import LabelRecords
 from runtime.backends.docker.storage import DockerStorage
 from runtime.backends.docker.volume_calls import VolumeCalls, label_filters, labels_match
 from runtime.config import EgressSettings, EngineSettings, NetworkSettings, StorageSettings
 from runtime.errors import EngineUnavailable, SandboxFailure
+from runtime.labels import NETWORK
 from runtime.sandbox.events import ResourceUsage
 from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
 from runtime.sandbox.files import MAX_LISTED, FileEntry
 from runtime.sandbox.spec import ContainerSpec
+
+log = logging.getLogger(__name__)
 
 
 class DockerBackend(VolumeCalls):
@@ -67,6 +72,9 @@ class DockerBackend(VolumeCalls):
         stored = storage or StorageSettings()
         uid, _, gid = user.partition(":")
         self.storage = DockerStorage(lambda: self.engine, stored.root, stored.pool_bytes, int(uid), int(gid or uid))
+        # Network namespaces kept for a project's next sandbox (netns.py): Docker's network set-up, once.
+        self._egress_network = (egress or EgressSettings()).network_name
+        self._holders = Holders(self._create_started, self._lease_one, self.remove_soon, lambda: self.engine.base_url)
 
     @property
     def engine(self) -> Engine:
@@ -124,6 +132,9 @@ class DockerBackend(VolumeCalls):
         return LOAD.busy
 
     def close(self) -> None:
+        holders = self._holders.close()
+        if holders:  # blocking, a few removals: the manager is shutting down
+            remove_unjoined_now(self.engine.base_url, holders)
         self._agents.close()
         self._images.close()
         self._engine.close()
@@ -131,6 +142,25 @@ class DockerBackend(VolumeCalls):
     # -- containers -------------------------------------------------------------------------------
 
     async def create(self, spec: ContainerSpec) -> str:
+        key = holder_key(spec, self._egress_network) if self.settings.reuse_network_namespaces else None
+        joined, holder = await self._holders.join(spec, key)
+        if holder is None:
+            return await self._create_started(spec)
+        try:
+            container_id = await self._create_started(joined)
+        except Exception as err:  # the holder may be why (stopped, removed behind our back): made without one
+            self._holders.failed(holder)
+            log.info("%s could not join network namespace holder %s (%s); made on %s itself",
+                     spec.name, holder.container_id[:12], err, spec.network)
+            return await self._create_started(spec)
+        except BaseException:
+            self._holders.failed(holder)
+            raise
+        self._holders.serving(container_id, holder)
+        return container_id
+
+    async def _create_started(self, spec: ContainerSpec) -> str:
+        """Create and start the container; its agent greeted (if the image has one)."""
         engine = self.engine
         api = (await self._client()).api
         # Created after all, but nobody waits for it any more (deadline, cancel): remove it.
@@ -143,7 +173,9 @@ class DockerBackend(VolumeCalls):
         async with self._first_mounts.creating(volume.name for volume in spec.volumes):
             container_id = await engine.call(calls.create, api, spec, agent, devices, on_abandon=abandoned)
         try:
-            await engine.call(GATE.shared_call, api.start, container_id)  # GATE: see gate.py
+            # GATE: see gate.py; a container in another's namespace has no endpoint to race (still load).
+            joined = spec.network.startswith("container:")
+            await engine.call(LOAD.call if joined else GATE.shared_call, api.start, container_id)
             # Greet the agent now: a spare is then handed over ready, a cold task's first command is fast.
             greeted = agent is None or await self._agents.open(engine, container_id) is not None
             if not greeted and not await self._executor.still_running(container_id):
@@ -154,7 +186,8 @@ class DockerBackend(VolumeCalls):
         return container_id
 
     async def rename(self, container_id: str, name: str) -> None:
-        await self.engine.call(calls.rename, (await self._client()).api, container_id, name)
+        own_endpoint = not self._holders.serves(container_id)
+        await self.engine.call(calls.rename, (await self._client()).api, container_id, name, own_endpoint=own_endpoint)
 
     def known_running(self, container_id: str) -> bool:
         return self._agents.alive(container_id)
@@ -165,6 +198,7 @@ class DockerBackend(VolumeCalls):
             return None
         state = attrs.get("State") or {}
         code = state.get("ExitCode")
+        values = self._changed.merged(str(attrs["Id"]), (attrs.get("Config") or {}).get("Labels") or {})
         return ContainerState(
             id=str(attrs["Id"]),
             name=str(attrs.get("Name", "")).lstrip("/"),
@@ -173,8 +207,8 @@ class DockerBackend(VolumeCalls):
             exit_code=None if code is None else int(code),
             oom_killed=bool(state.get("OOMKilled")),
             image_id=str(attrs.get("Image") or ""),
-            labels=self._changed.merged(str(attrs["Id"]), (attrs.get("Config") or {}).get("Labels") or {}),
-            network=str((attrs.get("HostConfig") or {}).get("NetworkMode") or "?"),
+            labels=values,
+            network=values.get(NETWORK) or str((attrs.get("HostConfig") or {}).get("NetworkMode") or "?"),
         )
 
     async def relabel(self, container_id: str, expect: Mapping[str, str], new: Mapping[str, str]) -> bool:
@@ -197,18 +231,32 @@ class DockerBackend(VolumeCalls):
 
     async def remove(self, container_id: str) -> None:
         self._forget(container_id)
+        holder = self._holders.leaving(container_id)
         api = (await self._client()).api
-        await self.engine.call(remove_container_sync, api, container_id)
+        try:
+            await self.engine.call(remove_container_sync, api, container_id, own_endpoint=holder is None)
+        except BaseException:
+            if holder is not None:
+                self._holders.left(holder, removed=False)
+            raise
+        if holder is not None:
+            self._holders.left(holder, removed=True)
 
     def remove_soon(self, container_id: str) -> Future[None]:
         self._forget(container_id)
+        holder = self._holders.leaving(container_id)
         engine = self.engine
         try:
-            return engine.submit(lambda: remove_container_sync(engine.client.api, container_id))
+            removal = engine.submit(
+                lambda: remove_container_sync(engine.client.api, container_id, own_endpoint=holder is None))
         except RuntimeError as err:  # the engine's pool is shut down: cleanup finds it by its labels
             failed: Future[None] = Future()
             failed.set_exception(EngineUnavailable(f"cannot remove {container_id[:12]}: {err}"))
             return failed
+        if holder is not None:
+            removal.add_done_callback(
+                lambda done: self._holders.left(holder, not done.cancelled() and done.exception() is None))
+        return removal
 
     async def list_containers(self, labels: LabelFilter) -> list[ContainerRecord]:
         api = (await self._client()).api
@@ -222,6 +270,10 @@ class DockerBackend(VolumeCalls):
         return [r for r in records if labels_match(r.labels, labels)]
 
     async def lease(self, container_id: str, seconds: float) -> bool:
+        await self._holders.follow(container_id, seconds)  # its namespace lives as long as it may
+        return await self._lease_one(container_id, seconds)
+
+    async def _lease_one(self, container_id: str, seconds: float) -> bool:
         channel = await self._agent(container_id)
         if channel is None:
             return False

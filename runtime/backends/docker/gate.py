@@ -101,10 +101,14 @@ class EndpointGate:
 GATE = EndpointGate()
 
 
-def remove_container_sync(api: docker.APIClient, container_id: str) -> None:
-    """Force-remove a container (volumes kept); gone already or being removed is fine."""
+def remove_container_sync(api: docker.APIClient, container_id: str, *, own_endpoint: bool = True) -> None:
+    """Force-remove a container (volumes kept); gone already or being removed is fine. Without an
+    endpoint of its own (in another container's network namespace) it has no endpoint count to race."""
     try:
-        GATE.uncounted_call(api.remove_container, container_id, force=True, v=False)
+        if own_endpoint:
+            GATE.uncounted_call(api.remove_container, container_id, force=True, v=False)
+        else:
+            api.remove_container(container_id, force=True, v=False)
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as err:
