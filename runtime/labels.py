@@ -18,6 +18,7 @@ POOL = _NS + "pool"  # "spare" while a container waits in the warm pool
 CACHE = _NS + "cache"  # on a project's cache volume: the language whose cache it is
 ROLE = _NS + "role"  # on what is not a sandbox: "egress-proxy", "netns" (containers), "egress" (a network)
 EGRESS_NETWORK = _NS + "egress-network"  # on the egress proxy: the network it serves
+ROLE_NETNS = "netns"  # labels.ROLE of a network namespace holder (runtime/backends/docker/netns.py)
 NETNS = _NS + "netns"  # on a sandbox in another container's network namespace: that holder's id
 NETWORK = _NS + "network"  # on such a sandbox: the network it is on, through its holder
 

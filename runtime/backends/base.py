@@ -160,6 +160,10 @@ class Backend(Protocol):
         """Container creates and starts of this process in flight: how busy the engine is with new sandboxes."""
         ...
 
+    async def settle(self) -> None:
+        """Wait for the backend's own background work (Docker: network namespace holders being made)."""
+        ...
+
     def close(self) -> None:
         """Release connections and threads; `probe` opens them again."""
         ...

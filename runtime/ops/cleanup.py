@@ -42,6 +42,7 @@ class Orphan:
     task_id: str
     project_id: str
     created_at: int | None
+    holder: str | None = None  # a sandbox in a network namespace holder's namespace: that holder's id
 
     def describe(self) -> str:
         return f"{self.name} ({self.container_id[:12]}) task={self.task_id} project={self.project_id}: {self.reason}"
@@ -92,7 +93,7 @@ def classify(
         if container.state in ("exited", "dead"):
             return "unused egress proxy"
         return "unused egress proxy" if owner_gone(values, host=host, probe=probe) else None
-    if values.get(labels.ROLE) == "netns":
+    if values.get(labels.ROLE) == labels.ROLE_NETNS:
         # Kept for a project's next sandbox (runtime/backends/docker/netns.py): it goes when no sandbox
         # that stays is in it and it stopped or its manager is gone, never by age.
         if container.id in joined:
@@ -129,7 +130,7 @@ async def find_orphans(
     egress_users = frozenset(net for r in every if labels.ROLE not in r.labels and r.state == "running"
                              for net in r.networks)
     mine = [r for r in every if r.labels.get(labels.INSTALLATION) == installation_id]
-    holders = [r for r in mine if r.labels.get(labels.ROLE) == "netns"]
+    holders = [r for r in mine if r.labels.get(labels.ROLE) == labels.ROLE_NETNS]
     holder_ids = {r.id for r in holders}
     # Sandboxes first: a holder stays while a sandbox that stays is in it (any installation's, to be safe).
     verdicts = [(r, classify(r, installation_id, now=now, host=host, probe=probe or default_probe,
@@ -149,6 +150,7 @@ async def find_orphans(
             task_id=task_of(record.labels, record.name),
             project_id=record.labels.get(labels.PROJECT, "?"),
             created_at=_int_label(record.labels, labels.CREATED_AT),
+            holder=record.labels.get(labels.NETNS),
         ))
     return orphans, kept
 
@@ -167,7 +169,10 @@ async def cleanup(
     orphans, kept = await find_orphans(backend, installation_id, now=now, host=host, probe=probe)
     failed: list[tuple[Orphan, str]] = []
     if not dry_run:
-        for orphan in orphans:
+        for orphan in orphans:  # sandboxes first, holders after (find_orphans' order)
+            if orphan.container_id in {o.holder for o, _ in failed}:
+                failed.append((orphan, "a sandbox in its network namespace could not be removed"))
+                continue
             try:
                 await backend.remove(orphan.container_id)
             except SandboxError as err:

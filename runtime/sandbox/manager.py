@@ -276,6 +276,7 @@ class ContainerManager(TaskOperations, StatefulOperations, ProjectOperations):
         await self._tasks.all_removed()
         if self.pool is not None:
             await self.pool.settle()
+        await self.backend.settle()
 
     @contextlib.asynccontextmanager
     async def task(

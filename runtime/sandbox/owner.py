@@ -137,7 +137,7 @@ def owner_gone(values: Mapping[str, str], *, host: str, probe: ProcessProbe | No
 def task_of(values: Mapping[str, str], name: str) -> str:
     """The task a container serves: its label, or for a warm-pool container the name it was renamed to;
     "(netns)" for a network namespace holder (it serves a project's sandboxes one after another)."""
-    if values.get(labels.ROLE) == "netns":
+    if values.get(labels.ROLE) == labels.ROLE_NETNS:
         return "(netns)"
     if labels.TASK in values:
         return values[labels.TASK]

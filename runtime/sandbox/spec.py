@@ -57,6 +57,7 @@ class ContainerSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = KEEPER_COMMAND
     dns_options: tuple[str, ...] = ()  # resolver options (resolv.conf `options`), e.g. a short timeout
+    healthcheck: bool = True  # False: the image's health check does not run (a container no task uses)
 
     @property
     def workspace(self) -> VolumeMount:

@@ -42,9 +42,10 @@ class Recorder:
 
 def _ours(client: docker.DockerClient, installation_id: str, **extra: str) -> list[Any]:
     filters = [f"{labels.INSTALLATION}={installation_id}"] + [f"{k}={v}" for k, v in extra.items()]
-    # Idle warm-pool spares wait for the next task by design (tests/integration/test_pool.py covers them).
+    # Idle warm-pool spares and network namespace holders wait for the project's next task by design
+    # (tests/integration/test_pool.py and test_netns_reuse.py cover them).
     found = client.containers.list(all=True, filters={"label": filters})
-    return [c for c in found if not c.name.startswith(SPARE_PREFIX)]
+    return [c for c in found if not c.name.startswith(SPARE_PREFIX) and labels.ROLE not in c.labels]
 
 
 async def test_seed_api_creates_named_labelled_container_with_project_volume(
@@ -180,6 +181,8 @@ async def test_shutdown_destroys_only_what_this_manager_created(
         await mine.shutdown()
         left = _ours(docker_client, installation_id, **{labels.PROJECT: f"p{unique}"})
         assert [c.labels[labels.TASK] for c in left] == [f"o{unique}"]
+        owned = {"label": [f"{labels.OWNER}={mine.owner.manager_id}"]}
+        assert docker_client.containers.list(all=True, filters=owned) == []  # its network holders too
     finally:
         await other.shutdown()
 

@@ -239,6 +239,9 @@ class FakeBackend:
     def load(self) -> int:
         return self.busy
 
+    async def settle(self) -> None:
+        return None
+
     def close(self) -> None:
         self.closed = True
 

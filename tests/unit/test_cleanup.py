@@ -400,3 +400,14 @@ def test_a_holder_whose_only_sandbox_is_an_orphan_goes_in_the_same_run_after_it(
     report = run_cleanup(backend)
     assert [o.name for o in report.removed] == ["orphan-task", "dead-holder"]  # the sandbox first
     assert removed(backend) == [joined("orphan-task", dead).id, dead.id]
+
+
+def test_a_holder_stays_when_the_orphan_in_its_namespace_could_not_be_removed() -> None:
+    dead = holder("dead-holder", pid=4242)
+    stuck = joined("stuck-task", dead, pid=4242)
+    backend = engine([dead, stuck])
+    backend.fail_remove = {stuck.id}
+    report = run_cleanup(backend)
+    assert [(o.name, why) for o, why in report.failed][1] == (
+        "dead-holder", "a sandbox in its network namespace could not be removed")
+    assert removed(backend) == [stuck.id]  # tried; the holder was not: the sandbox keeps its network

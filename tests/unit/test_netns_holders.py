@@ -7,8 +7,11 @@ import asyncio
 from concurrent.futures import Future
 from dataclasses import replace
 
+import pytest
+
 from runtime import labels
-from runtime.backends.docker.netns import HOLDER_PREFIX, LEASE_SECONDS, Holders, holder_key
+from runtime.backends.docker.holder_shelf import LEASE_SECONDS, MAX_FREE
+from runtime.backends.docker.netns import HOLDER_PREFIX, Holders, holder_key
 from runtime.config import RuntimeConfig
 from runtime.registry import get_registry
 from runtime.sandbox.owner import Owner
@@ -60,12 +63,24 @@ def holders_on(engine: Engine) -> Holders:
     return Holders(engine.make, engine.lease, engine.remove_soon, lambda: "unix:///nowhere")
 
 
-async def test_a_projects_first_sandbox_is_made_as_before_and_its_next_joins_the_holder_made_meanwhile() -> None:
+async def warm(holders: Holders, project: str, network: str = "net") -> None:
+    """Two sandboxes of `project` made without a holder: the second asks for one."""
+    for _ in range(2):
+        made = spec(project, network)
+        await holders.join(made, holder_key(made, EGRESS))
+    await settle()
+
+
+async def test_a_project_that_comes_back_gets_a_holder_made_meanwhile_and_its_next_sandbox_joins_it() -> None:
     engine = Engine()
     holders = holders_on(engine)
     first = spec("a")
     joined, holder = await holders.join(first, holder_key(first, EGRESS))
     assert joined == first and holder is None  # nothing kept yet: not made to wait for a holder
+    await settle()
+    assert engine.made == {}  # a one-off task's holder would only be waste
+    again = spec("a")
+    assert await holders.join(again, holder_key(again, EGRESS)) == (again, None)
     await settle()
     [(made_id, made)] = engine.made.items()
     assert made.name.startswith(HOLDER_PREFIX) and made.volumes == () and made.network == "net"
@@ -84,14 +99,13 @@ async def test_a_projects_first_sandbox_is_made_as_before_and_its_next_joins_the
 async def test_a_holder_serves_one_sandbox_at_a_time_of_its_own_project_and_network_only() -> None:
     engine = Engine()
     holders = holders_on(engine)
-    await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
-    await settle()
+    await warm(holders, "a")
     other_project, other_network = spec("b"), spec("a", network="other")
     assert (await holders.join(other_project, holder_key(other_project, EGRESS)))[1] is None
     assert (await holders.join(other_network, holder_key(other_network, EGRESS)))[1] is None
     _, taken = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
     assert taken is not None
-    holders.serving("sandbox-1", taken)
+    holders.shelf.serving("sandbox-1", taken)
     _, again = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
     assert again is None  # busy: the concurrent sandbox gets a namespace of its own
     holders.close()
@@ -100,18 +114,17 @@ async def test_a_holder_serves_one_sandbox_at_a_time_of_its_own_project_and_netw
 async def test_a_holder_is_free_again_only_after_its_sandbox_was_removed_and_goes_if_that_failed() -> None:
     engine = Engine()
     holders = holders_on(engine)
-    await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
-    await settle()
+    await warm(holders, "a")
     _, taken = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
     assert taken is not None
-    holders.serving("sandbox-1", taken)
+    holders.shelf.serving("sandbox-1", taken)
     assert holders.leaving("sandbox-1") is taken and holders.leaving("sandbox-1") is None
     holders.left(taken, removed=True)
     await settle()
     assert engine.leases[-1] == (taken.container_id, LEASE_SECONDS)  # free: leased again
     _, again = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
     assert again is taken
-    holders.serving("sandbox-2", again)
+    holders.shelf.serving("sandbox-2", again)
     holders.left(holders.leaving("sandbox-2") or again, removed=False)  # the sandbox may still be in it
     await settle()
     assert engine.removed == [taken.container_id]
@@ -136,12 +149,135 @@ async def test_no_holder_for_the_egress_network_a_set_runtime_resolver_options_o
 async def test_close_hands_back_every_holder_made_for_the_caller_to_remove_the_unjoined() -> None:
     engine = Engine()
     holders = holders_on(engine)
-    await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
-    await holders.join(spec("b"), holder_key(spec("b"), EGRESS))
-    await settle()
+    await warm(holders, "a")
+    await warm(holders, "b")
     _, taken = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
     assert taken is not None
-    holders.serving("sandbox-1", taken)
+    holders.shelf.serving("sandbox-1", taken)
     assert holders.close() == sorted(engine.made)  # busy ones too: the caller checks what still joins them
     later = spec("b")
     assert await holders.join(later, holder_key(later, EGRESS)) == (later, None)  # closed: none taken
+
+
+async def test_sandboxes_made_without_a_holder_ask_for_one_each_two_at_a_time_per_project() -> None:
+    engine = Engine()
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def slow_make(made: ContainerSpec) -> str:
+        started.append(made.labels[labels.PROJECT])
+        await release.wait()
+        return await engine.make(made)
+
+    holders = Holders(slow_make, engine.lease, engine.remove_soon, lambda: "unix:///nowhere")
+    for _ in range(5):
+        await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
+    for _ in range(2):
+        await holders.join(spec("b"), holder_key(spec("b"), EGRESS))
+    await settle()
+    assert sorted(started) == ["a", "a", "b"]  # a burst in one project pays for two holders at a time
+    release.set()
+    await settle()
+    assert len(engine.made) == 3 and holders.counts["own"] == 7
+    await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
+    await settle()
+    assert sorted(started) == ["a", "a", "b"] and holders.counts["joined"] == 1
+    holders.close()
+
+
+async def test_past_max_free_the_holder_free_the_longest_goes() -> None:
+    engine = Engine()
+    holders = holders_on(engine)
+    for project in range(MAX_FREE + 1):
+        await warm(holders, f"p{project}")
+    assert len(engine.made) == MAX_FREE + 1
+    assert engine.removed == ["id-0"] and holders.counts["evicted"] == 1  # the first one made, free longest
+    assert len(holders.close()) == MAX_FREE
+
+
+async def test_a_holder_whose_agent_does_not_answer_its_lease_is_never_handed_out() -> None:
+    engine = Engine()
+    silent: set[str] = set()
+
+    async def lease(container_id: str, seconds: float) -> bool:
+        engine.leases.append((container_id, seconds))
+        if container_id in silent:
+            raise ConnectionResetError("agent gone")
+        return container_id not in {"id-0"}  # the first holder has no agent
+
+    holders = Holders(engine.make, lease, engine.remove_soon, lambda: "unix:///nowhere")
+    await warm(holders, "a")
+    assert engine.removed == ["id-0"]  # gone before anyone could take it
+    assert (await holders.join(spec("a"), holder_key(spec("a"), EGRESS)))[1] is None
+    await settle()
+    silent.add("id-1")  # the next holder's channel breaks after it was made
+    _, taken = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
+    await settle()
+    assert taken is None and "id-1" in engine.removed and holders.counts["lost"] == 1
+    holders.close()
+
+
+async def test_create_falls_back_to_a_namespace_of_its_own_when_joining_fails() -> None:
+    from runtime.backends.base import NameTaken
+
+    engine = Engine()
+    holders = holders_on(engine)
+    await warm(holders, "a")
+    made: list[str] = []
+
+    async def make_once_broken(box: ContainerSpec) -> str:
+        made.append(box.network)
+        if box.network.startswith("container:") and len(made) == 1:
+            raise RuntimeError("cannot join network of a non running container")
+        return f"sandbox-{len(made)}"
+
+    box = spec("a")
+    assert await holders.create(box, holder_key(box, EGRESS), make_once_broken) == "sandbox-2"
+    assert made == ["container:id-0", "net"]  # the holder tried, then the sandbox's own namespace
+    await settle()
+    assert "id-0" in engine.removed
+
+    await warm(holders, "a")  # (a new holder: id-1)
+
+    async def name_taken(box: ContainerSpec) -> str:
+        raise NameTaken("in use")
+
+    with pytest.raises(NameTaken):
+        await holders.create(box, holder_key(box, EGRESS), name_taken)
+    await settle()
+    assert "id-1" not in engine.removed  # not the holder's doing: free again
+    free = [(await holders.join(box, holder_key(box, EGRESS)))[1] for _ in range(len(engine.made) - 1)]
+    assert "id-1" in {h.container_id for h in free if h is not None}
+    holders.close()
+
+
+async def test_a_taken_over_tasks_holder_is_this_backends_after_it_and_a_deleted_projects_holders_go() -> None:
+    engine = Engine()
+    holders = holders_on(engine)
+    values = {labels.NETNS: "old-holder", labels.PROJECT: "a", labels.NETWORK: "net"}
+    holders.adopt("old-task", values)
+    released = holders.leaving("old-task")
+    assert released is not None and released.container_id == "old-holder"
+    holders.left(released, removed=True)
+    await settle()
+    _, taken = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
+    assert taken is not None and taken.container_id == "old-holder"
+    holders.shelf.serving("new-task", taken)
+    await warm(holders, "b")
+    holders.forget_project("b")
+    assert engine.removed == ["id-0"]  # b's free holder; a's busy one stays with its task
+    assert holders.close() == ["old-holder"]
+
+
+async def test_a_spares_holder_keeps_a_lease_until_the_spares_own_follows_and_a_tasks_has_none() -> None:
+    engine = Engine()
+    holders = holders_on(engine)
+    await warm(holders, "a")
+    spare = spec("a")
+    spare = replace(spare, labels={**spare.labels, labels.POOL: "spare"})
+    _, holder = await holders.join(spare, holder_key(spare, EGRESS))
+    assert holder is not None and engine.leases[-1] == (holder.container_id, LEASE_SECONDS)
+    holders.shelf.serving("spare-1", holder)
+    await holders.follow("spare-1", 0)  # handed over to a task: it outlives its manager
+    assert engine.leases[-1] == (holder.container_id, 0)
+    holders.close()

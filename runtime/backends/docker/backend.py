@@ -9,8 +9,10 @@ seen last) is kept here too, keyed by container id, and dropped on removal.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,33 +28,32 @@ from runtime.backends.base import (
     LabelFilter,
     NetworkPolicyStatus,
 )
-from runtime.backends.docker import agent_exec, calls, diagnose, tar_files
-from runtime.backends.docker.agent_channel import AgentChannel
+from runtime.backends.docker import calls, diagnose
 from runtime.backends.docker.agents import Agents
-from runtime.backends.docker.cgroups import ContainerCgroup
+from runtime.backends.docker.calls import remove_unjoined_now
+from runtime.backends.docker.command_calls import CommandCalls
 from runtime.backends.docker.egress.gateway import DockerEgress
 from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.exec import ExecTarget, Executor
 from runtime.backends.docker.first_mounts import FirstMounts
 from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
 from runtime.backends.docker.images import ImageCache
-from runtime.backends.docker.netns import Holders, holder_key, remove_unjoined_now
+from runtime.backends.docker.netns import Holders, holder_key
 from runtime.backends.docker.relabel import LabelRecords
 from runtime.backends.docker.storage import DockerStorage
 from runtime.backends.docker.volume_calls import VolumeCalls, label_filters, labels_match
 from runtime.config import EgressSettings, EngineSettings, NetworkSettings, StorageSettings
 from runtime.errors import EngineUnavailable, SandboxFailure
 from runtime.labels import NETWORK
-from runtime.sandbox.events import ResourceUsage
-from runtime.sandbox.execution import ExecRequest, ExecResult, OutputChunk
-from runtime.sandbox.files import MAX_LISTED, FileEntry
+from runtime.sandbox.naming import VOLUME_PREFIX
 from runtime.sandbox.spec import ContainerSpec
 
 log = logging.getLogger(__name__)
 
 
-class DockerBackend(VolumeCalls):
-    """One Docker engine (local socket, `DOCKER_HOST`, or plain TCP); its volume calls: `VolumeCalls`."""
+class DockerBackend(CommandCalls, VolumeCalls):
+    """One Docker engine (local socket, `DOCKER_HOST`, or plain TCP); its volume calls: `VolumeCalls`,
+    its commands and files: `CommandCalls`."""
 
     def __init__(self, settings: EngineSettings, user: str, *, egress: EgressSettings | None = None,
                  sandbox_network: str = NetworkSettings.name, storage: StorageSettings | None = None) -> None:
@@ -74,6 +75,7 @@ class DockerBackend(VolumeCalls):
         self.storage = DockerStorage(lambda: self.engine, stored.root, stored.pool_bytes, int(uid), int(gid or uid))
         # Network namespaces kept for a project's next sandbox (netns.py): Docker's network set-up, once.
         self._egress_network = (egress or EgressSettings()).network_name
+        self._runtime = ""  # the OCI runtime sandboxes get, once `probe` asked the engine
         self._holders = Holders(self._create_started, self._lease_one, self.remove_soon, lambda: self.engine.base_url)
 
     @property
@@ -94,7 +96,7 @@ class DockerBackend(VolumeCalls):
         info: dict[str, Any] = await self.engine.call(client.info)
         version: dict[str, Any] = await self.engine.call(client.version)
         self._cgroup_layout = (int(info.get("CgroupVersion") or 1), str(info.get("CgroupDriver") or "cgroupfs"))
-        runtime = self.settings.runtime or str(info.get("DefaultRuntime") or "runc")
+        runtime = self._runtime = self.settings.runtime or str(info.get("DefaultRuntime") or "runc")
         # The host-side fallback killer acts on host pids: only valid for runc on this very host.
         self._host_kill = runtime == "runc" and self.engine.endpoint()[0] == "unix"
         every = await self.engine.call(client.api.containers, all=True, quiet=True)
@@ -131,6 +133,15 @@ class DockerBackend(VolumeCalls):
     def load(self) -> int:
         return LOAD.busy
 
+    async def settle(self) -> None:
+        await self._holders.settle()
+
+    async def remove_volume(self, name: str) -> bool:
+        removed = await super().remove_volume(name)
+        if name.startswith(VOLUME_PREFIX):  # a project deleted: a project made again under its id starts afresh
+            self._holders.forget_project(name[len(VOLUME_PREFIX):])
+        return removed
+
     def close(self) -> None:
         holders = self._holders.close()
         if holders:  # blocking, a few removals: the manager is shutting down
@@ -142,22 +153,9 @@ class DockerBackend(VolumeCalls):
     # -- containers -------------------------------------------------------------------------------
 
     async def create(self, spec: ContainerSpec) -> str:
-        key = holder_key(spec, self._egress_network) if self.settings.reuse_network_namespaces else None
-        joined, holder = await self._holders.join(spec, key)
-        if holder is None:
-            return await self._create_started(spec)
-        try:
-            container_id = await self._create_started(joined)
-        except Exception as err:  # the holder may be why (stopped, removed behind our back): made without one
-            self._holders.failed(holder)
-            log.info("%s could not join network namespace holder %s (%s); made on %s itself",
-                     spec.name, holder.container_id[:12], err, spec.network)
-            return await self._create_started(spec)
-        except BaseException:
-            self._holders.failed(holder)
-            raise
-        self._holders.serving(container_id, holder)
-        return container_id
+        runc = self._runtime == "runc"  # gVisor's netstack takes a namespace's addresses over (netns.py)
+        key = holder_key(spec, self._egress_network) if self.settings.reuse_network_namespaces and runc else None
+        return await self._holders.create(spec, key, self._create_started)
 
     async def _create_started(self, spec: ContainerSpec) -> str:
         """Create and start the container; its agent greeted (if the image has one)."""
@@ -180,6 +178,10 @@ class DockerBackend(VolumeCalls):
             greeted = agent is None or await self._agents.open(engine, container_id) is not None
             if not greeted and not await self._executor.still_running(container_id):
                 raise SandboxFailure(f"the sandbox agent of {spec.image} did not start; its container exited")
+        except Exception:
+            with contextlib.suppress(Exception):  # gone before the caller tries again under its name
+                await asyncio.wrap_future(self.remove_soon(container_id))
+            raise
         except BaseException:
             self.remove_soon(container_id)
             raise
@@ -218,7 +220,11 @@ class DockerBackend(VolumeCalls):
             attrs = calls.inspect_container(api, container_id)
             if attrs is None:
                 return False
-            return self._changed.change(container_id, (attrs.get("Config") or {}).get("Labels") or {}, expect, new)
+            values = (attrs.get("Config") or {}).get("Labels") or {}
+            changed = self._changed.change(container_id, values, expect, new)
+            if changed:  # a task taken over (adoption.py): the holder of its namespace is ours after it
+                self._holders.adopt(str(attrs["Id"]), values)
+            return changed
 
         return await self.engine.call(change)
 
@@ -232,8 +238,8 @@ class DockerBackend(VolumeCalls):
     async def remove(self, container_id: str) -> None:
         self._forget(container_id)
         holder = self._holders.leaving(container_id)
-        api = (await self._client()).api
         try:
+            api = (await self._client()).api
             await self.engine.call(remove_container_sync, api, container_id, own_endpoint=holder is None)
         except BaseException:
             if holder is not None:
@@ -250,9 +256,8 @@ class DockerBackend(VolumeCalls):
             removal = engine.submit(
                 lambda: remove_container_sync(engine.client.api, container_id, own_endpoint=holder is None))
         except RuntimeError as err:  # the engine's pool is shut down: cleanup finds it by its labels
-            failed: Future[None] = Future()
-            failed.set_exception(EngineUnavailable(f"cannot remove {container_id[:12]}: {err}"))
-            return failed
+            removal = Future()
+            removal.set_exception(EngineUnavailable(f"cannot remove {container_id[:12]}: {err}"))
         if holder is not None:
             removal.add_done_callback(
                 lambda done: self._holders.left(holder, not done.cancelled() and done.exception() is None))
@@ -270,8 +275,12 @@ class DockerBackend(VolumeCalls):
         return [r for r in records if labels_match(r.labels, labels)]
 
     async def lease(self, container_id: str, seconds: float) -> bool:
-        await self._holders.follow(container_id, seconds)  # its namespace lives as long as it may
-        return await self._lease_one(container_id, seconds)
+        leased = await self._lease_one(container_id, seconds)  # first: a holder's trouble must not stop it
+        try:
+            await self._holders.follow(container_id, seconds)  # its namespace lives as long as it may
+        except Exception as err:
+            log.debug("the network namespace holder of %s did not take its lease: %s", container_id[:12], err)
+        return leased
 
     async def _lease_one(self, container_id: str, seconds: float) -> bool:
         channel = await self._agent(container_id)
@@ -283,60 +292,3 @@ class DockerBackend(VolumeCalls):
     def remove_now(self, labels: LabelFilter, name_prefix: str) -> int:
         return calls.remove_labelled_now(self.engine.base_url, label_filters(labels),
                                          lambda values: labels_match(values, labels), name_prefix)
-
-    def usage(self, container_id: str) -> ResourceUsage:
-        target = self._targets.get(container_id)
-        return target.cgroup.usage() if target is not None and target.cgroup is not None else ResourceUsage()
-
-    # -- commands and files -----------------------------------------------------------------------
-
-    def _target(self, container_id: str) -> ExecTarget:
-        target = self._targets.get(container_id)
-        if target is None:
-            cgroup = ContainerCgroup.locate(container_id, *self._cgroup_layout)
-            target = self._targets[container_id] = ExecTarget(container_id, cgroup, self._host_kill)
-        return target
-
-    async def _agent(self, container_id: str) -> AgentChannel | None:
-        engine = self.engine
-        api = (await self._client()).api
-        return await self._agents.get(engine, container_id, lambda cid: engine.call(calls.inspect_container, api, cid))
-
-    async def exec(
-        self, container_id: str, request: ExecRequest, finish: Callable[[ExecResult], None]
-    ) -> AsyncIterator[OutputChunk]:
-        channel = await self._agent(container_id)
-        if channel is None and request.interactive is not None:
-            raise SandboxFailure("this sandbox has no sandbox agent: sessions and background processes need one")
-        target = self._target(container_id)
-        chunks: AsyncGenerator[OutputChunk, None] = (
-            agent_exec.run(channel, self._executor, target, request, finish) if channel is not None
-            else self._executor.chunks(target, request, finish)
-        )
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()  # now, not when collected: its clean-up kills what the caller abandoned
-
-    async def write_files(self, container_id: str, workspace: str, contents: Mapping[str, bytes]) -> None:
-        channel = await self._agent(container_id)
-        if channel is not None:
-            await channel.write_files(dict(contents))
-        else:
-            await tar_files.write(self.engine, self._executor, self._target(container_id), workspace, contents,
-                                  self.user)
-
-    async def read_file(self, container_id: str, workspace: str, path: str, limit: int) -> bytes:
-        channel = await self._agent(container_id)
-        if channel is not None:
-            return await channel.read_file(path, limit)
-        return await tar_files.read(self.engine, self._executor, self._target(container_id), workspace, path, limit)
-
-    async def list_files(self, container_id: str, workspace: str, path: str) -> list[FileEntry]:
-        channel = await self._agent(container_id)
-        if channel is None:
-            return await tar_files.listing(self.engine, self._executor, self._target(container_id), workspace, path)
-        entries, _truncated = await channel.list_files(path or ".")
-        return [FileEntry(str(n), k if k in ("file", "dir", "link") else "other", int(s), float(m))
-                for n, k, s, m in entries][:MAX_LISTED]

@@ -20,6 +20,7 @@ from runtime.backends.docker.gate import GATE, LOAD
 from runtime.backends.docker.hostconfig import create_kwargs, host_config
 from runtime.backends.docker.storage.engine_volumes import Device
 from runtime.errors import EngineError, FileMissing, ImageMissing, InvalidPath
+from runtime.labels import NETNS
 from runtime.sandbox.spec import ContainerSpec
 
 _READ_SLACK = 1024 * 1024  # an archive's headers and padding over the file's own size
@@ -153,3 +154,23 @@ def remove_labelled_now(base_url: str, filters: dict[str, list[str]], matches: C
     finally:
         client.close()
     return removed
+
+
+def remove_unjoined_now(base_url: str, holder_ids: list[str]) -> None:
+    """Blocking, on a client of its own (at exit no engine thread pool is left): remove those of
+    `holder_ids` that no container names as its holder."""
+    try:
+        client = docker.DockerClient(base_url=base_url, timeout=10)
+    except docker.errors.DockerException:
+        return
+    try:
+        joined = {str((entry.get("Labels") or {}).get(NETNS))
+                  for entry in client.api.containers(all=True, filters={"label": [NETNS]})}
+        for container_id in holder_ids:
+            if container_id not in joined:
+                with contextlib.suppress(docker.errors.DockerException):
+                    client.api.remove_container(container_id, force=True, v=False)
+    except docker.errors.DockerException:
+        pass
+    finally:
+        client.close()

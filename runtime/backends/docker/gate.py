@@ -7,6 +7,7 @@ share it, its networks and its network controller's locks.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -114,3 +115,16 @@ def remove_container_sync(api: docker.APIClient, container_id: str, *, own_endpo
     except docker.errors.APIError as err:
         if err.status_code != 409:  # 409: a removal is already in progress
             raise
+        if not own_endpoint:  # its namespace goes to the project's next sandbox: only once it is gone
+            _wait_gone(api, container_id)
+
+
+def _wait_gone(api: docker.APIClient, container_id: str, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return
+        time.sleep(0.05)
+    raise docker.errors.APIError(f"container {container_id[:12]} was still being removed after {seconds:.0f} s")

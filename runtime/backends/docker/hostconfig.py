@@ -67,7 +67,7 @@ def host_config(spec: ContainerSpec, agent: str | None = None, devices: Mapping[
 
 def create_kwargs(spec: ContainerSpec, built_host_config: Any, agent: str | None = None) -> dict[str, Any]:
     """Keyword arguments for `APIClient.create_container`; `built_host_config` from `create_host_config`."""
-    return {
+    kwargs: dict[str, Any] = {
         "image": spec.image,
         "command": agent_command(agent) if agent is not None else list(spec.command),
         "name": spec.name,
@@ -80,3 +80,6 @@ def create_kwargs(spec: ContainerSpec, built_host_config: Any, agent: str | None
         "stdin_open": agent is not None,
         "tty": False,
     }
+    if not spec.healthcheck:
+        kwargs["healthcheck"] = {"test": ["NONE"]}
+    return kwargs

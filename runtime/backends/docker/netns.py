@@ -8,9 +8,10 @@ namespace (`network_mode: container:<id>`) skips all of it.
 
 How: a *holder* is a small container of one project on one network (no volumes, a few pids, the
 image's sandbox agent as its only process) that keeps a network namespace. A sandbox of that project
-on that network joins a free holder if there is one; if not, it is made on the network as before and
-a holder is made in the background for the project's next sandbox. When the sandbox is removed, its
-holder is free again. Holders idle for `IDLE_SECONDS` go.
+on that network joins a free holder if there is one; if not, it is made on the network as before and,
+if the project had a sandbox in the last `IDLE_SECONDS` (a one-off task's holder would be waste), a
+holder is made in the background for its next one. When the sandbox is removed, its holder is free
+again. Holders idle for `IDLE_SECONDS` go, and the longest free beyond `MAX_FREE`.
 
 Isolation is what it was: a holder serves **one sandbox at a time** (two sandboxes never share a
 namespace at once, so they cannot reach each other over loopback), and only sandboxes of its own
@@ -19,13 +20,18 @@ at most by a later task of the same project, which shares its volume anyway. A s
 the namespace (non-root, no capabilities). The firewall is per bridge, so the policy is the same.
 
 Not used for: the egress network (its proxy knows a sandbox by its address), a sandbox with resolver
-options (Docker cannot set them on a joined container), or an OCI runtime set in the config (gVisor's
-netstack takes the namespace's addresses over; they would not be there for the next sandbox).
+options (Docker cannot set them on a joined container), or any OCI runtime but runc (gVisor's netstack
+takes the namespace's addresses over; they would not be there for the next sandbox). Used for
+`network="none"` too: such a container still costs two of the three runs (measured 483 against 367 ms
+a cycle). A joined sandbox shares its holder's hostname, /etc/hosts and resolv.conf (read-only), and
+its image health check is answered by whichever agent of the namespace listens first (the holder's:
+holders run no health check of their own).
 
 Lifetime: a free holder holds a lease its agent keeps only while this process renews it, like a warm
 spare; a busy holder follows its sandbox's lease (a spare's is renewed, a task's is none, for the
-task to outlive its manager). At interpreter exit the free holders are removed; cleanup removes a
-holder no sandbox joins once its manager is gone.
+task to outlive its manager). A manager that takes a task over takes its holder too. At shutdown and
+at interpreter exit the holders no sandbox is in are removed; cleanup removes a holder no sandbox
+joins once its manager is gone; deleting a project's volume removes its free holders.
 """
 
 from __future__ import annotations
@@ -34,50 +40,28 @@ import asyncio
 import atexit
 import contextlib
 import logging
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
-
-import docker
-import docker.errors
+from dataclasses import replace
 
 from runtime import labels
+from runtime.backends.base import NameTaken
+from runtime.backends.docker.calls import remove_unjoined_now
+from runtime.backends.docker.holder_shelf import LEASE_SECONDS, Holder, HolderKey, HolderShelf
+from runtime.errors import ImageMissing
 from runtime.registry import Resources
 from runtime.sandbox.spec import ContainerSpec
 
 log = logging.getLogger(__name__)
 
 HOLDER_PREFIX = "theappapp_netns-"
-HOLDER_ROLE = "netns"  # value of labels.ROLE on a holder
-IDLE_SECONDS = 300.0  # a free holder this long unused goes (the warm pool's idle TTL)
-LEASE_SECONDS = 15.0  # a free holder whose manager stopped renewing this long ends itself
+HOLDER_ROLE = labels.ROLE_NETNS
 RENEW_EVERY = LEASE_SECONDS / 3
 HOLDER_RESOURCES = Resources(memory="64m", cpus=0.25, pids=16)  # an agent that only waits
 _COPIED = (labels.MANAGED, labels.INSTALLATION, labels.PROJECT, labels.OWNER, labels.OWNER_HOST,
            labels.OWNER_PID, labels.OWNER_STARTED)
-
-
-@dataclass(frozen=True)
-class HolderKey:
-    project: str
-    network: str
-
-
-@dataclass
-class Holder:
-    container_id: str
-    key: HolderKey
-    free_since: float = 0.0
-    # The lease its agent should hold: LEASE_SECONDS while free, its sandbox's while busy. Every lease
-    # frame sends the value current when it goes, one at a time, so the last one sent is always right
-    # (a renewal racing a hand-over cannot leave a task's namespace on a lease nobody renews).
-    lease: float = LEASE_SECONDS
-    generation: int = 0  # the Holders' generation it was made in: a close() ends a generation
-    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def holder_key(spec: ContainerSpec, egress_network: str) -> HolderKey | None:
@@ -95,7 +79,7 @@ def holder_spec(spec: ContainerSpec) -> ContainerSpec:
     values = {key: spec.labels[key] for key in _COPIED if key in spec.labels}
     values |= {labels.ROLE: HOLDER_ROLE, labels.CREATED_AT: str(int(time.time()))}
     return replace(spec, name=HOLDER_PREFIX + uuid.uuid4().hex[:12], labels=values, volumes=(),
-                   resources=HOLDER_RESOURCES.over(spec.resources), environment={})
+                   resources=HOLDER_RESOURCES.over(spec.resources), environment={}, healthcheck=False)
 
 
 def joined_spec(spec: ContainerSpec, holder: Holder) -> ContainerSpec:
@@ -105,74 +89,99 @@ def joined_spec(spec: ContainerSpec, holder: Holder) -> ContainerSpec:
 
 
 class Holders:
-    """This backend's holders: which are free, which sandbox each busy one serves.
+    """This backend's holders: made, handed to sandboxes, leased, freed and removed.
 
-    Thread-safe: a removal finishes on an engine thread and gives its holder back from there.
+    `left` runs on an engine thread (a removal finished there); it reads `_closed`, `_generation` and
+    `_loop` without a lock: single reads of one attribute each, which the GIL keeps whole.
     """
 
     def __init__(self, make: Callable[[ContainerSpec], Awaitable[str]],
                  lease: Callable[[str, float], Awaitable[bool]],
                  remove_soon: Callable[[str], Future[None]], base_url: Callable[[], str]) -> None:
         self._make, self._lease, self._remove_soon, self._base_url = make, lease, remove_soon, base_url
-        self._lock = threading.Lock()
-        self._free: dict[HolderKey, list[Holder]] = {}
-        self._busy: dict[str, Holder] = {}  # sandbox container id -> the holder it joined
-        self._making: set[HolderKey] = set()
-        self._known: set[str] = set()  # every holder made and not removed, free, busy or in between
+        self.shelf = HolderShelf()
+        self.counts = self.shelf.counts
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._renewing: asyncio.Task[None] | None = None
         self._closed = False
         self._generation = 0
-        # "joined" a kept namespace, "own" (none was free), holders "made", "idle" ones removed
-        self.counts: Counter[str] = Counter()
+        # Once, now: the backend is made before the warm pool, so this hook runs after the pool's (atexit
+        # runs last-registered first) and finds the spares' holders unjoined.
         atexit.register(self._at_exit)
 
     # -- a sandbox's namespace ------------------------------------------------------------------
+
+    async def create(self, spec: ContainerSpec, key: HolderKey | None,
+                     make: Callable[[ContainerSpec], Awaitable[str]]) -> str:
+        """The sandbox made (`make`: create, start, greet) in a free holder of `key` if there is one.
+        Made in it but failed: the holder goes, and the sandbox is made again with a namespace of its
+        own (the holder may be why: stopped, or removed behind this backend's back)."""
+        joined, holder = await self.join(spec, key)
+        if holder is None:
+            return await make(spec)
+        try:
+            container_id = await make(joined)
+        except (NameTaken, ImageMissing):  # not the holder's doing: it is free again
+            self.left(holder, removed=True)
+            raise
+        except Exception as err:
+            self.failed(holder)
+            log.info("%s could not join network namespace holder %s (%s); made on %s itself",
+                     spec.name, holder.container_id[:12], err, spec.network)
+            return await make(spec)
+        except BaseException:
+            self.failed(holder)
+            raise
+        self.shelf.serving(container_id, holder)
+        return container_id
 
     async def join(self, spec: ContainerSpec, key: HolderKey | None) -> tuple[ContainerSpec, Holder | None]:
         """`spec` joined to a free holder of `key` (taken for it), or `spec` itself and a holder on its way."""
         if key is None:
             return spec, None
-        if self._closed:  # a manager started again after its shutdown
-            self._closed = False
-            atexit.register(self._at_exit)
+        self._closed = False  # (again, for a manager started again after its shutdown)
         self._loop = asyncio.get_running_loop()
-        with self._lock:
-            free = self._free.get(key) or []
-            holder = free.pop() if free else None
-            make = holder is None and key not in self._making
-            if make:
-                self._making.add(key)
-        if holder is None:
-            self.counts["own"] += 1
-            if make:
-                self._spawn(self._make_one(spec, key))
-            return spec, None
-        self.counts["joined"] += 1
-        await self._send_lease(holder, 0)  # a task outlives its manager: so does its namespace
-        return joined_spec(spec, holder), holder
-
-    def serving(self, container_id: str, holder: Holder) -> None:
-        with self._lock:
-            self._busy[container_id] = holder
+        holder, make = self.shelf.take(key, time.monotonic())
+        if make:
+            self._spawn(self._make_one(spec, key))
+        if holder is not None:
+            # A task outlives its manager: so does its namespace. A warm spare holds a lease its manager
+            # renews: its holder keeps one until the spare's (or the task's it becomes) follows.
+            lease = LEASE_SECONDS if spec.labels.get(labels.POOL) else 0.0
+            try:
+                answered = await self._send_lease(holder, lease)
+            except Exception as err:  # its agent is gone: so is the holder, most likely
+                log.debug("holder %s did not take its lease: %s", holder.container_id[:12], err)
+                answered = False
+            if answered:
+                self.counts["joined"] += 1
+                return joined_spec(spec, holder), holder
+            self.counts["lost"] += 1
+            self.failed(holder)
+        self.counts["own"] += 1
+        return spec, None
 
     def serves(self, container_id: str) -> bool:
         """Whether `container_id` is in a holder's namespace."""
-        with self._lock:
-            return container_id in self._busy
+        return self.shelf.holder_of(container_id) is not None
+
+    def adopt(self, container_id: str, values: Mapping[str, str]) -> None:
+        """A sandbox this backend did not make (a task taken over from a manager that is gone), with its
+        labels: if it is in a holder's namespace, that holder is this backend's now, to free after it."""
+        self.shelf.adopt(container_id, values, self._generation)
 
     async def follow(self, container_id: str, seconds: float) -> None:
         """`container_id` was given a lease: its holder gets the same (a spare's ends with it)."""
-        with self._lock:
-            holder = self._busy.get(container_id)
+        holder = self.shelf.holder_of(container_id)
         if holder is not None:
             await self._send_lease(holder, seconds)
 
     def leaving(self, container_id: str) -> Holder | None:
         """The holder `container_id` joined, no longer its (the container is being removed)."""
-        with self._lock:
-            return self._busy.pop(container_id, None)
+        with contextlib.suppress(RuntimeError):  # (a backend that took a task over made no sandbox yet)
+            self._loop = self._loop or asyncio.get_running_loop()
+        return self.shelf.leaving(container_id)
 
     def left(self, holder: Holder, removed: bool) -> None:
         """After its sandbox's removal: free at once (the project's next sandbox may already be on its
@@ -182,33 +191,46 @@ class Holders:
             return  # the manager is going or gone: close() and the exit hook decided
         if removed:
             holder.lease, holder.free_since = LEASE_SECONDS, time.monotonic()
-            with self._lock:
-                self._free.setdefault(holder.key, []).append(holder)
+            self._add_free(holder)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(self._spawn, self._leased_free(holder) if removed else self._discard(holder))
 
     def failed(self, holder: Holder) -> None:
-        """Its sandbox could not be made: the holder goes too (it may be why)."""
+        """Its sandbox could not be made in it: the holder goes too (it may be why)."""
         self._spawn(self._discard(holder))
+
+    def forget_project(self, project: str) -> None:
+        """The project is deleted: its free holders go (a project made again under its id starts afresh)."""
+        for holder in self.shelf.forget_project(project):
+            self._remove_soon(holder.container_id)
 
     # -- upkeep ---------------------------------------------------------------------------------
 
     async def _make_one(self, spec: ContainerSpec, key: HolderKey) -> None:
         try:
             container_id = await self._make(holder_spec(spec))
-            with self._lock:
-                self._known.add(container_id)
-            self.counts["made"] += 1
+            self.shelf.made(container_id)
             holder = Holder(container_id, key, free_since=time.monotonic(), generation=self._generation)
-            if not self._closed:
-                with self._lock:
-                    self._free.setdefault(key, []).append(holder)
-            await self._leased_free(holder)
+            # Leased before anyone can take it: without an agent to hold a lease it would outlive a killed
+            # manager, so it goes.
+            try:
+                answered = not self._closed and await self._send_lease(holder)
+            except Exception:  # the channel to its agent broke
+                answered = False
+            if not answered:
+                await self._discard(holder)
+                return
+            self._add_free(holder)
+            self._keep_renewing()
         except Exception as err:  # the sandbox was made without one; the next one tries again
             log.debug("no network namespace holder for project %s: %s", key.project, err)
         finally:
-            with self._lock:
-                self._making.discard(key)
+            self.shelf.done_making(key)
+
+    def _add_free(self, holder: Holder) -> None:
+        evicted = self.shelf.add_free(holder)
+        if evicted is not None:
+            self._remove_soon(evicted.container_id)
 
     async def _send_lease(self, holder: Holder, seconds: float | None = None) -> bool:
         if seconds is not None:
@@ -217,84 +239,66 @@ class Holders:
             return await self._lease(holder.container_id, holder.lease)
 
     async def _leased_free(self, holder: Holder) -> None:
-        """A holder just freed: its lease sent, its upkeep running; without an agent to hold a lease it
-        would outlive a killed manager, so it goes."""
-        if not self._closed and await self._send_lease(holder):
-            if self._renewing is None or self._renewing.done():
-                self._renewing = asyncio.get_running_loop().create_task(self._renew())
-            return
-        with self._lock:
-            free = self._free.get(holder.key) or []
-            if holder in free:
-                free.remove(holder)
-        await self._discard(holder)
+        """A free holder's lease sent (an agent that does not answer: it goes, unless a sandbox took it
+        meanwhile, whose own lease call decides), its upkeep running."""
+        try:
+            answered = await self._send_lease(holder)
+        except Exception:  # the channel to its agent broke
+            answered = False
+        if answered:
+            self._keep_renewing()
+        elif self.shelf.take_if_free(holder):
+            self.counts["lost"] += 1
+            await self._discard(holder)
+
+    def _keep_renewing(self) -> None:
+        if not self._closed and (self._renewing is None or self._renewing.done()):
+            self._renewing = asyncio.get_running_loop().create_task(self._renew())
 
     async def _discard(self, holder: Holder) -> None:
-        with self._lock:
-            self._known.discard(holder.container_id)
+        self.shelf.forget(holder)
         await asyncio.wrap_future(self._remove_soon(holder.container_id))
 
     async def _renew(self) -> None:
         """Renew the free holders' leases; remove the ones idle past IDLE_SECONDS. Ends with no free one."""
         while not self._closed:
             await asyncio.sleep(RENEW_EVERY)
-            now = time.monotonic()
-            with self._lock:
-                free = [h for hs in self._free.values() for h in hs]
-                idle = [h for h in free if now - h.free_since > IDLE_SECONDS]
-                for holder in idle:
-                    self._free[holder.key].remove(holder)
-                    self._known.discard(holder.container_id)
-                if not free:
-                    return
+            free, idle = self.shelf.free_and_idle(time.monotonic())
             for holder in idle:
                 self._remove_soon(holder.container_id)
-                self.counts["idle"] += 1
-            await asyncio.gather(*(self._send_lease(h) for h in free if h not in idle), return_exceptions=True)
+            if not free:
+                return
+            await asyncio.gather(*(self._leased_free(h) for h in free))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # a removal that failed: cleanup's now
+            log.debug("network namespace holder upkeep failed: %s", task.exception())
 
     # -- the end --------------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Wait for the holders being made, freed or removed (a shutdown must not cut one off half made)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def close(self) -> list[str]:
         """Stop the upkeep; every holder still there, for the caller to remove those no sandbox joins
         (`remove_unjoined_now`): a task that outlives its manager keeps its namespace."""
         self._closed = True
         self._generation += 1
-        atexit.unregister(self._at_exit)
         for task in [*self._tasks, *([self._renewing] if self._renewing else [])]:
-            task.cancel()
-        with self._lock:
-            ids = sorted(self._known)
-            self._known.clear()
-            self._free.clear()
-        return ids
+            with contextlib.suppress(RuntimeError):  # its loop is closed already
+                task.cancel()
+        return self.shelf.clear()
 
     def _at_exit(self) -> None:
-        """The interpreter is exiting without a shutdown (the pool removed its spares just before)."""
+        """The interpreter is exiting (without a shutdown, or after one: then nothing is left)."""
         ids = self.close()
         if ids:
             remove_unjoined_now(self._base_url(), ids)
-
-
-def remove_unjoined_now(base_url: str, holder_ids: list[str]) -> None:
-    """Blocking, on a client of its own (at exit no engine thread pool is left): remove those of
-    `holder_ids` that no container names as its holder."""
-    try:
-        client = docker.DockerClient(base_url=base_url, timeout=10)
-    except docker.errors.DockerException:
-        return
-    try:
-        joined = {str((entry.get("Labels") or {}).get(labels.NETNS))
-                  for entry in client.api.containers(all=True, filters={"label": [labels.NETNS]})}
-        for container_id in holder_ids:
-            if container_id not in joined:
-                with contextlib.suppress(docker.errors.DockerException):
-                    client.api.remove_container(container_id, force=True, v=False)
-    except docker.errors.DockerException:
-        pass
-    finally:
-        client.close()
