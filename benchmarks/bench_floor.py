@@ -12,8 +12,9 @@ cannot drop below `1 / R - (the task's own time after its first output)`. This p
 1. One cycle, raw docker-py with the hardened spec (create, start, exec `python3 -c 'print(1)'`,
    remove), sequential, on a sandbox network, with no network, and joined to the network
    namespace of a long-lived container on the sandbox network (`container:<id>`, as a
-   Kubernetes pod's containers join its pause container; the runtime does not do this, see the
-   README): wall time and the host's busy CPU per cycle (all cores, /proc/stat, steal excluded).
+   Kubernetes pod's containers join its pause container; what the runtime's kept namespaces do,
+   runtime/backends/docker/netns.py): wall time and the host's busy CPU per cycle (all cores,
+   /proc/stat, steal excluded).
    With `--processes` (root, a local dockerd, an otherwise idle host): the processes that ended
    on the host during the cycles, from the kernel's process accounting. acct(2) is host-wide:
    the run takes it over and leaves it OFF, whatever it was before (a host that keeps process
@@ -24,9 +25,10 @@ cannot drop below `1 / R - (the task's own time after its first output)`. This p
 2. R: create, start and remove of the pool's own container (the image's agent as main process,
    no exec: no more than a task needs of the engine, so 1 / R stays a lower bound) at each
    concurrency (`--levels`), `--seconds` each; on the sandbox network, and joined to a
-   long-lived container's namespace (what a shared namespace per project would leave).
+   long-lived container's namespace (what the kept namespaces leave).
 3. The pool, back-to-back on one project with `pool_max_per_key` (how many spares a key may have
-   on their way) set to each of `--depths` (4 is the default; 1 makes them one at a time):
+   on their way) set to each of `--depths` (4 is the default; 1 makes them one at a time), with the
+   kept network namespaces (the default) and without (`reuse_network_namespaces=False`):
    start -> first output, mean / p50 / p90; tasks/s from the third task to the end of the last
    removal; each task's own time (first output -> destroy returned); then the bound against the
    measured mean.
@@ -281,9 +283,10 @@ class BackToBack(NamedTuple):
     rate: float  # tasks/s, from the third task to the last removal's end
 
 
-async def back_to_back(network: str, project: str, depth: int, tasks: int) -> BackToBack:
+async def back_to_back(network: str, project: str, depth: int, tasks: int, kept: bool) -> BackToBack:
     """`tasks` tasks on one project, each created when the one before was destroyed."""
-    manager = ContainerManager(RuntimeConfig.load(network_name=network, pool_max_per_key=depth))
+    manager = ContainerManager(RuntimeConfig.load(network_name=network, pool_max_per_key=depth,
+                                                  reuse_network_namespaces=kept))
     await manager.startup()
     firsts: list[float] = []
     own: list[float] = []
@@ -310,15 +313,19 @@ async def back_to_back(network: str, project: str, depth: int, tasks: int) -> Ba
 def pool_section(network: str, project: str, depths: list[int], tasks: int, best: dict[str, float]) -> None:
     print(f"the pool, back-to-back on one project: start -> first output of {PROGRAM}")
     for depth in depths:
-        run = asyncio.run(back_to_back(network, project, depth, tasks))
-        mean_first, mean_own = statistics.mean(run.firsts), statistics.mean(run.own)
-        print(f"  pool_max_per_key {depth}: mean {mean_first * 1000:6.1f} ms   p50 {pct(run.firsts, 0.5) * 1000:6.1f}"
-              f"   p90 {pct(run.firsts, 0.9) * 1000:6.1f}   {run.rate:4.2f} tasks/s   task's own time "
-              f"{mean_own * 1000:5.1f} ms   (n={len(run.firsts)})")
-        for name, best_rate in best.items():
-            what = "the pool's:" if name == "sandbox" else "if tasks joined a per-project namespace (not done):"
-            print(f"      bound, {what} 1 / {best_rate:.2f} cycles/s - {mean_own * 1000:.1f} ms = "
-                  f"{(1 / best_rate - mean_own) * 1000:6.1f} ms mean, with the best R measured")
+        for kept in (True, False):
+            run = asyncio.run(back_to_back(network, f"{project}{depth}{int(kept)}", depth, tasks, kept))
+            mean_first, mean_own = statistics.mean(run.firsts), statistics.mean(run.own)
+            print(f"  pool_max_per_key {depth}, {'kept namespaces' if kept else 'own namespaces '}: mean "
+                  f"{mean_first * 1000:6.1f} ms   p50 {pct(run.firsts, 0.5) * 1000:6.1f}   p90 "
+                  f"{pct(run.firsts, 0.9) * 1000:6.1f}   {run.rate:4.2f} tasks/s   task's own time "
+                  f"{mean_own * 1000:5.1f} ms   (n={len(run.firsts)})")
+            best_rate = best.get("joined" if kept else "sandbox")
+            if best_rate is None:  # R not measured in this run (--only)
+                continue
+            print(f"      bound: 1 / {best_rate:.2f} cycles/s - {mean_own * 1000:.1f} ms = "
+                  f"{(1 / best_rate - mean_own) * 1000:6.1f} ms mean, with the best R measured "
+                  f"({'joined' if kept else 'sandbox network'})")
 
 
 def cleanup(raw: Raw, installation: str, network: str) -> None:

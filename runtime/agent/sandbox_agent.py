@@ -25,7 +25,7 @@ Requests carry an `op` and an `id`; answers carry a `type` and the request's `id
     read {path, limit}             -> data + bytes ..., then done {size}
     list {path, limit}             -> entries + JSON [[name, type, size, mtime], ...]
     lease {seconds}                -> leased  (exit unless the manager sends something within `seconds`;
-                                      0 ends the lease)
+                                      0 ends the lease; `sandbox-agent --lease SECONDS` starts with one)
     any failure                    -> error {kind, message}  (kind: InvalidPath, FileMissing, ...)
 
 A command runs in its own session with the environment marker THEAPPAPP_EXEC. On timeout or
@@ -1074,9 +1074,11 @@ class HealthServer:
         self.loop.watch(fd, selectors.EVENT_READ, answer)
 
 
-def serve_stdio() -> None:
+def serve_stdio(lease: float = 0.0) -> None:
     loop = Loop()
     agent = Agent(loop, 1)
+    if lease > 0:  # held from the start: a container whose manager dies before its first frame ends too
+        agent.lease(lease)
     Inbox(loop, agent, 0)
     HealthServer(loop)
     loop.run()
@@ -1100,6 +1102,9 @@ def main(argv: list[str]) -> int:
         return health()
     if argv[1:2] == ["--version"]:  # the image build checks the agent runs on the image's Python
         print(f"sandbox-agent {VERSION} on Python {sys.version.split()[0]}")
+        return 0
+    if argv[1:2] == ["--lease"] and len(argv) > 2:  # sandbox-agent --lease SECONDS
+        serve_stdio(float(argv[2]))
         return 0
     serve_stdio()
     return 0

@@ -58,6 +58,9 @@ class ContainerSpec:
     command: tuple[str, ...] = KEEPER_COMMAND
     dns_options: tuple[str, ...] = ()  # resolver options (resolv.conf `options`), e.g. a short timeout
     healthcheck: bool = True  # False: the image's health check does not run (a container no task uses)
+    # Seconds of lease the image's sandbox agent holds from its start (0: none until the manager sends
+    # one): a container made in the background must end even if its manager dies before the first frame.
+    agent_lease: float = 0.0
 
     @property
     def workspace(self) -> VolumeMount:

@@ -315,8 +315,8 @@ def test_the_spares_of_a_killed_manager_stop_themselves_within_their_lease(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     t0 = time.monotonic()
-    while _spares_of(docker_client, own_installation, running=True) or _holders_of(
-            docker_client, own_installation, running=True):
-        assert time.monotonic() - t0 < LEASE_SECONDS + 10, "a spare or holder kept running with nobody to renew"
+    while running := [c["Names"][0] for c in [*_spares_of(docker_client, own_installation, running=True),
+                                              *_holders_of(docker_client, own_installation, running=True)]]:
+        assert time.monotonic() - t0 < LEASE_SECONDS + 10, f"kept running with nobody to renew: {running}"
         time.sleep(0.5)
     print(f"the killed manager's spares stopped {time.monotonic() - t0:.1f}s after the kill")

@@ -432,3 +432,13 @@ async def test_a_pty_exec_runs_on_its_own_controlling_terminal_and_resizes(clien
     frames = await client.until(63, ("exit",))
     rest = b"".join(p for h, p in frames if h["type"] == "out")
     assert b"40 120" in rest and b"read hello" in rest and frames[-1][0]["code"] == 0
+
+
+async def test_an_agent_started_with_a_lease_ends_unless_renewed(agent_code: Path, tmp_path: Path) -> None:
+    """`--lease`: a container made in the background ends even if its manager dies before a first frame."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-I", str(agent_code), "--lease", "1", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "THEAPPAPP_WORKSPACE": str(tmp_path)}, cwd=str(tmp_path),
+    )
+    t0 = time.monotonic()
+    assert await asyncio.wait_for(proc.wait(), 5) == 0 and time.monotonic() - t0 < 3

@@ -281,3 +281,42 @@ async def test_a_spares_holder_keeps_a_lease_until_the_spares_own_follows_and_a_
     await holders.follow("spare-1", 0)  # handed over to a task: it outlives its manager
     assert engine.leases[-1] == (holder.container_id, 0)
     holders.close()
+
+
+async def test_a_spares_holder_is_renewed_while_the_spare_is_made_and_no_longer_once_the_spare_is_leased(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime.backends.docker import netns
+
+    monkeypatch.setattr(netns, "RENEW_EVERY", 0.01)
+    engine = Engine()
+    holders = holders_on(engine)
+    await warm(holders, "a")
+    spare = spec("a")
+    spare = replace(spare, labels={**spare.labels, labels.POOL: "spare"})
+    _, holder = await holders.join(spare, holder_key(spare, EGRESS))
+    assert holder is not None
+    sent = len(engine.leases)
+    await asyncio.sleep(0.1)  # a slow create: nobody else renews it meanwhile
+    renewals = [lease for lease in engine.leases[sent:] if lease == (holder.container_id, LEASE_SECONDS)]
+    assert len(renewals) >= 3
+    holders.shelf.serving("spare-1", holder)
+    await holders.follow("spare-1", 0)
+    await asyncio.sleep(0.05)
+    assert engine.leases[-1] == (holder.container_id, 0)  # the last word: nothing renews it after
+    holders.close()
+
+
+async def test_a_deleted_projects_holder_busy_at_the_time_goes_when_freed_instead_of_serving_again() -> None:
+    engine = Engine()
+    holders = holders_on(engine)
+    await warm(holders, "a")
+    _, holder = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
+    assert holder is not None
+    holders.shelf.serving("task-1", holder)
+    holders.forget_project("a")
+    holders.left(holders.leaving("task-1") or holder, removed=True)
+    await settle()
+    assert holder.container_id in engine.removed
+    assert (await holders.join(spec("a"), holder_key(spec("a"), EGRESS)))[1] is None
+    holders.close()

@@ -44,7 +44,7 @@ from runtime.backends.docker.storage import DockerStorage
 from runtime.backends.docker.volume_calls import VolumeCalls, label_filters, labels_match
 from runtime.config import EgressSettings, EngineSettings, NetworkSettings, StorageSettings
 from runtime.errors import EngineUnavailable, SandboxFailure
-from runtime.labels import NETWORK
+from runtime.labels import NETNS, NETWORK
 from runtime.sandbox.naming import VOLUME_PREFIX
 from runtime.sandbox.spec import ContainerSpec
 
@@ -180,7 +180,8 @@ class DockerBackend(CommandCalls, VolumeCalls):
                 raise SandboxFailure(f"the sandbox agent of {spec.image} did not start; its container exited")
         except Exception:
             with contextlib.suppress(Exception):  # gone before the caller tries again under its name
-                await asyncio.wrap_future(self.remove_soon(container_id))
+                # Shielded: a cancelled wait must not cancel the removal queued in the engine's threads.
+                await asyncio.shield(asyncio.wrap_future(self.remove_soon(container_id)))
             raise
         except BaseException:
             self.remove_soon(container_id)
@@ -222,8 +223,12 @@ class DockerBackend(CommandCalls, VolumeCalls):
                 return False
             values = (attrs.get("Config") or {}).get("Labels") or {}
             changed = self._changed.change(container_id, values, expect, new)
-            if changed:  # a task taken over (adoption.py): the holder of its namespace is ours after it
+            holder = values.get(NETNS)
+            if changed and holder:  # a task taken over (adoption.py): its namespace's holder is ours too
                 self._holders.adopt(str(attrs["Id"]), values)
+                held = calls.inspect_container(api, holder)
+                if held is not None:  # (cleanup must not take it for a dead manager's)
+                    self._changed.change(holder, (held.get("Config") or {}).get("Labels") or {}, expect, new)
             return changed
 
         return await self.engine.call(change)
@@ -275,12 +280,13 @@ class DockerBackend(CommandCalls, VolumeCalls):
         return [r for r in records if labels_match(r.labels, labels)]
 
     async def lease(self, container_id: str, seconds: float) -> bool:
-        leased = await self._lease_one(container_id, seconds)  # first: a holder's trouble must not stop it
         try:
-            await self._holders.follow(container_id, seconds)  # its namespace lives as long as it may
-        except Exception as err:
-            log.debug("the network namespace holder of %s did not take its lease: %s", container_id[:12], err)
-        return leased
+            return await self._lease_one(container_id, seconds)  # first: a holder's trouble must not stop it
+        finally:
+            try:
+                await self._holders.follow(container_id, seconds)  # its namespace lives as long as it may
+            except Exception as err:
+                log.debug("the network namespace holder of %s did not take its lease: %s", container_id[:12], err)
 
     async def _lease_one(self, container_id: str, seconds: float) -> bool:
         channel = await self._agent(container_id)

@@ -37,7 +37,8 @@ class Holder:
     # frame sends the value current when it goes, one at a time, so the last one sent is always right
     # (a renewal racing a hand-over cannot leave a task's namespace on a lease nobody renews).
     lease: float = LEASE_SECONDS
-    generation: int = 0  # the Holders' generation it was made in: a close() ends a generation
+    generation: int = 0  # the shelf's generation it was made in: `clear` ends a generation
+    epoch: int = 0  # its project's epoch when it was made: deleting the project ends an epoch
     sending: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -49,6 +50,8 @@ class HolderShelf:
         self._making: Counter[HolderKey] = Counter()
         self._seen: dict[HolderKey, float] = {}  # when each project last had a sandbox made
         self._known: set[str] = set()  # every holder made and not removed, free, busy or in between
+        self._epochs: Counter[str] = Counter()  # per project: how many times it was deleted
+        self.generation = 0
         # "joined" a kept namespace, "own" (none was free), holders "made", removed when "idle",
         # "evicted" (over MAX_FREE) or "lost" (its agent did not answer a lease)
         self.counts: Counter[str] = Counter()
@@ -69,10 +72,11 @@ class HolderShelf:
                 self._making[key] += 1
             return holder, make
 
-    def made(self, container_id: str) -> None:
+    def made(self, container_id: str, key: HolderKey) -> Holder:
         with self._lock:
             self._known.add(container_id)
             self.counts["made"] += 1
+            return Holder(container_id, key, generation=self.generation, epoch=self._epochs[key.project])
 
     def done_making(self, key: HolderKey) -> None:
         with self._lock:
@@ -81,8 +85,15 @@ class HolderShelf:
                 del self._making[key]
 
     def add_free(self, holder: Holder) -> Holder | None:
-        """Free `holder`; past MAX_FREE, the one free the longest is taken out and returned, to remove."""
+        """Free `holder`, and what to remove: `holder` itself if it belongs to an ended generation (the
+        backend closed meanwhile) or project epoch (the project was deleted meanwhile), else past
+        MAX_FREE the one free the longest (taken out), else None."""
         with self._lock:
+            if holder.generation != self.generation:
+                return None  # `clear` gave it to the caller already
+            if holder.epoch != self._epochs[holder.key.project]:
+                self._known.discard(holder.container_id)
+                return holder
             self._free.setdefault(holder.key, []).append(holder)
             free = [h for hs in self._free.values() for h in hs]
             if len(free) <= MAX_FREE:
@@ -114,7 +125,7 @@ class HolderShelf:
         with self._lock:
             return self._busy.pop(container_id, None)
 
-    def adopt(self, container_id: str, values: Mapping[str, str], generation: int) -> None:
+    def adopt(self, container_id: str, values: Mapping[str, str]) -> None:
         """A sandbox taken over (with its labels): the holder it is in, if any, is busy with it here now."""
         holder_id, project, network = values.get(labels.NETNS), values.get(labels.PROJECT), values.get(labels.NETWORK)
         if not (holder_id and project and network):
@@ -122,7 +133,7 @@ class HolderShelf:
         with self._lock:
             if container_id not in self._busy:
                 self._busy[container_id] = Holder(holder_id, HolderKey(project, network), lease=0.0,
-                                                  generation=generation)
+                                                  generation=self.generation, epoch=self._epochs[project])
                 self._known.add(holder_id)
 
     def forget(self, holder: Holder) -> None:
@@ -131,8 +142,10 @@ class HolderShelf:
             self._known.discard(holder.container_id)
 
     def forget_project(self, project: str) -> list[Holder]:
-        """The project's free holders, taken out, to remove; and the project is new again."""
+        """The project's free holders, taken out, to remove; and the project is new again (its holders
+        busy or being made go when they would be free)."""
         with self._lock:
+            self._epochs[project] += 1
             gone = [h for key, hs in self._free.items() if key.project == project for h in hs]
             for holder in gone:
                 self._free[holder.key].remove(holder)
@@ -152,8 +165,9 @@ class HolderShelf:
             return [h for h in free if h not in idle], idle
 
     def clear(self) -> list[str]:
-        """Forget everything; the ids of every holder made and not removed."""
+        """Forget everything (a new generation); the ids of every holder made and not removed."""
         with self._lock:
+            self.generation += 1
             ids = sorted(self._known)
             self._known.clear()
             self._free.clear()

@@ -28,8 +28,9 @@ def mount(volume: VolumeMount, device: Device | None = None) -> Mount:
     return Mount(volume.target, volume.name, type="volume", labels=dict(volume.labels) or None, driver_config=driver)
 
 
-def agent_command(agent: str) -> list[str]:
-    return ["/usr/bin/python3", "-I", agent]  # the system Python, whatever venv PATH names first
+def agent_command(agent: str, lease: float = 0.0) -> list[str]:
+    command = ["/usr/bin/python3", "-I", agent]  # the system Python, whatever venv PATH names first
+    return [*command, "--lease", f"{lease:g}"] if lease > 0 else command
 
 
 def host_config(spec: ContainerSpec, agent: str | None = None, devices: Mapping[str, Device] | None = None
@@ -69,7 +70,7 @@ def create_kwargs(spec: ContainerSpec, built_host_config: Any, agent: str | None
     """Keyword arguments for `APIClient.create_container`; `built_host_config` from `create_host_config`."""
     kwargs: dict[str, Any] = {
         "image": spec.image,
-        "command": agent_command(agent) if agent is not None else list(spec.command),
+        "command": agent_command(agent, spec.agent_lease) if agent is not None else list(spec.command),
         "name": spec.name,
         "user": spec.security.user,
         "working_dir": spec.security.workspace,

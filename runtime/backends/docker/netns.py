@@ -79,7 +79,8 @@ def holder_spec(spec: ContainerSpec) -> ContainerSpec:
     values = {key: spec.labels[key] for key in _COPIED if key in spec.labels}
     values |= {labels.ROLE: HOLDER_ROLE, labels.CREATED_AT: str(int(time.time()))}
     return replace(spec, name=HOLDER_PREFIX + uuid.uuid4().hex[:12], labels=values, volumes=(),
-                   resources=HOLDER_RESOURCES.over(spec.resources), environment={}, healthcheck=False)
+                   resources=HOLDER_RESOURCES.over(spec.resources), environment={}, healthcheck=False,
+                   agent_lease=LEASE_SECONDS)  # leased from its start: made in the background, see `_make_one`
 
 
 def joined_spec(spec: ContainerSpec, holder: Holder) -> ContainerSpec:
@@ -91,8 +92,9 @@ def joined_spec(spec: ContainerSpec, holder: Holder) -> ContainerSpec:
 class Holders:
     """This backend's holders: made, handed to sandboxes, leased, freed and removed.
 
-    `left` runs on an engine thread (a removal finished there); it reads `_closed`, `_generation` and
-    `_loop` without a lock: single reads of one attribute each, which the GIL keeps whole.
+    `left` runs on an engine thread (a removal finished there); it reads `_closed` and `_loop` without a
+    lock (single reads of one attribute each, which the GIL keeps whole); what it changes is the shelf's,
+    under its lock, where a holder of an ended generation is turned away.
     """
 
     def __init__(self, make: Callable[[ContainerSpec], Awaitable[str]],
@@ -105,7 +107,7 @@ class Holders:
         self._tasks: set[asyncio.Task[None]] = set()
         self._renewing: asyncio.Task[None] | None = None
         self._closed = False
-        self._generation = 0
+        self._pending: set[Holder] = set()  # taken for a spare being made: renewed until the spare's lease
         # Once, now: the backend is made before the warm pool, so this hook runs after the pool's (atexit
         # runs last-registered first) and finds the spares' holders unjoined.
         atexit.register(self._at_exit)
@@ -148,12 +150,18 @@ class Holders:
         if holder is not None:
             # A task outlives its manager: so does its namespace. A warm spare holds a lease its manager
             # renews: its holder keeps one until the spare's (or the task's it becomes) follows.
-            lease = LEASE_SECONDS if spec.labels.get(labels.POOL) else 0.0
+            spare = bool(spec.labels.get(labels.POOL))
+            if spare:
+                self._pending.add(holder)
+                self._keep_renewing()
             try:
-                answered = await self._send_lease(holder, lease)
+                answered = await self._send_lease(holder, LEASE_SECONDS if spare else 0.0)
             except Exception as err:  # its agent is gone: so is the holder, most likely
                 log.debug("holder %s did not take its lease: %s", holder.container_id[:12], err)
                 answered = False
+            except BaseException:
+                self.failed(holder)
+                raise
             if answered:
                 self.counts["joined"] += 1
                 return joined_spec(spec, holder), holder
@@ -169,25 +177,41 @@ class Holders:
     def adopt(self, container_id: str, values: Mapping[str, str]) -> None:
         """A sandbox this backend did not make (a task taken over from a manager that is gone), with its
         labels: if it is in a holder's namespace, that holder is this backend's now, to free after it."""
-        self.shelf.adopt(container_id, values, self._generation)
+        self.shelf.adopt(container_id, values)
 
     async def follow(self, container_id: str, seconds: float) -> None:
         """`container_id` was given a lease: its holder gets the same (a spare's ends with it)."""
         holder = self.shelf.holder_of(container_id)
         if holder is not None:
+            self._pending.discard(holder)
             await self._send_lease(holder, seconds)
 
     def leaving(self, container_id: str) -> Holder | None:
-        """The holder `container_id` joined, no longer its (the container is being removed)."""
+        """The holder `container_id` joined, no longer its (the container is being removed). It holds a
+        lease again at once, renewed until it is free: a manager killed during the removal must not
+        leave it running with its task's none."""
         with contextlib.suppress(RuntimeError):  # (a backend that took a task over made no sandbox yet)
             self._loop = self._loop or asyncio.get_running_loop()
-        return self.shelf.leaving(container_id)
+        holder = self.shelf.leaving(container_id)
+        loop = self._loop
+        if holder is not None and loop is not None and not loop.is_closed() and not self._closed:
+            holder.lease = LEASE_SECONDS
+            self._pending.add(holder)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._spawn, self._lease_leaving(holder))
+        return holder
+
+    async def _lease_leaving(self, holder: Holder) -> None:
+        self._keep_renewing()
+        with contextlib.suppress(Exception):  # an agent that does not answer: `_leased_free` decides
+            await self._send_lease(holder)
 
     def left(self, holder: Holder, removed: bool) -> None:
         """After its sandbox's removal: free at once (the project's next sandbox may already be on its
         way), or (the removal failed: the sandbox may still be in it) removed too. Any thread."""
         loop = self._loop
-        if loop is None or loop.is_closed() or self._closed or holder.generation != self._generation:
+        self._pending.discard(holder)
+        if loop is None or loop.is_closed() or self._closed or holder.generation != self.shelf.generation:
             return  # the manager is going or gone: close() and the exit hook decided
         if removed:
             holder.lease, holder.free_since = LEASE_SECONDS, time.monotonic()
@@ -209,8 +233,8 @@ class Holders:
     async def _make_one(self, spec: ContainerSpec, key: HolderKey) -> None:
         try:
             container_id = await self._make(holder_spec(spec))
-            self.shelf.made(container_id)
-            holder = Holder(container_id, key, free_since=time.monotonic(), generation=self._generation)
+            holder = self.shelf.made(container_id, key)
+            holder.free_since = time.monotonic()
             # Leased before anyone can take it: without an agent to hold a lease it would outlive a killed
             # manager, so it goes.
             try:
@@ -252,12 +276,15 @@ class Holders:
             await self._discard(holder)
 
     def _keep_renewing(self) -> None:
+        """The renewal loop runs while any holder is free or taken for a spare being made."""
         if not self._closed and (self._renewing is None or self._renewing.done()):
             self._renewing = asyncio.get_running_loop().create_task(self._renew())
 
     async def _discard(self, holder: Holder) -> None:
+        self._pending.discard(holder)
         self.shelf.forget(holder)
-        await asyncio.wrap_future(self._remove_soon(holder.container_id))
+        # Shielded: a cancelled wait must not cancel the removal still queued in the engine's threads.
+        await asyncio.shield(asyncio.wrap_future(self._remove_soon(holder.container_id)))
 
     async def _renew(self) -> None:
         """Renew the free holders' leases; remove the ones idle past IDLE_SECONDS. Ends with no free one."""
@@ -266,9 +293,11 @@ class Holders:
             free, idle = self.shelf.free_and_idle(time.monotonic())
             for holder in idle:
                 self._remove_soon(holder.container_id)
-            if not free:
+            pending = list(self._pending)
+            if not free and not pending:
                 return
-            await asyncio.gather(*(self._leased_free(h) for h in free))
+            await asyncio.gather(*(self._leased_free(h) for h in free),
+                                 *(self._send_lease(h) for h in pending), return_exceptions=True)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -291,7 +320,7 @@ class Holders:
         """Stop the upkeep; every holder still there, for the caller to remove those no sandbox joins
         (`remove_unjoined_now`): a task that outlives its manager keeps its namespace."""
         self._closed = True
-        self._generation += 1
+        self._pending.clear()
         for task in [*self._tasks, *([self._renewing] if self._renewing else [])]:
             with contextlib.suppress(RuntimeError):  # its loop is closed already
                 task.cancel()
