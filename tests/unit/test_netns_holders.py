@@ -320,3 +320,29 @@ async def test_a_deleted_projects_holder_busy_at_the_time_goes_when_freed_instea
     assert holder.container_id in engine.removed
     assert (await holders.join(spec("a"), holder_key(spec("a"), EGRESS)))[1] is None
     holders.close()
+
+
+async def test_a_sandbox_waits_briefly_for_the_holder_its_projects_last_sandbox_is_leaving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime.backends.docker import netns
+
+    engine = Engine()
+    holders = holders_on(engine)
+    await warm(holders, "a")
+    _, holder = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
+    assert holder is not None
+    holders.shelf.serving("task-1", holder)
+    assert holders.leaving("task-1") is holder  # its removal under way
+    waiting = asyncio.ensure_future(holders.join(spec("a"), holder_key(spec("a"), EGRESS)))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    holders.left(holder, removed=True)  # (from an engine thread, in the backend)
+    _, taken = await asyncio.wait_for(waiting, 1)
+    assert taken is holder and len(engine.made) == 1  # joined, and no holder made for it
+
+    monkeypatch.setattr(netns, "LEAVING_WAIT", 0.05)
+    holders.shelf.serving("task-2", holder)
+    holders.leaving("task-2")  # a removal that takes long: the next sandbox gets a namespace of its own
+    assert (await asyncio.wait_for(holders.join(spec("a"), holder_key(spec("a"), EGRESS)), 1))[1] is None
+    holders.close()

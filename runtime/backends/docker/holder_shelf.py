@@ -51,18 +51,30 @@ class HolderShelf:
         self._seen: dict[HolderKey, float] = {}  # when each project last had a sandbox made
         self._known: set[str] = set()  # every holder made and not removed, free, busy or in between
         self._epochs: Counter[str] = Counter()  # per project: how many times it was deleted
+        self._leaving: Counter[HolderKey] = Counter()  # holders whose sandbox is being removed, per key
         self.generation = 0
         # "joined" a kept namespace, "own" (none was free), holders "made", removed when "idle",
         # "evicted" (over MAX_FREE) or "lost" (its agent did not answer a lease)
         self.counts: Counter[str] = Counter()
 
-    def take(self, key: HolderKey, now: float) -> tuple[Holder | None, bool]:
-        """(a free holder of `key`, now taken; whether to make one: none was free, the project came back
-        within IDLE_SECONDS (a one-off task's holder would cost a whole network set-up and wait unused),
-        and fewer than MAKING_PER_KEY are on their way)."""
+    def take_free(self, key: HolderKey) -> Holder | None:
+        """A free holder of `key`, now taken, or None."""
         with self._lock:
             free = self._free.get(key) or []
-            holder = free.pop() if free else None
+            return free.pop() if free else None
+
+    def leaving_now(self, key: HolderKey) -> int:
+        """How many holders of `key` have their sandbox being removed (free once it is gone)."""
+        with self._lock:
+            return self._leaving[key]
+
+    def take(self, key: HolderKey, now: float, holder: Holder | None = None) -> tuple[Holder | None, bool]:
+        """(`holder` or a free holder of `key`, now taken; whether to make one: none was free, the project
+        came back within IDLE_SECONDS (a one-off task's holder would cost a whole network set-up and wait
+        unused), and fewer than MAKING_PER_KEY are on their way)."""
+        with self._lock:
+            free = self._free.get(key) or []
+            holder = holder or (free.pop() if free else None)
             again = now - self._seen.get(key, -IDLE_SECONDS - 1) <= IDLE_SECONDS
             self._seen[key] = now
             if len(self._seen) > _SEEN_PRUNE:
@@ -123,7 +135,17 @@ class HolderShelf:
 
     def leaving(self, container_id: str) -> Holder | None:
         with self._lock:
-            return self._busy.pop(container_id, None)
+            holder = self._busy.pop(container_id, None)
+            if holder is not None:
+                self._leaving[holder.key] += 1
+            return holder
+
+    def left(self, holder: Holder) -> None:
+        """Its sandbox's removal is over (done or failed)."""
+        with self._lock:
+            self._leaving[holder.key] -= 1
+            if self._leaving[holder.key] <= 0:
+                del self._leaving[holder.key]
 
     def adopt(self, container_id: str, values: Mapping[str, str]) -> None:
         """A sandbox taken over (with its labels): the holder it is in, if any, is busy with it here now."""
@@ -172,4 +194,5 @@ class HolderShelf:
             self._known.clear()
             self._free.clear()
             self._busy.clear()
+            self._leaving.clear()
             return ids
