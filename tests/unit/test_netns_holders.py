@@ -4,6 +4,7 @@ sandbox may join which holder, and when a holder is free, leased, or removed."""
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import Future
 from dataclasses import replace
 
@@ -345,4 +346,26 @@ async def test_a_sandbox_waits_briefly_for_the_holder_its_projects_last_sandbox_
     holders.shelf.serving("task-2", holder)
     holders.leaving("task-2")  # a removal that takes long: the next sandbox gets a namespace of its own
     assert (await asyncio.wait_for(holders.join(spec("a"), holder_key(spec("a"), EGRESS)), 1))[1] is None
+    holders.close()
+
+
+async def test_a_burst_waits_for_a_leaving_holder_only_as_many_as_will_be_freed() -> None:
+    engine = Engine()
+    holders = holders_on(engine)
+    await warm(holders, "a")
+    key = holder_key(spec("a"), EGRESS)
+    assert key is not None
+    holder = holders.shelf.take_free(key)
+    assert holder is not None
+    while holders.shelf.take_free(key) is not None:  # (busy elsewhere: none is free)
+        pass
+    holders.shelf.serving("task-1", holder)
+    holders.leaving("task-1")
+    first = asyncio.ensure_future(holders.join(spec("a"), holder_key(spec("a"), EGRESS)))
+    await asyncio.sleep(0)
+    t0 = time.monotonic()
+    assert (await holders.join(spec("a"), holder_key(spec("a"), EGRESS)))[1] is None  # did not wait
+    assert time.monotonic() - t0 < 0.1 and not first.done()
+    holders.left(holder, removed=True)
+    assert (await asyncio.wait_for(first, 1))[1] is not None  # (that one, or one made meanwhile)
     holders.close()

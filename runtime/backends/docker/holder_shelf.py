@@ -44,14 +44,14 @@ class Holder:
 
 class HolderShelf:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # (reentrant: `left` frees a holder in the same step)
         self._free: dict[HolderKey, list[Holder]] = {}
         self._busy: dict[str, Holder] = {}  # sandbox container id -> the holder it joined
         self._making: Counter[HolderKey] = Counter()
         self._seen: dict[HolderKey, float] = {}  # when each project last had a sandbox made
         self._known: set[str] = set()  # every holder made and not removed, free, busy or in between
         self._epochs: Counter[str] = Counter()  # per project: how many times it was deleted
-        self._leaving: Counter[HolderKey] = Counter()  # holders whose sandbox is being removed, per key
+        self._leaving: dict[HolderKey, set[Holder]] = {}  # holders whose sandbox is being removed, per key
         self.generation = 0
         # "joined" a kept namespace, "own" (none was free), holders "made", removed when "idle",
         # "evicted" (over MAX_FREE) or "lost" (its agent did not answer a lease)
@@ -66,7 +66,7 @@ class HolderShelf:
     def leaving_now(self, key: HolderKey) -> int:
         """How many holders of `key` have their sandbox being removed (free once it is gone)."""
         with self._lock:
-            return self._leaving[key]
+            return len(self._leaving.get(key, ()))
 
     def take(self, key: HolderKey, now: float, holder: Holder | None = None) -> tuple[Holder | None, bool]:
         """(`holder` or a free holder of `key`, now taken; whether to make one: none was free, the project
@@ -137,15 +137,19 @@ class HolderShelf:
         with self._lock:
             holder = self._busy.pop(container_id, None)
             if holder is not None:
-                self._leaving[holder.key] += 1
+                self._leaving.setdefault(holder.key, set()).add(holder)
             return holder
 
-    def left(self, holder: Holder) -> None:
-        """Its sandbox's removal is over (done or failed)."""
+    def left(self, holder: Holder, *, free: bool) -> Holder | None:
+        """Its sandbox's removal is over: no longer leaving, and with `free` free again, in one step (a
+        sandbox looking meanwhile sees it either way). What to remove, as `add_free` says."""
         with self._lock:
-            self._leaving[holder.key] -= 1
-            if self._leaving[holder.key] <= 0:
-                del self._leaving[holder.key]
+            leaving = self._leaving.get(holder.key)
+            if leaving is not None:
+                leaving.discard(holder)
+                if not leaving:
+                    del self._leaving[holder.key]
+            return self.add_free(holder) if free else None
 
     def adopt(self, container_id: str, values: Mapping[str, str]) -> None:
         """A sandbox taken over (with its labels): the holder it is in, if any, is busy with it here now."""

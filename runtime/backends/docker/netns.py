@@ -42,6 +42,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
@@ -110,6 +111,7 @@ class Holders:
         self._closed = False
         self._pending: set[Holder] = set()  # taken for a spare being made: renewed until the spare's lease
         self._freed_signal = asyncio.Event()  # set (and replaced) whenever a removal frees a holder
+        self._waiting: Counter[HolderKey] = Counter()  # sandboxes waiting for a leaving holder, per key
         # Once, now: the backend is made before the warm pool, so this hook runs after the pool's (atexit
         # runs last-registered first) and finds the spares' holders unjoined.
         atexit.register(self._at_exit)
@@ -179,15 +181,23 @@ class Holders:
         """A holder of `key` freed within LEAVING_WAIT by a removal under way, taken; else None. A sandbox
         removed just before (back-to-back tasks, a hand-over's replacement) frees one within ~0.1-0.2 s,
         where a namespace of its own would cost ~0.3 s of CPU more."""
+        if self._waiting[key] >= self.shelf.leaving_now(key):
+            return None  # as many wait already as will be freed: a burst does not all wait for one
         deadline = time.monotonic() + LEAVING_WAIT
-        while self.shelf.leaving_now(key) and (left := deadline - time.monotonic()) > 0:
-            signal = self._freed_signal
-            holder = self.shelf.take_free(key)  # (freed between the last look and this signal)
-            if holder is not None:
-                return holder
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signal.wait(), left)
-        return self.shelf.take_free(key)
+        self._waiting[key] += 1
+        try:
+            while self.shelf.leaving_now(key) and (left := deadline - time.monotonic()) > 0:
+                signal = self._freed_signal
+                holder = self.shelf.take_free(key)  # (freed between the last look and this signal)
+                if holder is not None:
+                    return holder
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(signal.wait(), left)
+            return self.shelf.take_free(key)
+        finally:
+            self._waiting[key] -= 1
+            if self._waiting[key] <= 0:
+                del self._waiting[key]
 
     def _signal_freed(self) -> None:
         signal, self._freed_signal = self._freed_signal, asyncio.Event()
@@ -234,12 +244,14 @@ class Holders:
         way), or (the removal failed: the sandbox may still be in it) removed too. Any thread."""
         loop = self._loop
         self._pending.discard(holder)
-        self.shelf.left(holder)
         if loop is None or loop.is_closed() or self._closed or holder.generation != self.shelf.generation:
+            self.shelf.left(holder, free=False)
             return  # the manager is going or gone: close() and the exit hook decided
         if removed:
             holder.lease, holder.free_since = LEASE_SECONDS, time.monotonic()
-            self._add_free(holder)
+        evicted = self.shelf.left(holder, free=removed)
+        if evicted is not None:
+            self._remove_soon(evicted.container_id)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(self._spawn, self._leased_free(holder) if removed else self._discard(holder))
             loop.call_soon_threadsafe(self._signal_freed)  # a sandbox may be waiting for it (`_freed`)
