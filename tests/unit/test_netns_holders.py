@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from runtime import labels
-from runtime.backends.docker.holder_shelf import LEASE_SECONDS, MAX_FREE
+from runtime.backends.docker.holder_shelf import LEASE_SECONDS, MAX_FREE, Holder
 from runtime.backends.docker.netns import HOLDER_PREFIX, Holders, holder_key
 from runtime.config import RuntimeConfig
 from runtime.registry import get_registry
@@ -72,6 +72,17 @@ async def warm(holders: Holders, project: str, network: str = "net") -> None:
     await settle()
 
 
+async def one_serving(sandbox: str) -> tuple[Engine, Holders, Holder]:
+    """Holders whose project "a" came back, and a holder of it serving `sandbox`."""
+    engine = Engine()
+    holders = holders_on(engine)
+    await warm(holders, "a")
+    _, holder = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
+    assert holder is not None
+    holders.shelf.serving(sandbox, holder)
+    return engine, holders, holder
+
+
 async def test_a_project_that_comes_back_gets_a_holder_made_meanwhile_and_its_next_sandbox_joins_it() -> None:
     engine = Engine()
     holders = holders_on(engine)
@@ -113,12 +124,7 @@ async def test_a_holder_serves_one_sandbox_at_a_time_of_its_own_project_and_netw
 
 
 async def test_a_holder_is_free_again_only_after_its_sandbox_was_removed_and_goes_if_that_failed() -> None:
-    engine = Engine()
-    holders = holders_on(engine)
-    await warm(holders, "a")
-    _, taken = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
-    assert taken is not None
-    holders.shelf.serving("sandbox-1", taken)
+    engine, holders, taken = await one_serving("sandbox-1")
     assert holders.leaving("sandbox-1") is taken and holders.leaving("sandbox-1") is None
     holders.left(taken, removed=True)
     await settle()
@@ -309,12 +315,7 @@ async def test_a_spares_holder_is_renewed_while_the_spare_is_made_and_no_longer_
 
 
 async def test_a_deleted_projects_holder_busy_at_the_time_goes_when_freed_instead_of_serving_again() -> None:
-    engine = Engine()
-    holders = holders_on(engine)
-    await warm(holders, "a")
-    _, holder = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
-    assert holder is not None
-    holders.shelf.serving("task-1", holder)
+    engine, holders, holder = await one_serving("task-1")
     holders.forget_project("a")
     holders.left(holders.leaving("task-1") or holder, removed=True)
     await settle()
@@ -328,12 +329,7 @@ async def test_a_sandbox_waits_briefly_for_the_holder_its_projects_last_sandbox_
 ) -> None:
     from runtime.backends.docker import netns
 
-    engine = Engine()
-    holders = holders_on(engine)
-    await warm(holders, "a")
-    _, holder = await holders.join(spec("a"), holder_key(spec("a"), EGRESS))
-    assert holder is not None
-    holders.shelf.serving("task-1", holder)
+    engine, holders, holder = await one_serving("task-1")
     assert holders.leaving("task-1") is holder  # its removal under way
     waiting = asyncio.ensure_future(holders.join(spec("a"), holder_key(spec("a"), EGRESS)))
     await asyncio.sleep(0.05)
