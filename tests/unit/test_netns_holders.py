@@ -276,13 +276,19 @@ async def test_a_taken_over_tasks_holder_is_this_backends_after_it_and_a_deleted
     assert holders.close() == ["old-holder"]
 
 
-async def test_a_spares_holder_keeps_a_lease_until_the_spares_own_follows_and_a_tasks_has_none() -> None:
+async def joined_for_a_spare() -> tuple[Engine, Holders, Holder | None]:
+    """Holders whose project "a" came back, and the holder a warm spare of it was given (if any)."""
     engine = Engine()
     holders = holders_on(engine)
     await warm(holders, "a")
     spare = spec("a")
     spare = replace(spare, labels={**spare.labels, labels.POOL: "spare"})
     _, holder = await holders.join(spare, holder_key(spare, EGRESS))
+    return engine, holders, holder
+
+
+async def test_a_spares_holder_keeps_a_lease_until_the_spares_own_follows_and_a_tasks_has_none() -> None:
+    engine, holders, holder = await joined_for_a_spare()
     assert holder is not None and engine.leases[-1] == (holder.container_id, LEASE_SECONDS)
     holders.shelf.serving("spare-1", holder)
     await holders.follow("spare-1", 0)  # handed over to a task: it outlives its manager
@@ -296,12 +302,7 @@ async def test_a_spares_holder_is_renewed_while_the_spare_is_made_and_no_longer_
     from runtime.backends.docker import netns
 
     monkeypatch.setattr(netns, "RENEW_EVERY", 0.01)
-    engine = Engine()
-    holders = holders_on(engine)
-    await warm(holders, "a")
-    spare = spec("a")
-    spare = replace(spare, labels={**spare.labels, labels.POOL: "spare"})
-    _, holder = await holders.join(spare, holder_key(spare, EGRESS))
+    engine, holders, holder = await joined_for_a_spare()
     assert holder is not None
     sent = len(engine.leases)
     await asyncio.sleep(0.1)  # a slow create: nobody else renews it meanwhile
