@@ -1,7 +1,8 @@
 """Where the floor of back-to-back tasks is, and what it is made of. Prints figures; not a test.
 
     python benchmarks/bench_floor.py [--cycles 20] [--seconds 15] [--levels 1 2 4] [--tasks 60]
-                                     [--depths 1 4] [--processes]
+                                     [--depths 1 4] [--processes] [--mounts 500]
+                                     [--only cycle mounts rate pool]
 
 Back-to-back tasks on one project (create -> first output -> destroy, the next at once) need, in
 steady state, at least one container created, started and removed per task. A pool can overlap
@@ -22,11 +23,14 @@ cannot drop below `1 / R - (the task's own time after its first output)`. This p
    rounded down per process, so short ones (iptables, runc's stages) read 0: the column is a
    lower bound. `exe` is a program run as /proc/self/exe: dockerd re-running itself
    (libnetwork's namespace helpers) or dockerd run by runc as the container's prestart hook.
-2. R: create, start and remove of the pool's own container (the image's agent as main process,
+2. Mounts (root): the joined cycle again, with `--mounts` more (tmpfs) mounts on the host, removed
+   after. Every container's mount namespace starts as a copy of the host's, so each mount there (a
+   project's quota filesystem is one) costs every container's start and removal a little.
+3. R: create, start and remove of the pool's own container (the image's agent as main process,
    no exec: no more than a task needs of the engine, so 1 / R stays a lower bound) at each
    concurrency (`--levels`), `--seconds` each; on the sandbox network, and joined to a
    long-lived container's namespace (what the kept namespaces leave).
-3. The pool, back-to-back on one project with `pool_max_per_key` (how many spares a key may have
+4. The pool, back-to-back on one project with `pool_max_per_key` (how many spares a key may have
    on their way) set to each of `--depths` (4 is the default; 1 makes them one at a time), with the
    kept network namespaces (the default) and without (`reuse_network_namespaces=False`):
    start -> first output, mean / p50 / p90; tasks/s from the third task to the end of the last
@@ -40,9 +44,11 @@ import argparse
 import asyncio
 import ctypes
 import os
+import shutil
 import signal
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -54,7 +60,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bench_pool import Raw, remove_network
-from benchlib import pct
+from benchlib import pct, remove_volumes
 
 from runtime import labels
 from runtime.backends.docker.calls import image_agent
@@ -218,6 +224,42 @@ def cycle_section(raws: dict[str, Raw], project: str, n: int, tag: str, processe
               f"{engine / (busy * 1000):.0%} of the host's busy CPU")
 
 
+def host_mounts() -> int:
+    return len(Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+def mounts_section(raw: Raw, project: str, n: int, extra: int, tag: str) -> None:
+    """The joined cycle with the host's mounts as they are, then with `extra` more (small tmpfs mounts of
+    our own, removed after): a container's mount namespace starts as a copy of the host's, so every
+    mount on the host (a quota volume's filesystem is one) is copied and torn down with each container."""
+    if os.geteuid() != 0:
+        print("mounts: needs root (mount(8)): not measured")
+        return
+    print(f"mounts: joined cycle ({n} sequential) against the number of mounts on the host")
+    base = Path(tempfile.mkdtemp(prefix="bench-floor-mounts-"))
+    made: list[Path] = []
+    try:
+        cycles(raw, project, 2, f"mwarm{tag}")
+        before = host_mounts()
+        wall0, busy0 = cycles(raw, project, n, f"m0{tag}")
+        for i in range(extra):
+            target = base / str(i)
+            target.mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "bench", str(target)], check=True)
+            made.append(target)
+        wall1, busy1 = cycles(raw, project, n, f"m1{tag}")
+        after = host_mounts()
+        for count, wall, busy in ((before, wall0, busy0), (after, wall1, busy1)):
+            print(f"  {count:5d} mounts: {wall * 1000:6.1f} ms per cycle, "
+                  f"host busy CPU {busy * 1000:6.1f} ms per cycle")
+        print(f"  per mount on the host, per container: {(busy1 - busy0) * 1000 / (after - before):.3f} ms of "
+              f"host CPU, {(wall1 - wall0) * 1000 / (after - before):.3f} ms of wall time")
+    finally:
+        for target in reversed(made):
+            subprocess.run(["umount", str(target)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 class AgentCycle:
     """Create, start and remove of the container the pool makes (the agent as main process), nothing more."""
 
@@ -336,8 +378,7 @@ def cleanup(raw: Raw, installation: str, network: str) -> None:
             raw.api.remove_container(c["Id"], force=True)
     finally:
         try:
-            for v in raw.api.volumes(filters=mine).get("Volumes") or []:
-                raw.api.remove_volume(v["Name"], force=True)
+            remove_volumes(raw.api, (v["Name"] for v in raw.api.volumes(filters=mine).get("Volumes") or []))
         finally:
             remove_network(raw.client, network)
 
@@ -364,6 +405,8 @@ def main(args: argparse.Namespace) -> None:
         print(f"floor benchmark: python, engine {raw.client.version()['Version']}")
         if "cycle" in args.only:
             cycle_section(raws, projects[0], args.cycles, tag, args.processes)
+        if "mounts" in args.only:
+            mounts_section(raws["joined"], projects[0], args.cycles, args.mounts, tag)
         best = rate_section(raws, projects, args.levels, args.seconds, tag) if "rate" in args.only else {}
         if "pool" in args.only:
             pool_section(network, projects[0], args.depths, args.tasks, best)
@@ -382,7 +425,9 @@ if __name__ == "__main__":
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--tasks", type=int, default=60, help="per depth; the first two are not counted")
     parser.add_argument("--depths", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--only", nargs="+", choices=["cycle", "rate", "pool"], default=["cycle", "rate", "pool"])
+    parser.add_argument("--only", nargs="+", choices=["cycle", "mounts", "rate", "pool"],
+                        default=["cycle", "mounts", "rate", "pool"])
+    parser.add_argument("--mounts", type=int, default=500, help="mounts added to the host for the mounts section")
     parser.add_argument("--processes", action="store_true",
                         help="count the processes each cycle starts (root; takes over host-wide process "
                         "accounting and leaves it off)")

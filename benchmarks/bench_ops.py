@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 import docker
+from benchlib import remove_volumes
 
 from runtime import labels
 from runtime.backends import open_backend
@@ -101,7 +102,7 @@ def cleanup_orphans(orphans: int, installation: str) -> None:
     took = time.perf_counter() - t0
     backend.close()
     print(f"cleanup: {len(report.removed)} orphans of a SIGKILLed manager removed in {took:.2f} s")
-    client.volumes.get("theappapp-project-benchproj").remove(force=True)
+    remove_volumes(client.api, ["theappapp-project-benchproj"])
     client.close()
 
 
@@ -117,11 +118,10 @@ def main() -> None:
         cleanup_orphans(args.orphans, installation)
     finally:
         client = docker.from_env()
-        ours = {"label": [f"{labels.INSTALLATION}={installation}"]}
+        ours: dict[str, str | list[str] | bool] = {"label": [f"{labels.INSTALLATION}={installation}"]}
         for container in client.containers.list(all=True, filters=ours):
             container.remove(force=True)
-        for volume in client.volumes.list(filters=ours):
-            volume.remove(force=True)
+        remove_volumes(client.api, (v.name for v in client.volumes.list(filters=ours)))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
-from benchlib import show
+from benchlib import remove_volumes, show
 
 from runtime import labels
 from runtime.backends.docker.hostconfig import create_kwargs, host_config
@@ -466,8 +466,7 @@ async def main(args: argparse.Namespace) -> None:
         mine = {"label": [f"{labels.INSTALLATION}={config.installation_id}"]}
         for c in raw.api.containers(all=True, filters=mine):
             raw.api.remove_container(c["Id"], force=True)
-        for v in raw.api.volumes(filters=mine).get("Volumes") or []:
-            raw.api.remove_volume(v["Name"], force=True)
+        remove_volumes(raw.api, (v["Name"] for v in raw.api.volumes(filters=mine).get("Volumes") or []))
         for net in (network, raw_network):
             if net in (args.network, args.raw_network):
                 continue  # given by the caller: kept

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import docker
 from bench_pool import Raw
-from benchlib import show
+from benchlib import remove_volumes, show
 from docker.types import Mount
 
 from runtime.backends.docker.hostconfig import create_kwargs, host_config
@@ -317,9 +317,7 @@ async def main(runs: int) -> None:
             try:
                 # A volume still bound into a spare's directory stays: removing it would empty a mounted tree.
                 if spares is None or spares.clean:
-                    for project in projects:
-                        with contextlib.suppress(docker.errors.NotFound):
-                            raw.api.remove_volume(f"theappapp-project-{project}", force=True)
+                    remove_volumes(raw.api, (f"theappapp-project-{project}" for project in projects))
             finally:
                 await manager.shutdown()
 

@@ -20,7 +20,7 @@ import time
 import uuid
 
 import docker
-from benchlib import show
+from benchlib import remove_volumes, show
 
 from runtime import labels
 from runtime.backends.docker.hostconfig import create_kwargs, host_config
@@ -142,8 +142,8 @@ async def main(runs: int, language: str) -> None:
         # Raw-side containers of an interrupted run: this run's project only (its id is fresh).
         for container in api.containers(all=True, filters={"label": f"{labels.PROJECT}={project}"}):
             api.remove_container(container["Id"], force=True)
-        for volume in api.volumes(filters={"label": f"{labels.PROJECT}={project}"}).get("Volumes") or ():
-            api.remove_volume(volume["Name"], force=True)
+        theirs = {"label": f"{labels.PROJECT}={project}"}
+        remove_volumes(api, (v["Name"] for v in api.volumes(filters=theirs).get("Volumes") or ()))
         remove_sandbox_network(client, config.network.name)
         client.close()
 

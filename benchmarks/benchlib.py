@@ -1,9 +1,14 @@
-"""Percentiles and the figure line every benchmark prints."""
+"""Percentiles, the figure line every benchmark prints, and removing a run's volumes."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+
+import docker
+
+from runtime.backends.docker.storage import remove_files_now
 
 
 def pct(values: list[float], q: float) -> float:
@@ -27,3 +32,13 @@ async def timed(n: int, step: Callable[[], Awaitable[object]]) -> list[float]:
         await step()
         out.append(time.perf_counter() - t0)
     return out
+
+
+def remove_volumes(api: docker.APIClient, names: Iterable[str]) -> None:
+    """Remove these Docker volumes and their quota filesystems: a run's projects must not stay mounted on
+    the host, where each mount slows every later container's start (`bench_floor.py --mounts`)."""
+    names = list(names)
+    for name in names:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_volume(name, force=True)
+    remove_files_now(names)

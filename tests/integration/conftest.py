@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 import docker
 import pytest
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound
+from docker.models.volumes import Volume
 
 from runtime import labels
 from runtime.backends.docker.network import remove_sandbox_network
+from runtime.backends.docker.storage import remove_files_now
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError
 from runtime.registry import Language, get_registry
@@ -66,6 +68,15 @@ def _remove_test_network(client: docker.DockerClient, name: str) -> None:
         warnings.warn(f"engine refused to remove empty network {name} (phantom endpoints): {err}", stacklevel=1)
 
 
+def remove_volumes(client: docker.DockerClient, volumes: list[Volume]) -> None:
+    """Remove these Docker volumes and their quota filesystems (removing the Docker volume alone keeps
+    the filesystem mounted on the host, and each such mount slows every later container's start)."""
+    for volume in volumes:
+        with contextlib.suppress(NotFound):
+            volume.remove(force=True)
+    remove_files_now(v.name for v in volumes)
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     client = engine_or_skip()
@@ -81,8 +92,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
     ours = {"label": [f"{labels.INSTALLATION}={INSTALLATION}"]}
     for container in client.containers.list(all=True, filters=ours):
         container.remove(force=True)
-    for volume in client.volumes.list(filters=ours):
-        volume.remove(force=True)
+    remove_volumes(client, client.volumes.list(filters=ours))
     _remove_test_network(client, NETWORK)
     client.close()
 

@@ -28,6 +28,7 @@ from runtime.ops.scheduler import CleanupScheduler
 from runtime.registry import Language
 from runtime.sandbox.manager import ContainerManager
 from runtime.sandbox.owner import host_identity, task_of
+from tests.integration.conftest import remove_volumes
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,8 +86,7 @@ def installation(docker_client: docker.DockerClient) -> Iterator[str]:
             if err.status_code != 409:
                 raise
     time.sleep(0.5)  # (such a removal done, the volumes are free)
-    for volume in docker_client.volumes.list(filters={"label": [f"{labels.INSTALLATION}={inst}"]}):
-        volume.remove(force=True)
+    remove_volumes(docker_client, docker_client.volumes.list(filters={"label": [f"{labels.INSTALLATION}={inst}"]}))
 
 
 def _killed_manager(installation: str, project: str) -> None:

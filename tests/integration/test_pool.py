@@ -16,6 +16,7 @@ from runtime.config import RuntimeConfig
 from runtime.registry import Language
 from runtime.sandbox.manager import ContainerManager
 from runtime.sandbox.pool import SPARE, SPARE_PREFIX, WarmPool
+from tests.integration.conftest import remove_volumes
 
 pytestmark = pytest.mark.integration
 
@@ -288,8 +289,7 @@ def own_installation(docker_client: docker.DockerClient) -> Any:
     ours = {"label": [f"{labels.INSTALLATION}={installation}"]}
     for c in docker_client.api.containers(all=True, filters=ours):
         docker_client.api.remove_container(c["Id"], force=True)
-    for v in docker_client.api.volumes(filters=ours).get("Volumes") or ():
-        docker_client.api.remove_volume(v["Name"], force=True)
+    remove_volumes(docker_client, docker_client.volumes.list(filters=ours))
 
 
 def test_a_manager_that_exits_without_shutdown_leaves_no_spare(

@@ -6,6 +6,6 @@
 Docker side), `host` (what `prepare` checks first), `locks`.
 """
 
-from runtime.backends.docker.storage.docker_storage import DockerStorage
+from runtime.backends.docker.storage.docker_storage import DockerStorage, remove_files_now
 
-__all__ = ["DockerStorage"]
+__all__ = ["DockerStorage", "remove_files_now"]
