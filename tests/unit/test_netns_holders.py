@@ -192,6 +192,81 @@ async def test_sandboxes_made_without_a_holder_ask_for_one_each_two_at_a_time_pe
     holders.close()
 
 
+def spare_of(project: str) -> ContainerSpec:
+    made = spec(project)
+    return replace(made, labels={**made.labels, labels.POOL: "spare"})
+
+
+def gated(engine: Engine) -> tuple[Holders, asyncio.Event, list[str]]:
+    """Holders whose makes wait for the event; the names of those started."""
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def slow_make(made: ContainerSpec) -> str:
+        started.append(made.name)
+        await release.wait()
+        return await engine.make(made)
+
+    return Holders(slow_make, engine.lease, engine.remove_soon, lambda: "unix:///nowhere"), release, started
+
+
+async def test_a_spare_of_a_project_that_came_back_waits_for_the_holder_made_for_it_and_joins_it() -> None:
+    engine = Engine()
+    holders, release, started = gated(engine)
+    first = spare_of("a")
+    assert await holders.join(first, holder_key(first, EGRESS)) == (first, None)  # one-off so far: no holder
+    waiting = asyncio.ensure_future(holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS)))
+    await settle()
+    assert len(started) == 1 and not waiting.done()  # a holder on its way, and the spare waits for it
+    release.set()
+    joined, holder = await asyncio.wait_for(waiting, 1)
+    assert holder is not None and joined.network == f"container:{holder.container_id}"
+    assert holders.counts["own"] == 1 and holders.counts["joined"] == 1
+    # A task (someone is waiting for it) does not wait for a holder being made: its own namespace at once.
+    release.clear()
+    task = spec("a", name="task")
+    assert await asyncio.wait_for(holders.join(task, holder_key(task, EGRESS)), 1) == (task, None)
+    holders.close()
+
+
+async def test_a_spare_waits_for_a_holder_being_made_only_so_long_and_only_one_per_holder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime.backends.docker import holder_waits
+
+    monkeypatch.setattr(holder_waits, "MADE_WAIT", 0.1)
+    engine = Engine()
+    holders, release, started = gated(engine)
+    await holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS))
+    spares = [asyncio.ensure_future(holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS))) for _ in range(4)]
+    t0 = time.monotonic()
+    done = await asyncio.wait_for(asyncio.gather(*spares), 1)
+    assert 0.1 <= time.monotonic() - t0 < 0.5  # two waited MADE_WAIT for the two holders being made
+    assert len(started) == 2 and all(holder is None for _, holder in done)  # none came in time: own
+    release.set()
+    await settle()
+    assert len(engine.made) == 2  # made anyway: free for the project's next sandboxes
+    _, holder = await holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS))
+    assert holder is not None
+    holders.close()
+
+
+async def test_a_spare_stops_waiting_as_soon_as_the_holder_it_waits_for_could_not_be_made() -> None:
+    engine = Engine()
+
+    async def failing_make(made: ContainerSpec) -> str:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("no room")
+
+    holders = Holders(failing_make, engine.lease, engine.remove_soon, lambda: "unix:///nowhere")
+    await holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS))
+    t0 = time.monotonic()
+    second = spare_of("a")
+    assert await asyncio.wait_for(holders.join(second, holder_key(second, EGRESS)), 2) == (second, None)
+    assert time.monotonic() - t0 < 0.5  # not the whole MADE_WAIT
+    holders.close()
+
+
 async def test_past_max_free_the_holder_free_the_longest_goes() -> None:
     engine = Engine()
     holders = holders_on(engine)
@@ -328,7 +403,7 @@ async def test_a_deleted_projects_holder_busy_at_the_time_goes_when_freed_instea
 async def test_a_sandbox_waits_briefly_for_the_holder_its_projects_last_sandbox_is_leaving(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from runtime.backends.docker import netns
+    from runtime.backends.docker import holder_waits
 
     engine, holders, holder = await one_serving("task-1")
     assert holders.leaving("task-1") is holder  # its removal under way
@@ -339,7 +414,7 @@ async def test_a_sandbox_waits_briefly_for_the_holder_its_projects_last_sandbox_
     _, taken = await asyncio.wait_for(waiting, 1)
     assert taken is holder and len(engine.made) == 1  # joined, and no holder made for it
 
-    monkeypatch.setattr(netns, "LEAVING_WAIT", 0.05)
+    monkeypatch.setattr(holder_waits, "LEAVING_WAIT", 0.05)
     holders.shelf.serving("task-2", holder)
     holders.leaving("task-2")  # a removal that takes long: the next sandbox gets a namespace of its own
     assert (await asyncio.wait_for(holders.join(spec("a"), holder_key(spec("a"), EGRESS)), 1))[1] is None

@@ -68,6 +68,11 @@ class HolderShelf:
         with self._lock:
             return len(self._leaving.get(key, ()))
 
+    def making_now(self, key: HolderKey) -> int:
+        """How many holders of `key` are being made."""
+        with self._lock:
+            return self._making[key]
+
     def take(self, key: HolderKey, now: float, holder: Holder | None = None) -> tuple[Holder | None, bool]:
         """(`holder` or a free holder of `key`, now taken; whether to make one: none was free, the project
         came back within IDLE_SECONDS (a one-off task's holder would cost a whole network set-up and wait

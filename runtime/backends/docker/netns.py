@@ -42,7 +42,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
@@ -51,6 +50,7 @@ from runtime import labels
 from runtime.backends.base import NameTaken
 from runtime.backends.docker.calls import remove_unjoined_now
 from runtime.backends.docker.holder_shelf import LEASE_SECONDS, Holder, HolderKey, HolderShelf
+from runtime.backends.docker.holder_waits import HolderWaits
 from runtime.errors import ImageMissing
 from runtime.registry import Resources
 from runtime.sandbox.spec import ContainerSpec
@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 HOLDER_PREFIX = "theappapp_netns-"
 HOLDER_ROLE = labels.ROLE_NETNS
 RENEW_EVERY = LEASE_SECONDS / 3
-LEAVING_WAIT = 0.5  # seconds a sandbox waits for a holder its project's last sandbox is leaving
 HOLDER_RESOURCES = Resources(memory="64m", cpus=0.25, pids=16)  # an agent that only waits
 _COPIED = (labels.MANAGED, labels.INSTALLATION, labels.PROJECT, labels.OWNER, labels.OWNER_HOST,
            labels.OWNER_PID, labels.OWNER_STARTED)
@@ -110,8 +109,7 @@ class Holders:
         self._renewing: asyncio.Task[None] | None = None
         self._closed = False
         self._pending: set[Holder] = set()  # taken for a spare being made: renewed until the spare's lease
-        self._freed_signal = asyncio.Event()  # set (and replaced) whenever a removal frees a holder
-        self._waiting: Counter[HolderKey] = Counter()  # sandboxes waiting for a leaving holder, per key
+        self._waits = HolderWaits(self.shelf)  # sandboxes waiting for a holder being freed or made
         # Once, now: the backend is made before the warm pool, so this hook runs after the pool's (atexit
         # runs last-registered first) and finds the spares' holders unjoined.
         atexit.register(self._at_exit)
@@ -147,17 +145,19 @@ class Holders:
         if key is None:
             return spec, None
         self._closed = False  # (again, for a manager started again after its shutdown)
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # (an event belongs to the loop it was first awaited on)
-            self._loop, self._freed_signal = loop, asyncio.Event()
-        holder = self.shelf.take_free(key) or await self._freed(key)
+        self._loop = asyncio.get_running_loop()
+        self._waits.bind(self._loop)
+        # A warm spare is made in the background: it also waits for a holder being made (see holder_waits).
+        spare = bool(spec.labels.get(labels.POOL))
+        holder = self.shelf.take_free(key) or await self._waits.wait(key, made_too=spare)
         holder, make = self.shelf.take(key, time.monotonic(), holder)
         if make:
             self._spawn(self._make_one(spec, key))
+            if spare:  # made for this spare: it waits for it
+                holder = await self._waits.wait(key, made_too=True)
         if holder is not None:
             # A task outlives its manager: so does its namespace. A warm spare holds a lease its manager
             # renews: its holder keeps one until the spare's (or the task's it becomes) follows.
-            spare = bool(spec.labels.get(labels.POOL))
             if spare:
                 self._pending.add(holder)
                 self._keep_renewing()
@@ -176,32 +176,6 @@ class Holders:
             self.failed(holder)
         self.counts["own"] += 1
         return spec, None
-
-    async def _freed(self, key: HolderKey) -> Holder | None:
-        """A holder of `key` freed within LEAVING_WAIT by a removal under way, taken; else None. A sandbox
-        removed just before (back-to-back tasks, a hand-over's replacement) frees one within ~0.1-0.2 s,
-        where a namespace of its own would cost ~0.3 s of CPU more."""
-        if self._waiting[key] >= self.shelf.leaving_now(key):
-            return None  # as many wait already as will be freed: a burst does not all wait for one
-        deadline = time.monotonic() + LEAVING_WAIT
-        self._waiting[key] += 1
-        try:
-            while self.shelf.leaving_now(key) and (left := deadline - time.monotonic()) > 0:
-                signal = self._freed_signal
-                holder = self.shelf.take_free(key)  # (freed between the last look and this signal)
-                if holder is not None:
-                    return holder
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), left)
-            return self.shelf.take_free(key)
-        finally:
-            self._waiting[key] -= 1
-            if self._waiting[key] <= 0:
-                del self._waiting[key]
-
-    def _signal_freed(self) -> None:
-        signal, self._freed_signal = self._freed_signal, asyncio.Event()
-        signal.set()
 
     def serves(self, container_id: str) -> bool:
         """Whether `container_id` is in a holder's namespace."""
@@ -254,7 +228,7 @@ class Holders:
             self._remove_soon(evicted.container_id)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(self._spawn, self._leased_free(holder) if removed else self._discard(holder))
-            loop.call_soon_threadsafe(self._signal_freed)  # a sandbox may be waiting for it (`_freed`)
+            loop.call_soon_threadsafe(self._waits.wake)  # a sandbox may be waiting for it
 
     def failed(self, holder: Holder) -> None:
         """Its sandbox could not be made in it: the holder goes too (it may be why)."""
@@ -287,6 +261,7 @@ class Holders:
             log.debug("no network namespace holder for project %s: %s", key.project, err)
         finally:
             self.shelf.done_making(key)
+            self._waits.wake()  # a spare waiting for it takes it, or (none made) stops waiting
 
     def _add_free(self, holder: Holder) -> None:
         evicted = self.shelf.add_free(holder)
