@@ -8,10 +8,12 @@ namespace (`network_mode: container:<id>`) skips all of it.
 
 How: a *holder* is a small container of one project on one network (no volumes, a few pids, the
 image's sandbox agent as its only process) that keeps a network namespace. A sandbox of that project
-on that network joins a free holder if there is one; if not, it is made on the network as before and,
-if the project had a sandbox in the last `IDLE_SECONDS` (a one-off task's holder would be waste), a
-holder is made in the background for its next one. When the sandbox is removed, its holder is free
-again. Holders idle for `IDLE_SECONDS` go, and the longest free beyond `MAX_FREE`.
+on that network joins a free holder if there is one, or one its project's last sandbox is leaving
+(holder_waits.py). If not, and the project had a sandbox in the last `IDLE_SECONDS` (a one-off task's
+holder would be waste), a holder is made: a warm spare waits for it and joins it, a task (someone is
+waiting for it) is made on the network as before and the holder serves the project's next one. When
+the sandbox is removed, its holder is free again. Holders idle for `IDLE_SECONDS` go, and the longest
+free beyond `MAX_FREE`.
 
 Isolation is what it was: a holder serves **one sandbox at a time** (two sandboxes never share a
 namespace at once, so they cannot reach each other over loopback), and only sandboxes of its own
