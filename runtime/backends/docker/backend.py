@@ -166,7 +166,7 @@ class DockerBackend(CommandCalls, VolumeCalls):
         def abandoned(container_id: str) -> None:
             remove_container_sync(api, container_id)
 
-        agent = await engine.call(calls.image_agent, api, spec.image)
+        agent = calls.agent_of(await self.image(spec.image), spec.image)  # (kept until an image event)
         devices = await self.storage.devices(spec.volumes)  # quota volumes: their filesystems, mounted
         async with self._first_mounts.creating(volume.name for volume in spec.volumes):
             container_id = await engine.call(calls.create, api, spec, agent, devices, on_abandon=abandoned)

@@ -56,7 +56,11 @@ def rename(api: docker.APIClient, container_id: str, name: str, *, own_endpoint:
 
 def image_agent(api: docker.APIClient, reference: str) -> str | None:
     """The path of the image's sandbox agent (its label), or None for an image without one."""
-    record = image(api, reference)
+    return agent_of(image(api, reference), reference)
+
+
+def agent_of(record: ImageRecord | None, reference: str) -> str | None:
+    """The agent path an inspected image (None: not on this engine, `ImageMissing`) names, or None."""
     if record is None:
         raise ImageMissing(f"image {reference} is not on this engine")
     agent = record.labels.get(labels.IMAGE_AGENT)

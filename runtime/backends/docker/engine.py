@@ -24,6 +24,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from runtime.backends.docker.transport import share_one_pool
 from runtime.errors import ENGINE_START_HINT, EngineError, EngineUnavailable
 
 T = TypeVar("T")
@@ -65,11 +66,13 @@ class Engine:
             environment["DOCKER_HOST"] = self.docker_host
         try:
             # Version detection pings the engine: a dead socket fails here, clearly.
-            return docker.DockerClient.from_env(
+            client = docker.DockerClient.from_env(
                 environment=environment, timeout=int(self.api_timeout) + 1, max_pool_size=64
             )
         except docker.errors.DockerException as err:
             raise EngineUnavailable(f"Docker engine unreachable at {self.where}: {err}; {ENGINE_START_HINT}") from err
+        share_one_pool(client.api)
+        return client
 
     @property
     def base_url(self) -> str:
