@@ -47,12 +47,19 @@ class SpareMaker:
             self.config, self.registry, self.owner, name=name, project_id=project_id, language=lang,
             labels=self.spare_labels(project_id, lang.name, time.time()), network=self.network,
         )
+        # The image's id, asked before the create: a tag that moves in between makes the spare look stale
+        # at hand-over (and go), never fresh. (Cached by the backend until the engine reports a change.)
+        image = await self.backend.image(spec.image)
         container_id = await self.backend.create(spec)
         try:
-            state = await self.backend.inspect(container_id)
-            if state is None:
-                raise RuntimeError(f"spare {name} vanished right after it started")
+            if image is not None and self.backend.known_running(container_id):  # (its agent greeted it)
+                image_id = image.id
+            else:
+                state = await self.backend.inspect(container_id)
+                if state is None:
+                    raise RuntimeError(f"spare {name} vanished right after it started")
+                image_id = state.image_id
         except BaseException:
             remove_soon(container_id)
             raise
-        return Spare(container_id, name, key, self.network, state.image_id, time.monotonic())
+        return Spare(container_id, name, key, self.network, image_id, time.monotonic())

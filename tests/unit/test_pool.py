@@ -290,6 +290,39 @@ async def test_a_spare_of_an_older_image_is_dropped_with_its_siblings() -> None:
     assert backend.containers == {}  # every old spare removed, none renamed to the task's name left behind
 
 
+class GreetingBackend(FakeBackend):
+    """Knows, as the Docker backend does once a container's agent greeted it, that its containers run;
+    counts inspects; and can move the image's tag between the pool's look at it and the create."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inspects = 0
+        self.rebuild_at_create = False
+
+    def known_running(self, container_id: str) -> bool:
+        return container_id in self.containers
+
+    async def inspect(self, container: str) -> Any:
+        self.inspects += 1
+        return await super().inspect(container)
+
+    async def create(self, spec: ContainerSpec) -> str:
+        if self.rebuild_at_create:
+            self.rebuild_at_create = False
+            self.rebuild(spec.image)
+        return await super().create(spec)
+
+
+async def test_a_greeted_spare_is_not_inspected_and_a_tag_moved_while_it_was_made_makes_it_stale() -> None:
+    backend = GreetingBackend()
+    pool = make_pool(backend)
+    await pool.prewarm("a", "python", 1)
+    assert await take(pool, "a", "t") is not None and backend.inspects == 0  # fresh, and the engine not asked
+    backend.rebuild_at_create = True  # made from the new image, looked up as the old one: never handed out
+    await pool.prewarm("b", "python", 1)
+    assert await take(pool, "b", "u") is None and pool.counts["stale"] == 1
+
+
 async def test_a_vanished_spare_means_cold() -> None:
     backend = FakeBackend()
     pool = make_pool(backend)
