@@ -2,7 +2,7 @@
 
     python benchmarks/bench_floor.py [--cycles 20] [--seconds 15] [--levels 1 2 4] [--tasks 60]
                                      [--depths 1 4] [--processes] [--mounts 500]
-                                     [--only cycle mounts rate pool]
+                                     [--only cycle rate pool] [--only mounts]
 
 Back-to-back tasks on one project (create -> first output -> destroy, the next at once) need, in
 steady state, at least one container created, started and removed per task. A pool can overlap
@@ -23,8 +23,9 @@ cannot drop below `1 / R - (the task's own time after its first output)`. This p
    rounded down per process, so short ones (iptables, runc's stages) read 0: the column is a
    lower bound. `exe` is a program run as /proc/self/exe: dockerd re-running itself
    (libnetwork's namespace helpers) or dockerd run by runc as the container's prestart hook.
-2. Mounts (root): the joined cycle again, with `--mounts` more (tmpfs) mounts on the host, removed
-   after. Every container's mount namespace starts as a copy of the host's, so each mount there (a
+2. Mounts (root; only with `--only ... mounts`): the joined cycle again, with `--mounts` more (tmpfs)
+   mounts on the host, removed after (a run killed outright leaves them: `umount` them by hand).
+   Every container's mount namespace starts as a copy of the host's, so each mount there (a
    project's quota filesystem is one) costs every container's start and removal a little.
 3. R: create, start and remove of the pool's own container (the image's agent as main process,
    no exec: no more than a task needs of the engine, so 1 / R stays a lower bound) at each
@@ -426,12 +427,12 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=60, help="per depth; the first two are not counted")
     parser.add_argument("--depths", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--only", nargs="+", choices=["cycle", "mounts", "rate", "pool"],
-                        default=["cycle", "mounts", "rate", "pool"])
+                        default=["cycle", "rate", "pool"], help="sections to run (mounts only when named)")
     parser.add_argument("--mounts", type=int, default=500, help="mounts added to the host for the mounts section")
     parser.add_argument("--processes", action="store_true",
                         help="count the processes each cycle starts (root; takes over host-wide process "
                         "accounting and leaves it off)")
     parsed = parser.parse_args()
-    if parsed.tasks < 4 or parsed.cycles < 1 or min(parsed.levels) < 1 or min(parsed.depths) < 1:
-        parser.error("--tasks must be at least 4, --cycles, --levels and --depths at least 1")
+    if parsed.tasks < 4 or parsed.cycles < 1 or min(parsed.levels) < 1 or min(parsed.depths) < 1 or parsed.mounts < 1:
+        parser.error("--tasks must be at least 4, --cycles, --levels, --depths and --mounts at least 1")
     main(parsed)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import docker
 
 from runtime.backends.docker.storage import remove_files_now
+from runtime.config import RuntimeConfig
 
 
 def pct(values: list[float], q: float) -> float:
@@ -36,9 +37,9 @@ async def timed(n: int, step: Callable[[], Awaitable[object]]) -> list[float]:
 
 def remove_volumes(api: docker.APIClient, names: Iterable[str]) -> None:
     """Remove these Docker volumes and their quota filesystems: a run's projects must not stay mounted on
-    the host, where each mount slows every later container's start (`bench_floor.py --mounts`)."""
+    the host, where each mount slows every later container's start (`bench_floor.py --only mounts`)."""
     names = list(names)
     for name in names:
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_volume(name, force=True)
-    remove_files_now(names)
+    remove_files_now(names, RuntimeConfig.load().storage.root)

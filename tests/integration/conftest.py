@@ -74,7 +74,7 @@ def remove_volumes(client: docker.DockerClient, volumes: list[Volume]) -> None:
     for volume in volumes:
         with contextlib.suppress(NotFound):
             volume.remove(force=True)
-    remove_files_now(v.name for v in volumes)
+    remove_files_now((v.name for v in volumes), RuntimeConfig.load().storage.root)
 
 
 @pytest.fixture(scope="session")

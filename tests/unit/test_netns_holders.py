@@ -232,22 +232,51 @@ async def test_a_spare_of_a_project_that_came_back_waits_for_the_holder_made_for
 async def test_a_spare_waits_for_a_holder_being_made_only_so_long_and_only_one_per_holder(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from runtime.backends.docker import holder_waits
+    from runtime.backends.docker import netns
 
-    monkeypatch.setattr(holder_waits, "MADE_WAIT", 0.1)
+    monkeypatch.setattr(netns, "MADE_WAIT", 0.1)
     engine = Engine()
     holders, release, started = gated(engine)
     await holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS))
     spares = [asyncio.ensure_future(holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS))) for _ in range(4)]
     t0 = time.monotonic()
+    await settle()
+    assert sum(s.done() for s in spares) == 2  # two holders on their way: two wait, two do not
     done = await asyncio.wait_for(asyncio.gather(*spares), 1)
-    assert 0.1 <= time.monotonic() - t0 < 0.5  # two waited MADE_WAIT for the two holders being made
+    assert 0.1 <= time.monotonic() - t0 < 0.5  # the two waited MADE_WAIT for the two holders being made
     assert len(started) == 2 and all(holder is None for _, holder in done)  # none came in time: own
     release.set()
     await settle()
     assert len(engine.made) == 2  # made anyway: free for the project's next sandboxes
     _, holder = await holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS))
     assert holder is not None
+    holders.close()
+
+
+async def test_a_task_waiting_for_a_leaving_holder_goes_before_a_spare_waiting_for_one_being_made() -> None:
+    engine = Engine()
+    holders, release, started = gated(engine)
+    await holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS))  # (a project seen before)
+    first = asyncio.ensure_future(holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS)))
+    await settle()
+    release.set()
+    _, busy = await asyncio.wait_for(first, 1)
+    assert busy is not None
+    holders.shelf.serving("task-1", busy)
+    release.clear()
+    spare = asyncio.ensure_future(holders.join(spare_of("a"), holder_key(spare_of("a"), EGRESS)))
+    await settle()
+    assert len(started) == 2 and not spare.done()  # a second holder on its way, the spare waiting for it
+    holders.leaving("task-1")
+    task = asyncio.ensure_future(holders.join(spec("a", name="task-2"), holder_key(spec("a"), EGRESS)))
+    await settle()
+    assert not task.done()  # waits for the leaving holder, though a spare waits already
+    holders.left(busy, removed=True)
+    _, taken = await asyncio.wait_for(task, 1)
+    assert taken is busy and not spare.done()  # the task got it; the spare waits for its own
+    release.set()
+    _, made = await asyncio.wait_for(spare, 1)
+    assert made is not None and made is not busy
     holders.close()
 
 

@@ -204,4 +204,5 @@ class HolderShelf:
             self._free.clear()
             self._busy.clear()
             self._leaving.clear()
+            self._making.clear()  # (a making cancelled before it ran never says it is done)
             return ids

@@ -28,16 +28,18 @@ class ImageCache:
         self._lock = threading.Lock()
         self._events: Any = None  # the engine's event stream, while it is watched
         self._watching = False
+        # Bumped by every event: an answer fetched while an image changed is not kept (it may be older).
+        self._generation = 0
 
     def get(self, reference: str, fetch: Callable[[], ImageRecord | None]) -> ImageRecord | None:
         """Blocking: the cached answer, or `fetch()`'s (kept only while the engine's events are watched)."""
         with self._lock:
             if reference in self._known:
                 return self._known[reference]
-            watching = self._watching
+            watching, generation = self._watching, self._generation
         record = fetch()
         with self._lock:
-            if watching and self._watching:
+            if watching and self._watching and generation == self._generation:
                 self._known[reference] = record
         return record
 
@@ -58,6 +60,7 @@ class ImageCache:
         try:
             for _event in self._events:
                 with self._lock:
+                    self._generation += 1
                     self._known.clear()
         except Exception as err:  # the engine went away, or close() cut the stream
             log.debug("image event stream ended: %r", err)

@@ -52,7 +52,7 @@ from runtime import labels
 from runtime.backends.base import NameTaken
 from runtime.backends.docker.calls import remove_unjoined_now
 from runtime.backends.docker.holder_shelf import LEASE_SECONDS, Holder, HolderKey, HolderShelf
-from runtime.backends.docker.holder_waits import HolderWaits
+from runtime.backends.docker.holder_waits import LEAVING_WAIT, MADE_WAIT, HolderWaits
 from runtime.errors import ImageMissing
 from runtime.registry import Resources
 from runtime.sandbox.spec import ContainerSpec
@@ -149,14 +149,15 @@ class Holders:
         self._closed = False  # (again, for a manager started again after its shutdown)
         self._loop = asyncio.get_running_loop()
         self._waits.bind(self._loop)
-        # A warm spare is made in the background: it also waits for a holder being made (see holder_waits).
+        # A warm spare is made ahead: it also waits for a holder being made (see holder_waits).
         spare = bool(spec.labels.get(labels.POOL))
-        holder = self.shelf.take_free(key) or await self._waits.wait(key, made_too=spare)
+        deadline = time.monotonic() + (MADE_WAIT if spare else LEAVING_WAIT)
+        holder = self.shelf.take_free(key) or await self._waits.wait(key, spare, deadline)
         holder, make = self.shelf.take(key, time.monotonic(), holder)
         if make:
             self._spawn(self._make_one(spec, key))
-            if spare:  # made for this spare: it waits for it
-                holder = await self._waits.wait(key, made_too=True)
+            if spare:  # made for this spare: it waits for it (what is left of its time)
+                holder = await self._waits.wait(key, spare, deadline)
         if holder is not None:
             # A task outlives its manager: so does its namespace. A warm spare holds a lease its manager
             # renews: its holder keeps one until the spare's (or the task's it becomes) follows.
