@@ -250,6 +250,9 @@ async def level(manager: ContainerManager, raw: Raw, n: int, seconds: float, rou
         f"      spares made {got.get('made', 0)}, handed over {got.get('hit', 0)} "
         f"(after waiting {got.get('waited', 0)}), refills skipped while the engine was busy {got.get('busy', 0)}"
     )
+    print("      rounds (manager/raw tasks/s, who went first): " + ", ".join(
+        f"{m:.2f}/{w:.2f} {'raw' if r % 2 == 0 else 'manager'}"
+        for r, (m, w) in enumerate(zip(mgr_rates, raw_rates, strict=True))))
     for p in projects:
         await pool_of(manager).drop(p)
     await quiet(manager)

@@ -296,6 +296,22 @@ async def test_a_spare_stops_waiting_as_soon_as_the_holder_it_waits_for_could_no
     holders.close()
 
 
+async def test_no_more_than_four_holders_are_made_at_once_over_all_projects() -> None:
+    engine = Engine()
+    holders, release, started = gated(engine)
+    for project in "abc":  # three projects at once, each back with a burst of tasks
+        for _ in range(4):
+            await holders.join(spec(project), holder_key(spec(project), EGRESS))
+    await settle()
+    assert len(started) == 4  # two for "a", two for "b", none for "c" yet
+    release.set()
+    await settle()
+    await holders.join(spec("c"), holder_key(spec("c"), EGRESS))
+    await settle()
+    assert len(started) == 5  # room again: "c" gets its first
+    holders.close()
+
+
 async def test_past_max_free_the_holder_free_the_longest_goes() -> None:
     engine = Engine()
     holders = holders_on(engine)
