@@ -96,3 +96,22 @@ def test_an_answer_fetched_while_an_image_changed_is_not_kept() -> None:
     assert cache.get("img", lambda: ImageRecord("img", "sha-new", 1)).id == "sha-new"
     engine.feed.put(None)
     cache.close()
+
+
+def test_an_engine_that_cannot_open_its_event_stream_leaves_nothing_kept_and_raises_nothing() -> None:
+    import requests.exceptions
+
+    class Gone:
+        def events(self, **_: Any) -> Iterator[dict[str, Any]]:
+            raise requests.exceptions.ConnectionError("No such file or directory")
+
+    cache, fetched = ImageCache(), []
+
+    def fetch() -> ImageRecord:
+        fetched.append(1)
+        return ImageRecord("img", "sha", 1)
+
+    cache.watch(Gone())  # type: ignore[arg-type]  # (the socket is gone: as a plain question would find)
+    cache.get("img", fetch)
+    cache.get("img", fetch)
+    assert len(fetched) == 2  # not watched: every question goes to the engine (which says it is gone)

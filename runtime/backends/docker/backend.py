@@ -116,8 +116,12 @@ class DockerBackend(CommandCalls, VolumeCalls):
 
     async def image(self, reference: str) -> ImageRecord | None:
         client = await self._client()
-        self._images.watch(client)
-        return await self.engine.call(self._images.get, reference, lambda: calls.image(client.api, reference))
+
+        def cached() -> ImageRecord | None:  # (in the engine's threads: opening the event stream is a call too)
+            self._images.watch(client)
+            return self._images.get(reference, lambda: calls.image(client.api, reference))
+
+        return await self.engine.call(cached)
 
     async def ensure_network(self, name: str, *, install_firewall: bool) -> NetworkPolicyStatus:
         from runtime.backends.docker.network import ensure_sandbox_network

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import docker
+import requests.exceptions
 
 from runtime.backends.base import ImageRecord
 
@@ -50,7 +51,7 @@ class ImageCache:
                 return
             try:
                 self._events = client.events(decode=True, filters={"type": "image"})
-            except docker.errors.DockerException as err:
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
                 log.info("image events unavailable (%s): every image check asks the engine", err)
                 return
             self._watching = True
