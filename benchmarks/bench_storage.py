@@ -1,6 +1,7 @@
 """Project storage: what a disk quota costs a task, writes, and what snapshots cost. Prints figures; not a test.
 
-    python benchmarks/bench_storage.py [--creates 15] [--rounds 3]
+    python benchmarks/bench_storage.py [--creates 15] [--rounds 3] [--idle-projects 200] [--cycles 40]
+                                       [--turns 3] [--only creates throughput snapshots idle]
 
 A storage root of this run's own (under /var/lib, removed at the end), the warm pool off on both sides:
 1. Create -> first output of `true` -> destroy, for a project's first task (its volume is made) and
@@ -9,6 +10,10 @@ A storage root of this run's own (under /var/lib, removed at the end), the warm 
 2. `dd` of 500 MB with fsync into /workspace: quota volume against a plain volume, alternating.
 3. A ~100 MB workspace (2,000 small files and 90 MB in 3 large ones): snapshot and restore times,
    and how much the pool grows for the first snapshot, for a 1 MB change, and for a second snapshot.
+4. Idle projects: `--idle-projects` project filesystems mounted (as after that many projects were
+   served once), then the host's busy CPU per task cycle (create -> `true` -> destroy on another
+   project, `--cycles` of them) with them mounted and after the idle sweep unmounted them, `--turns`
+   times in turn (mounted again between: the time a returning project's filesystem takes to mount again).
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench_floor import busy_ticks
 from benchlib import pct, show
 
+from runtime.backends.docker.storage import DockerStorage
 from runtime.config import RuntimeConfig
 from runtime.sandbox.manager import ContainerManager
+from runtime.sandbox.naming import volume_name
+from runtime.sandbox.spec import VolumeMount
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.integration.storage_cleanup import remove_root  # the tests' own teardown
@@ -156,10 +165,68 @@ async def snapshots(quota: ContainerManager) -> None:
     await quota.delete_project_volume(project)
 
 
+PAUSE = 3.0  # seconds of quiet before each measured row
+
+
+def host_mounts() -> int:
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        return sum(1 for _ in f)
+
+
+async def busy_per_cycle(quota: ContainerManager, project: str, n: int) -> tuple[float, float]:
+    """`n` cycles on `project`: (p50 wall, host busy CPU per cycle), in seconds."""
+    await cycle(quota, project)  # its filesystem mounted again if the sweep took it: not counted
+    await asyncio.sleep(PAUSE)  # the kernel's deferred work from the step before (unmounts, detaches) is done
+    walls = []
+    b0, hz = busy_ticks(), os.sysconf("SC_CLK_TCK")
+    for _ in range(n):
+        walls.append(await cycle(quota, project))
+    return pct(walls, 0.5), (busy_ticks() - b0) / hz / n
+
+
+async def idle_projects(quota: ContainerManager, n: int, cycles: int, turns: int) -> list[str]:
+    storage = quota.backend.storage
+    assert isinstance(storage, DockerStorage)
+    projects = [f"b{RUN}-idle{i}" for i in range(n)]
+    volumes = [VolumeMount(volume_name(p), "/workspace", quota=quota.config.storage.disk_quota_bytes) for p in projects]
+    t0 = time.perf_counter()
+    for v in volumes:
+        await storage.ensure(v)
+    print(f"  {n} project filesystems made and mounted in {time.perf_counter() - t0:.1f} s")
+    active = f"b{RUN}-active"
+    rows: list[tuple[str, float, float]] = []
+    for turn in range(1, turns + 1):
+        mounted = host_mounts()
+        wall, cpu = await busy_per_cycle(quota, active, cycles)
+        rows.append((f"{n} idle projects mounted ({mounted} host mounts)", wall, cpu))
+        t0 = time.perf_counter()
+        gone = await storage.unmount_idle(0)
+        swept = time.perf_counter() - t0
+        print(f"  turn {turn}: the sweep unmounted {len(gone)} filesystems in {swept:.2f} s "
+              f"({swept * 1000 / max(1, len(gone)):.1f} ms each)")
+        mounted = host_mounts()
+        wall, cpu = await busy_per_cycle(quota, active, cycles)
+        rows.append((f"after the sweep ({mounted} host mounts)", wall, cpu))
+        again = []
+        for v in volumes:
+            t0 = time.perf_counter()
+            await storage.ensure(v)
+            again.append(time.perf_counter() - t0)
+        show(f"turn {turn}: a returning project's filesystem mounted again", again, 56)
+    for what, wall, cpu in rows:
+        print(f"  {what:<44} cycle p50 {wall * 1000:6.1f} ms   host busy CPU {cpu * 1000:6.1f} ms per cycle")
+    return [*projects, active]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--creates", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idle-projects", type=int, default=200)
+    parser.add_argument("--cycles", type=int, default=40)
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--only", nargs="+", choices=["creates", "throughput", "snapshots", "idle"],
+                        default=["creates", "throughput", "snapshots", "idle"])
     args = parser.parse_args()
     quota, plain = manager(True), manager(False)
     made: list[str] = []
@@ -168,15 +235,21 @@ async def main() -> None:
         await plain.startup()
         if quota.storage_status is None or not quota.storage_status.enforced:
             raise SystemExit(f"quotas cannot be enforced here: {quota.storage_status}")
-        print(f"1. create -> first output -> destroy, pool off, {args.creates} projects each, interleaved")
-        made = await creates(quota, plain, args.creates)
-        print("2. write throughput")
-        await throughput(quota, plain, args.rounds)
-        print("3. snapshots of a ~100 MB workspace")
-        await snapshots(quota)
+        if "creates" in args.only:
+            print(f"1. create -> first output -> destroy, pool off, {args.creates} projects each, interleaved")
+            made = await creates(quota, plain, args.creates)
+        if "throughput" in args.only:
+            print("2. write throughput")
+            await throughput(quota, plain, args.rounds)
+        if "snapshots" in args.only:
+            print("3. snapshots of a ~100 MB workspace")
+            await snapshots(quota)
+        if "idle" in args.only:
+            print(f"4. idle projects: {args.idle_projects} mounted, {args.cycles} task cycles on another per row")
+            made += await idle_projects(quota, args.idle_projects, args.cycles, args.turns)
     finally:
         for project in [*made, f"b{RUN}-dd-quota", f"b{RUN}-dd-plain"]:
-            mgr = quota if "-q" in project or project.endswith("quota") else plain
+            mgr = quota if "-q" in project or "-idle" in project or project.endswith(("quota", "-active")) else plain
             await mgr.delete_project_volume(project)
         await quota.shutdown()
         await plain.shutdown()

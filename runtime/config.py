@@ -187,6 +187,9 @@ class StorageSettings:
     pool_size: str = ""  # "": min(256 GiB, 90% of the free space at `root`) when the pool is made
     # `cleanup --dry-run` lists volumes and snapshots of projects idle this long; `--remove-idle` removes them.
     retention_days: float = field(default=30.0, metadata=_flat("retention_days"))
+    # A project filesystem no create used this long is unmounted (mounted again by its next create): each
+    # mounted one costs every container's start and removal ~0.08 ms of host CPU. 0: never unmounted.
+    idle_unmount: float = 600.0
 
     @property
     def disk_quota_bytes(self) -> int:
@@ -206,6 +209,8 @@ class StorageSettings:
                 parse_size(getattr(self, name))  # ConfigError names the bad value
         if self.retention_days <= 0:
             raise ConfigError("retention_days must be positive")
+        if self.idle_unmount < 0:
+            raise ConfigError("storage_idle_unmount must be 0 (never) or a number of seconds")
         if not self.root.startswith("/"):
             raise ConfigError("storage_root must be an absolute path")
 

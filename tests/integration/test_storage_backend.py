@@ -29,8 +29,9 @@ from runtime.backends.base import ResourceInUse
 from runtime.backends.docker.backend import DockerBackend
 from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.hostconfig import mount
-from runtime.backends.docker.storage import DockerStorage, sizes
+from runtime.backends.docker.storage import DockerStorage, idle, mounts, sizes
 from runtime.backends.docker.storage.engine_volumes import Device
+from runtime.backends.docker.storage.locks import file_lock
 from runtime.backends.docker.storage.mounts import is_immutable
 from runtime.config import EngineSettings, SecuritySettings
 from runtime.errors import InvalidIdentifier, InvalidRequest
@@ -383,6 +384,87 @@ async def test_a_bare_mountpoint_cannot_be_written_and_the_lost_mount_is_noticed
 
     assert await storage.ensure(volume(name)) == device  # the stale mount is noticed and mounted again
     assert (Path(device) / "f").read_text() == "kept\n"
+
+
+# -- idle volumes are unmounted ---------------------------------------------------------------------------------
+
+
+def attached(image: Path) -> bool:
+    return bool(subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True, check=True).stdout)
+
+
+async def test_an_idle_volume_is_unmounted_and_its_next_use_finds_its_files(
+        client: docker.DockerClient, storage: DockerStorage, name: str) -> None:
+    device = await storage.ensure(volume(name))
+    assert device is not None
+    assert run(client, [bound(volume(name), device)], "echo kept > /workspace/f")[0] == 0
+    assert name not in await storage.unmount_idle(3600)  # used just now
+    assert os.path.ismount(device)
+    assert name in await storage.unmount_idle(0)
+    assert not os.path.ismount(device) and not attached(storage.layout.image(name))
+    assert os.listdir(device) == [] and is_immutable(Path(device))  # the guard is back in place
+    assert await storage.ensure(volume(name)) == device
+    assert (Path(device) / "f").read_text() == "kept\n"
+    assert run(client, [mount(volume(name), Device(device, direct=True))], "cat /workspace/f") == (0, "kept\n")
+
+
+async def test_the_idle_sweep_leaves_alone_a_volume_a_container_a_create_or_an_operation_holds(
+        client: docker.DockerClient, storage: DockerStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = {kind: f"{PREFIX}-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("running", "creating", "operating", "idle")}
+    devices = {kind: await storage.ensure(volume(n)) for kind, n in names.items()}
+    held = mount(volume(names["running"]), Device(str(devices["running"]), direct=True))  # a later task's bind
+    _, cid = run(client, [held], "sleep 300", detach=True)
+    try:
+        async with storage.using([volume(names["creating"])]) as using:
+            assert using[names["creating"]].path == devices["creating"]
+            with file_lock(storage.layout.lock(names["operating"])):  # e.g. a snapshot being taken
+                gone = await storage.unmount_idle(0)
+        assert names["idle"] in gone and not {names[k] for k in ("running", "creating", "operating")} & set(gone)
+        assert all(os.path.ismount(str(devices[k])) for k in ("running", "creating", "operating"))
+        # The namespace hint misses the container (it may, for one that starts meanwhile): the unmount
+        # itself finds the filesystem held, and mounts it back where it was.
+        monkeypatch.setattr(mounts, "devices_in_other_namespaces", set)
+        assert names["running"] not in await storage.unmount_idle(0)
+        assert os.path.ismount(str(devices["running"]))
+        assert exec_in(client.containers.get(cid), "echo still > /workspace/g")[0] == 0
+        assert (Path(str(devices["running"])) / "g").read_text() == "still\n"  # the same filesystem, both sides
+    finally:
+        client.containers.get(cid).remove(force=True)
+
+
+async def test_a_sweep_while_a_create_starts_its_container_does_not_unmount_its_volume(
+        client: docker.DockerClient, storage: DockerStorage, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race the use lock closes: the volume is found mounted, then a sweep (any process) would unmount
+    it before the engine binds it at start, and the task would get the bare, empty mountpoint."""
+    backend = DockerBackend(EngineSettings(), "1000:1000")
+    backend.storage = storage
+
+    def spec() -> ContainerSpec:
+        return ContainerSpec(
+            image=IMAGE, name=f"{PREFIX}-{uuid.uuid4().hex[:6]}", labels={TEST_LABEL: SESSION},
+            volumes=(volume(name),), network="none",
+            resources=Resources(memory="256m", cpus=1.0, pids=64, tmp_size="16m", home_size="16m"),
+            security=SecuritySettings(),
+        )
+
+    swept: list[list[str]] = []
+    real_start = docker.APIClient.start
+
+    def start_after_a_sweep(api: docker.APIClient, container: str) -> None:
+        swept.append(idle.unmount_idle(storage.layout, storage._volumes, 0))
+        real_start(api, container)
+
+    try:
+        first = await backend.create(spec())
+        assert exec_in(client.containers.get(first), "echo kept > /workspace/f")[0] == 0
+        await backend.remove(first)
+        monkeypatch.setattr(docker.APIClient, "start", start_after_a_sweep)
+        second = await backend.create(spec())
+        assert swept and name not in swept[0]
+        assert exec_in(client.containers.get(second), "cat /workspace/f") == (0, b"kept\n")
+        await backend.remove(second)
+    finally:
+        backend.close()
 
 
 async def test_prepare_after_a_reboot_brings_the_same_data_back(client: docker.DockerClient, name: str) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from runtime.backends.docker.hostconfig import host_config, mount
 from runtime.backends.docker.storage import DockerStorage, commands, engine_volumes, host, sizes
 from runtime.backends.docker.storage.engine_volumes import Device
 from runtime.backends.docker.storage.layout import Layout, check_snapshot_id, check_volume_name
-from runtime.backends.docker.storage.locks import VolumeLocks, file_lock
+from runtime.backends.docker.storage.locks import VolumeLocks, file_lock, last_used, mark_used, take_flock
 from runtime.backends.docker.storage.mounts import parse_mountinfo
 from runtime.backends.docker.storage.snapshots import Snapshots, record_from
 from runtime.backends.docker.storage.volumes import Volumes
@@ -275,6 +276,50 @@ def test_a_volume_locked_elsewhere_is_seen_as_taken(tmp_path: Path) -> None:
             pass
 
 
+def test_creates_share_a_use_lock_and_the_sweep_cannot_take_it_from_them(tmp_path: Path) -> None:
+    path = tmp_path / "v.use"
+    first = take_flock(path, exclusive=False, wait=False)
+    second = take_flock(path, exclusive=False, wait=False)  # two creates of one project at once
+    assert first is not None and second is not None
+    with file_lock(path, wait=False) as sweep:  # exclusive, as the idle sweep takes it
+        assert not sweep
+    os.close(first)
+    with file_lock(path, wait=False) as sweep:
+        assert not sweep
+    os.close(second)
+    with file_lock(path, wait=False) as sweep:
+        assert sweep
+        assert take_flock(path, exclusive=False, wait=False) is None  # a create waits for the sweep
+        with pytest.raises(EngineError, match="stayed locked"):
+            take_flock(path, exclusive=False, wait=True, timeout=0.05)
+
+
+def test_the_last_use_is_the_use_file_mtime(tmp_path: Path) -> None:
+    path = tmp_path / "locks" / "v.use"
+    assert last_used(path) is None
+    os.makedirs(path.parent)
+    path.touch()
+    os.utime(path, (1000.0, 1000.0))
+    assert last_used(path) == 1000.0
+    mark_used(path)
+    used = last_used(path)
+    assert used is not None and abs(used - time.time()) < 5
+
+
+def test_a_volume_use_file_never_collides_with_its_lock_or_another_volume(tmp_path: Path) -> None:
+    layout = Layout.at(tmp_path)
+    assert layout.in_use("v") != layout.lock("v") and layout.in_use("v.lock") != layout.lock("v")
+    assert layout.in_use("v").parent == layout.locks
+    with pytest.raises(InvalidIdentifier):
+        layout.in_use("../v")
+
+
+def test_a_negative_idle_unmount_is_refused() -> None:
+    with pytest.raises(ConfigError, match="storage_idle_unmount"):
+        RuntimeConfig.load(storage_idle_unmount=-1)
+    assert RuntimeConfig.load().storage.idle_unmount == 600.0
+
+
 # -- the storage before it is prepared, or where it cannot be ----------------------------------------
 
 
@@ -294,7 +339,10 @@ async def test_unprepared_storage_leaves_every_volume_plain_and_touches_nothing(
         await storage.delete_snapshot("v", "s1")
     assert await storage.snapshots() == []
     assert not await storage.remove("v")
-    assert not (tmp_path / "storage" / "pool").exists()
+    async with storage.using([VolumeMount("v", "/workspace", quota=100)]) as devices:
+        assert devices == {}
+    assert await storage.unmount_idle(0) == []
+    assert not (tmp_path / "storage" / "pool").exists() and not (tmp_path / "storage" / "locks").exists()
 
 
 async def test_prepare_as_a_normal_user_reports_instead_of_raising(tmp_path: Path,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -72,7 +72,8 @@ class DockerBackend(CommandCalls, VolumeCalls):
         # Quota volumes (a filesystem each); plain volumes until `storage.prepare()` says it is enforced.
         stored = storage or StorageSettings()
         uid, _, gid = user.partition(":")
-        self.storage = DockerStorage(lambda: self.engine, stored.root, stored.pool_bytes, int(uid), int(gid or uid))
+        self.storage = DockerStorage(lambda: self.engine, stored.root, stored.pool_bytes, int(uid), int(gid or uid),
+                                     stored.idle_unmount)
         # Network namespaces kept for a project's next sandbox (netns.py): Docker's network set-up, once.
         self._egress_network = (egress or EgressSettings()).network_name
         self._runtime = ""  # the OCI runtime sandboxes get, once `probe` asked the engine
@@ -171,26 +172,35 @@ class DockerBackend(CommandCalls, VolumeCalls):
             remove_container_sync(api, container_id)
 
         agent = calls.agent_of(await self.image(spec.image), spec.image)  # (kept until an image event)
-        devices = await self.storage.devices(spec.volumes)  # quota volumes: their filesystems, mounted
-        async with self._first_mounts.creating(volume.name for volume in spec.volumes):
-            container_id = await engine.call(calls.create, api, spec, agent, devices, on_abandon=abandoned)
-        try:
-            # GATE: see gate.py; a container in another's namespace has no endpoint to race (still load).
-            joined = spec.network.startswith("container:")
-            await engine.call(LOAD.call if joined else GATE.shared_call, api.start, container_id)
+        # Quota volumes: their filesystems, mounted, and kept so (from the idle sweep) until the start binds them.
+        async with self.storage.using(spec.volumes) as devices:
+            async with self._first_mounts.creating(volume.name for volume in spec.volumes):
+                container_id = await engine.call(calls.create, api, spec, agent, devices, on_abandon=abandoned)
+            async with self._removed_if_failed(container_id):
+                # GATE: see gate.py; a container in another's namespace has no endpoint to race (still load).
+                joined = spec.network.startswith("container:")
+                await engine.call(LOAD.call if joined else GATE.shared_call, api.start, container_id)
+        async with self._removed_if_failed(container_id):
             # Greet the agent now: a spare is then handed over ready, a cold task's first command is fast.
             greeted = agent is None or await self._agents.open(engine, container_id) is not None
             if not greeted and not await self._executor.still_running(container_id):
                 raise SandboxFailure(f"the sandbox agent of {spec.image} did not start; its container exited")
+        return container_id
+
+    @contextlib.asynccontextmanager
+    async def _removed_if_failed(self, container_id: str) -> AsyncIterator[None]:
+        """A container whose start failed is removed: waited for (its name is free again before the caller
+        retries), unless the failure is a cancellation, which must not wait."""
+        try:
+            yield
         except Exception:
-            with contextlib.suppress(Exception):  # gone before the caller tries again under its name
+            with contextlib.suppress(Exception):
                 # Shielded: a cancelled wait must not cancel the removal queued in the engine's threads.
                 await asyncio.shield(asyncio.wrap_future(self.remove_soon(container_id)))
             raise
         except BaseException:
             self.remove_soon(container_id)
             raise
-        return container_id
 
     async def rename(self, container_id: str, name: str) -> None:
         own_endpoint = not self._holders.serves(container_id)

@@ -14,15 +14,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from runtime.backends.base import Diagnosis
 from runtime.backends.docker.engine import Engine
-from runtime.backends.docker.storage import engine_volumes, host
+from runtime.backends.docker.storage import engine_volumes, host, idle
 from runtime.backends.docker.storage.engine_volumes import Device
 from runtime.backends.docker.storage.layout import DEFAULT_ROOT, Layout, check_snapshot_id, check_volume_name
-from runtime.backends.docker.storage.locks import VolumeLocks, file_lock
+from runtime.backends.docker.storage.locks import VolumeLocks, file_lock, take_flock
 from runtime.backends.docker.storage.pool import Pool
 from runtime.backends.docker.storage.sizes import check_quota
 from runtime.backends.docker.storage.snapshots import Snapshots
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # A plain volume is asked about again after this long: removed behind our back (not through
 # `remove`), it is then made again as a quota volume.
 PLAIN_RECHECK = 60.0
+IDLE_UNMOUNT = 600.0  # default seconds unused after which a volume's filesystem is unmounted (idle.py)
+SWEEP_EVERY = 60.0  # seconds between two sweeps for idle volumes, started by a create
 MECHANISM = "a filesystem per project volume (XFS images on loop devices in a reflink pool), snapshots by reflink"
 
 
@@ -44,8 +46,9 @@ class DockerStorage:
     """Quota volumes for one Docker engine on this host, kept under `root`."""
 
     def __init__(self, engine: Callable[[], Engine], root: str = DEFAULT_ROOT, pool_size: int | None = None,
-                 uid: int = 1000, gid: int = 1000) -> None:
+                 uid: int = 1000, gid: int = 1000, idle_unmount: float = IDLE_UNMOUNT) -> None:
         self._engine = engine  # the backend's live engine (it is made again after a close)
+        self.idle_unmount = idle_unmount  # 0: volumes stay mounted until removed
         self.layout = Layout.at(root)
         self._pool = Pool(self.layout, pool_size)
         self._volumes = Volumes(self.layout, uid, gid)
@@ -57,6 +60,8 @@ class DockerStorage:
         self._mounted: dict[str, Mounted] = {}  # volumes mounted by this process, checked again on use
         self._plain: dict[str, float] = {}  # Docker volumes found plain (they stay so), and when
         self._unfilled: set[str] = set()  # volumes made here that no container has used yet (see `Device`)
+        self._sweeping = threading.Lock()  # held by the one sweep for idle volumes running in this process
+        self._last_sweep = -SWEEP_EVERY
 
     # -- running blocking steps ---------------------------------------------------------------------
 
@@ -101,6 +106,8 @@ class DockerStorage:
             problems = host.problems(where) or self._pool.up()
             if not problems:
                 self._volumes.thaw_abandoned()
+            if not problems:
+                self._sweep_soon(now=True)  # what earlier runs left mounted
             return problems
 
     async def set_quota(self, volume: str, quota: int) -> int:
@@ -237,6 +244,61 @@ class DockerStorage:
             self._mounted[name] = mounted
             return str(mounted.path)
 
+    @contextlib.asynccontextmanager
+    async def using(self, volumes: Sequence[VolumeMount]) -> AsyncIterator[dict[str, Device]]:
+        """`devices` for the volumes, kept mounted while the block runs: a create starts its container in it
+        (Docker binds the mountpoints at start). The idle sweep, in any process, leaves them alone meanwhile."""
+        if not self._enforced:
+            yield {}
+            return
+        with contextlib.ExitStack() as held:
+            for name in sorted({volume.name for volume in volumes}):
+                held.callback(os.close, await self._hold_use(name))
+            self._sweep_soon()
+            yield await self.devices(volumes)
+
+    async def _hold_use(self, name: str) -> int:
+        """The fd of the volume's use lock, shared, its mtime now; waited for in a thread while a sweep has it."""
+        path = self.layout.in_use(name)
+        fd = take_flock(path, exclusive=False, wait=False)  # a few syscalls: on the loop, as `ensure`'s stat
+        if fd is None:
+            waiting = asyncio.ensure_future(asyncio.to_thread(take_flock, path, exclusive=False, wait=True))
+            try:
+                fd = await asyncio.shield(waiting)
+            except asyncio.CancelledError:  # the thread may still get it: then it is let go at once
+                waiting.add_done_callback(_close_if_taken)
+                raise
+        assert fd is not None  # (waited for: an fd, or an error raised)
+        os.utime(fd)
+        return fd
+
+    def _sweep_soon(self, now: bool = False) -> None:
+        """Start a sweep for idle volumes in a thread of its own, unless one ran lately or is running."""
+        if self.idle_unmount <= 0 or (not now and time.monotonic() - self._last_sweep < SWEEP_EVERY):
+            return
+        if not self._sweeping.acquire(blocking=False):
+            return
+        self._last_sweep = time.monotonic()
+        threading.Thread(target=self._sweep, name="theappapp-idle-volumes", daemon=True).start()
+
+    def _sweep(self) -> None:
+        try:
+            gone = idle.unmount_idle(self.layout, self._volumes, self.idle_unmount)
+            if gone:
+                log.info("unmounted %d project filesystems idle for %.0f s or more", len(gone), self.idle_unmount)
+        except Exception as err:  # a sweep that fails leaves volumes mounted, nothing worse: said, never raised
+            log.warning("sweep for idle volumes failed: %s", err)
+        finally:
+            self._sweeping.release()
+
+    async def unmount_idle(self, idle_seconds: float | None = None) -> list[str]:
+        """Unmount now the volumes unused for `idle_seconds` (default: `idle_unmount`) that nothing holds;
+        their names. What the background sweep does, waited for (tests, benchmarks)."""
+        if not self._enforced:
+            return []
+        seconds = self.idle_unmount if idle_seconds is None else idle_seconds
+        return await asyncio.to_thread(idle.unmount_idle, self.layout, self._volumes, seconds)
+
     async def devices(self, volumes: Iterable[VolumeMount]) -> dict[str, Device]:
         """`ensure` for each volume: volume name -> how to bind it, for the quota volumes among them."""
         found = {}
@@ -282,6 +344,11 @@ class DockerStorage:
         """Used bytes and size of the pool's filesystem."""
         self._require()
         return await asyncio.to_thread(self._pool.space)
+
+
+def _close_if_taken(taken: asyncio.Future[int | None]) -> None:
+    if not taken.cancelled() and taken.exception() is None and (fd := taken.result()) is not None:
+        os.close(fd)
 
 
 def remove_files_now(names: Iterable[str], root: str = DEFAULT_ROOT) -> list[str]:

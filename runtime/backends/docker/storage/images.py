@@ -73,7 +73,7 @@ def grow(image: Path, mountpoint: Path, size: int) -> None:
     commands.run(commands.grow(mountpoint))
 
 
-def unmount(image: Path, mountpoint: Path, options: str, what: str) -> None:
+def unmount(image: Path, mountpoint: Path, options: str, what: str, grace: float = RELEASE_GRACE) -> None:
     """Unmount the image's filesystem and detach its loop device; `ResourceInUse` if anything holds it.
 
     A container's bind of the filesystem survives our unmount (the filesystem stays alive in the
@@ -84,13 +84,13 @@ def unmount(image: Path, mountpoint: Path, options: str, what: str) -> None:
 
     A container just removed can hold the device a little longer (its mount namespace and Docker's
     bind go after `docker rm` returns: up to ~0.25 s seen here), so each check is retried for
-    `RELEASE_GRACE` before the volume counts as in use.
+    `grace` seconds before the volume counts as in use.
     """
     device = loop_of(image)
     if device is None:
         return
     number = mounts.device_number(device)
-    deadline = time.monotonic() + RELEASE_GRACE
+    deadline = time.monotonic() + grace
     while others := [m.mountpoint for m in mounts.mounts_of(number) if m.mountpoint != str(mountpoint)]:
         if time.monotonic() > deadline:
             raise ResourceInUse(f"{what} is in use (mounted at {', '.join(others)}): stop the containers using it")

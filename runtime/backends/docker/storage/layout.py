@@ -6,6 +6,7 @@
     <root>/pool/snapshots/<volume>/<id>.img  reflink copies of it, read-only; <id>.json beside each
     <root>/mounts/<volume>/                  where the volume is mounted (bare directory immutable)
     <root>/locks/<volume>.lock               flock: one operation per volume across processes
+    <root>/locks/<volume>.use                shared flock: creates using the volume; its mtime: the last use
 
 A volume name or snapshot id is refused unless it matches its pattern, and every path is
 checked to be a direct child of the directory it belongs in: nothing a caller passes can
@@ -99,6 +100,9 @@ class Layout:
 
     def lock(self, volume: str) -> Path:
         return _child(self.locks, check_volume_name(volume) + ".lock")
+
+    def in_use(self, volume: str) -> Path:
+        return _child(self.locks, check_volume_name(volume) + ".use")
 
     def snapshot_dir(self, volume: str) -> Path:
         return _child(self.snapshots, check_volume_name(volume))

@@ -4,6 +4,12 @@ The asyncio lock keeps a process's own tasks in line without tying up threads (t
 one project creating at once: the second finds the volume mounted). The flock, taken by the
 worker thread around the whole blocking operation, covers other processes on the same host
 (a service and a `cleanup` run) and also a thread still running after its caller was cancelled.
+
+A second flock per volume, its *use* lock, is shared: every create holds it from finding the
+volume mounted until its container has started, and the idle sweep (`idle`) takes it exclusively,
+without waiting, before it unmounts the volume. A separate file, because a create that holds it
+may still need the operation lock to mount the volume (two flocks on one file from one process
+would wait for each other).
 """
 
 from __future__ import annotations
@@ -25,6 +31,17 @@ FLOCK_TIMEOUT = 120.0  # longer than any single operation's tools together
 @contextlib.contextmanager
 def file_lock(path: Path, timeout: float = FLOCK_TIMEOUT, wait: bool = True) -> Iterator[bool]:
     """Hold an exclusive flock on `path` (created if missing); yields False if `wait` is off and it is taken."""
+    fd = take_flock(path, exclusive=True, wait=wait, timeout=timeout)
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the flock
+
+
+def take_flock(path: Path, *, exclusive: bool, wait: bool, timeout: float = FLOCK_TIMEOUT) -> int | None:
+    """An fd holding a flock on `path` (created if missing), to close to release it; None if `wait` is off
+    and the lock is taken (exclusively, for a shared one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -32,21 +49,39 @@ def file_lock(path: Path, timeout: float = FLOCK_TIMEOUT, wait: bool = True) -> 
         delay = 0.005
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                return fd
             except OSError as err:
                 if err.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if not wait:
-                    yield False
-                    return
+                    os.close(fd)
+                    return None
                 if time.monotonic() > deadline:
                     raise EngineError(f"{path.stem} stayed locked by another operation for {timeout:.0f}s") from err
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
-        yield True
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def mark_used(path: Path) -> None:
+    """Set the use file's mtime to now (made if missing): the volume counts as used from here."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.utime(fd)
     finally:
-        os.close(fd)  # releases the flock
+        os.close(fd)
+
+
+def last_used(path: Path) -> float | None:
+    """The use file's mtime (time.time() scale), or None if it has none."""
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
 
 
 class VolumeLocks:

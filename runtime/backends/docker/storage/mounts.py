@@ -71,6 +71,34 @@ def mounts_of(device: int) -> list[MountEntry]:
     return [e for e in entries if e.device == wanted]
 
 
+def devices_in_other_namespaces() -> set[tuple[int, int]]:
+    """(major, minor) of every filesystem mounted in a mount namespace other than ours (containers').
+
+    One mountinfo read per namespace, found through /proc/<pid>/ns/mnt (root sees every process's);
+    a process that ends meanwhile is skipped, so a namespace that is going may be missed: callers
+    treat this as a hint and still let the unmount decide (`images.unmount`).
+    """
+    try:
+        ours = os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return set()
+    seen = {ours}
+    found: set[tuple[int, int]] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            namespace = os.readlink(f"/proc/{pid}/ns/mnt")
+            if namespace in seen:
+                continue
+            seen.add(namespace)
+            with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="replace") as f:
+                found.update(entry.device for entry in parse_mountinfo(f.read()))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
 def device_number(device_path: str) -> int:
     """The dev_t of a block device node (what `st_dev` of a file on its filesystem is)."""
     return os.stat(device_path).st_rdev

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runtime.backends.docker.storage import commands, images, mounts, sizes
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import file_lock
+from runtime.backends.docker.storage.locks import file_lock, mark_used
 from runtime.errors import InvalidRequest
 
 
@@ -72,6 +72,7 @@ class Volumes:
             self._make(name, quota)
             fresh = True
         mountpoint = self.layout.mountpoint(name)
+        mark_used(self.layout.in_use(name))  # mounted for a reason: the idle sweep leaves it a while
         device = images.mount(image, mountpoint, commands.VOLUME_MOUNT_OPTIONS)
         if fresh:
             os.chown(mountpoint, self.uid, self.gid)
@@ -114,11 +115,12 @@ class Volumes:
             images.grow(self.layout.image(name), mounted.path, sizes.image_size(quota))
         return space(mounted.path).size
 
-    def down(self, name: str) -> None:
-        """Unmount and detach (`ResourceInUse` while a container holds it)."""
+    def down(self, name: str, grace: float = images.RELEASE_GRACE) -> None:
+        """Unmount and detach (`ResourceInUse` while a container holds it, `grace` seconds after a removal)."""
         image = self.layout.image(name)
         if image.exists():
-            images.unmount(image, self.layout.mountpoint(name), commands.VOLUME_MOUNT_OPTIONS, f"volume {name}")
+            images.unmount(image, self.layout.mountpoint(name), commands.VOLUME_MOUNT_OPTIONS, f"volume {name}",
+                           grace)
 
     def remove(self, name: str) -> bool:
         """Unmount, detach and delete the volume's filesystem; False if it had none."""
@@ -173,6 +175,7 @@ class Volumes:
                 temporary.unlink()
             raise
         mountpoint = self.layout.mountpoint(name)
+        mark_used(self.layout.in_use(name))
         device = images.mount(image, mountpoint, commands.VOLUME_MOUNT_OPTIONS)
         if grown:
             commands.run(commands.grow(mountpoint))
