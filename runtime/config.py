@@ -209,7 +209,7 @@ class StorageSettings:
                 parse_size(getattr(self, name))  # ConfigError names the bad value
         if self.retention_days <= 0:
             raise ConfigError("retention_days must be positive")
-        if self.idle_unmount < 0:
+        if not self.idle_unmount >= 0:  # (NaN too)
             raise ConfigError("storage_idle_unmount must be 0 (never) or a number of seconds")
         if not self.root.startswith("/"):
             raise ConfigError("storage_root must be an absolute path")

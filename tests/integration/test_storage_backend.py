@@ -389,6 +389,16 @@ async def test_a_bare_mountpoint_cannot_be_written_and_the_lost_mount_is_noticed
 # -- idle volumes are unmounted ---------------------------------------------------------------------------------
 
 
+async def until_released(device: str) -> None:
+    """Until no container holds the volume mounted at `device` (a removal lets go up to ~0.25 s later)."""
+    number = os.stat(device).st_dev
+    deadline = time.monotonic() + 10
+    while ((os.major(number), os.minor(number)) in mounts.devices_in_other_namespaces()
+           or len(mounts.mounts_of(number)) > 1):
+        assert time.monotonic() < deadline, f"{device} is still held"
+        await asyncio.sleep(0.05)
+
+
 def attached(image: Path) -> bool:
     return bool(subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True, check=True).stdout)
 
@@ -400,12 +410,30 @@ async def test_an_idle_volume_is_unmounted_and_its_next_use_finds_its_files(
     assert run(client, [bound(volume(name), device)], "echo kept > /workspace/f")[0] == 0
     assert name not in await storage.unmount_idle(3600)  # used just now
     assert os.path.ismount(device)
+    written = os.stat(storage.layout.image(name)).st_mtime_ns
+    await until_released(device)  # (the container just removed lets go of it a little later)
     assert name in await storage.unmount_idle(0)
     assert not os.path.ismount(device) and not attached(storage.layout.image(name))
     assert os.listdir(device) == [] and is_immutable(Path(device))  # the guard is back in place
     assert await storage.ensure(volume(name)) == device
     assert (Path(device) / "f").read_text() == "kept\n"
+    # Unmounted and mounted again, its image was written by XFS itself, not by the project: retention's
+    # "last written" is as it was.
+    assert os.stat(storage.layout.image(name)).st_mtime_ns == written
+    assert [u.last_written for u in await storage.usage([name])] == [written / 1e9]
     assert run(client, [mount(volume(name), Device(device, direct=True))], "cat /workspace/f") == (0, "kept\n")
+
+
+async def test_reading_an_idle_volume_usage_mounts_it_without_counting_as_a_use(
+        client: docker.DockerClient, storage: DockerStorage, name: str) -> None:
+    device = await storage.ensure(volume(name))
+    assert device is not None
+    os.utime(storage.layout.in_use(name), (1000.0, 1000.0))  # last used long ago
+    assert name in await storage.unmount_idle(60)
+    [usage] = await storage.usage([name])
+    assert usage.quota == QUOTA and os.path.ismount(device)
+    assert os.stat(storage.layout.in_use(name)).st_mtime == 1000.0
+    assert name in await storage.unmount_idle(60)  # still idle: the next sweep takes it again
 
 
 async def test_the_idle_sweep_leaves_alone_a_volume_a_container_a_create_or_an_operation_holds(
@@ -458,6 +486,7 @@ async def test_a_sweep_while_a_create_starts_its_container_does_not_unmount_its_
         first = await backend.create(spec())
         assert exec_in(client.containers.get(first), "echo kept > /workspace/f")[0] == 0
         await backend.remove(first)
+        await until_released(str(storage.layout.mountpoint(name)))  # so only the use lock keeps the sweep off
         monkeypatch.setattr(docker.APIClient, "start", start_after_a_sweep)
         second = await backend.create(spec())
         assert swept and name not in swept[0]

@@ -161,6 +161,18 @@ def test_mountinfo_gives_each_mount_of_a_device_with_escaped_paths() -> None:
     ]
 
 
+def test_a_mount_that_follows_ours_by_propagation_is_not_a_holder() -> None:
+    ours, copy, slave, docker_bind = parse_mountinfo(
+        "40 30 7:1 / /s/mounts/v rw shared:7 - xfs /dev/loop1 rw\n"
+        "41 31 7:1 / /s/mounts/v rw shared:7 - xfs /dev/loop1 rw\n"  # a peer: same group
+        "42 32 7:1 / /s/mounts/v rw master:7 - xfs /dev/loop1 rw\n"  # a systemd service's slave copy
+        "43 33 7:1 / /workspace rw - xfs /dev/loop1 rw\n"  # a container's bind: rprivate, no tags
+    )
+    assert ours.peer_groups() == {"7"}
+    assert copy.follows({"7"}) and slave.follows({"7"})
+    assert not docker_bind.follows({"7"}) and not slave.follows({"8"}) and not slave.follows(set())
+
+
 def test_prepare_says_what_is_missing_and_how_to_fix_it() -> None:
     assert "run it as root" in host.privilege_problems(1000, "")[0]
     everything = f"CapEff:\t{(1 << 41) - 1:016x}\n"
@@ -308,8 +320,9 @@ def test_the_last_use_is_the_use_file_mtime(tmp_path: Path) -> None:
 
 def test_a_volume_use_file_never_collides_with_its_lock_or_another_volume(tmp_path: Path) -> None:
     layout = Layout.at(tmp_path)
-    assert layout.in_use("v") != layout.lock("v") and layout.in_use("v.lock") != layout.lock("v")
-    assert layout.in_use("v").parent == layout.locks
+    names = ["v", "v.use", "v.lock", "v.use.lock", "v.lock.use", "w"]
+    paths = [layout.lock(n) for n in names] + [layout.in_use(n) for n in names]
+    assert len(set(paths)) == len(paths) and {p.parent for p in paths} == {layout.locks}
     with pytest.raises(InvalidIdentifier):
         layout.in_use("../v")
 

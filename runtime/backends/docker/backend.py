@@ -153,6 +153,7 @@ class DockerBackend(CommandCalls, VolumeCalls):
             remove_unjoined_now(self.engine.base_url, holders)
         self._agents.close()
         self._images.close()
+        self.storage.close()
         self._engine.close()
 
     # -- containers -------------------------------------------------------------------------------

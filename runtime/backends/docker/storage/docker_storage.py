@@ -22,7 +22,7 @@ from runtime.backends.docker.engine import Engine
 from runtime.backends.docker.storage import engine_volumes, host, idle
 from runtime.backends.docker.storage.engine_volumes import Device
 from runtime.backends.docker.storage.layout import DEFAULT_ROOT, Layout, check_snapshot_id, check_volume_name
-from runtime.backends.docker.storage.locks import VolumeLocks, file_lock, take_flock
+from runtime.backends.docker.storage.locks import SharedWait, VolumeLocks, file_lock, take_flock
 from runtime.backends.docker.storage.pool import Pool
 from runtime.backends.docker.storage.sizes import check_quota
 from runtime.backends.docker.storage.snapshots import Snapshots
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 PLAIN_RECHECK = 60.0
 IDLE_UNMOUNT = 600.0  # default seconds unused after which a volume's filesystem is unmounted (idle.py)
 SWEEP_EVERY = 60.0  # seconds between two sweeps for idle volumes, started by a create
+SWEEP_JOIN = 30.0  # seconds `close` waits for a sweep to stop (one volume's unmount, its tools' timeouts aside)
 MECHANISM = "a filesystem per project volume (XFS images on loop devices in a reflink pool), snapshots by reflink"
 
 
@@ -60,7 +61,10 @@ class DockerStorage:
         self._mounted: dict[str, Mounted] = {}  # volumes mounted by this process, checked again on use
         self._plain: dict[str, float] = {}  # Docker volumes found plain (they stay so), and when
         self._unfilled: set[str] = set()  # volumes made here that no container has used yet (see `Device`)
-        self._sweeping = threading.Lock()  # held by the one sweep for idle volumes running in this process
+        # The sweep for idle volumes (idle.py): one at a time in this process, started by creates.
+        self._sweeping = threading.Lock()
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
         self._last_sweep = -SWEEP_EVERY
 
     # -- running blocking steps ---------------------------------------------------------------------
@@ -106,8 +110,6 @@ class DockerStorage:
             problems = host.problems(where) or self._pool.up()
             if not problems:
                 self._volumes.thaw_abandoned()
-            if not problems:
-                self._sweep_soon(now=True)  # what earlier runs left mounted
             return problems
 
     async def set_quota(self, volume: str, quota: int) -> int:
@@ -121,12 +123,9 @@ class DockerStorage:
         found = []
         for name in volumes:
             check_volume_name(name)
-            mounted = await self._mount_existing(name) if self._enforced else None
-            if mounted is not None:
-                now = await asyncio.to_thread(space, mounted.path)
-                # The image's mtime: the filesystem writes through to it (reads leave it alone: noatime).
-                written = (await asyncio.to_thread(self.layout.image(name).stat)).st_mtime
-                found.append(VolumeUsage(name, now.used, now.size, written))
+            measured = await self._measure(name) if self._enforced else None
+            if measured is not None:
+                found.append(measured)
                 continue
             attrs = await self._docker(engine_volumes.inspect, name)
             if attrs is not None:
@@ -262,28 +261,37 @@ class DockerStorage:
         path = self.layout.in_use(name)
         fd = take_flock(path, exclusive=False, wait=False)  # a few syscalls: on the loop, as `ensure`'s stat
         if fd is None:
-            waiting = asyncio.ensure_future(asyncio.to_thread(take_flock, path, exclusive=False, wait=True))
+            waiting = SharedWait(path)
             try:
-                fd = await asyncio.shield(waiting)
-            except asyncio.CancelledError:  # the thread may still get it: then it is let go at once
-                waiting.add_done_callback(_close_if_taken)
+                await asyncio.to_thread(waiting.run)  # (cancelled, the thread still runs: `abandon` covers it)
+            except BaseException:
+                waiting.abandon()
                 raise
-        assert fd is not None  # (waited for: an fd, or an error raised)
-        os.utime(fd)
+            fd = waiting.take()
+        try:
+            os.utime(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
-    def _sweep_soon(self, now: bool = False) -> None:
+    def _sweep_soon(self) -> None:
         """Start a sweep for idle volumes in a thread of its own, unless one ran lately or is running."""
-        if self.idle_unmount <= 0 or (not now and time.monotonic() - self._last_sweep < SWEEP_EVERY):
+        if self.idle_unmount <= 0 or time.monotonic() - self._last_sweep < SWEEP_EVERY:
             return
         if not self._sweeping.acquire(blocking=False):
             return
         self._last_sweep = time.monotonic()
-        threading.Thread(target=self._sweep, name="theappapp-idle-volumes", daemon=True).start()
+        try:
+            self._sweeper = threading.Thread(target=self._sweep, name="theappapp-idle-volumes", daemon=True)
+            self._sweeper.start()
+        except BaseException:
+            self._sweeping.release()
+            raise
 
     def _sweep(self) -> None:
         try:
-            gone = idle.unmount_idle(self.layout, self._volumes, self.idle_unmount)
+            gone = idle.unmount_idle(self.layout, self._volumes, self.idle_unmount, self._stop)
             if gone:
                 log.info("unmounted %d project filesystems idle for %.0f s or more", len(gone), self.idle_unmount)
         except Exception as err:  # a sweep that fails leaves volumes mounted, nothing worse: said, never raised
@@ -291,13 +299,22 @@ class DockerStorage:
         finally:
             self._sweeping.release()
 
+    def close(self) -> None:
+        """Stop a sweep under way after the volume it is at (blocking, ~seconds at most): a process that
+        exits mid-unmount would leave a volume in use unmounted here (its next create mounts it again)."""
+        sweeper = self._sweeper
+        if sweeper is not None and sweeper.is_alive():
+            self._stop.set()
+            sweeper.join(SWEEP_JOIN)
+        self._stop.clear()
+
     async def unmount_idle(self, idle_seconds: float | None = None) -> list[str]:
         """Unmount now the volumes unused for `idle_seconds` (default: `idle_unmount`) that nothing holds;
         their names. What the background sweep does, waited for (tests, benchmarks)."""
         if not self._enforced:
             return []
         seconds = self.idle_unmount if idle_seconds is None else idle_seconds
-        return await asyncio.to_thread(idle.unmount_idle, self.layout, self._volumes, seconds)
+        return await asyncio.to_thread(idle.unmount_idle, self.layout, self._volumes, seconds, None)
 
     async def devices(self, volumes: Iterable[VolumeMount]) -> dict[str, Device]:
         """`ensure` for each volume: volume name -> how to bind it, for the quota volumes among them."""
@@ -309,15 +326,20 @@ class DockerStorage:
                 self._unfilled.discard(volume.name)  # its first container fills it (Docker's copy-up)
         return found
 
-    async def _mount_existing(self, name: str) -> Mounted | None:
-        cached = self._mounted.get(name)
-        if cached is not None and await asyncio.to_thread(cached.still):
-            return cached
+    async def _measure(self, name: str) -> VolumeUsage | None:
+        """The quota volume's usage (None: it has no filesystem), mounted if it was not (a look, not a use:
+        the idle sweep takes it again), measured under its locks so no sweep unmounts it meanwhile."""
         async with self._locks.hold([name]):
-            mounted = await self._run([name], self._volumes.up, name, None)
-            if mounted is not None:
-                self._mounted[name] = mounted
-            return mounted
+            return await self._run([name], self._measure_now, name)
+
+    def _measure_now(self, name: str) -> VolumeUsage | None:
+        mounted = self._volumes.up(name, None, use=False)
+        if mounted is None:
+            return None
+        self._mounted[name] = mounted
+        now = space(mounted.path)
+        # The image's mtime: the filesystem writes through to it (reads leave it alone: noatime).
+        return VolumeUsage(name, now.used, now.size, self.layout.image(name).stat().st_mtime)
 
     async def diagnose(self) -> Diagnosis:
         """`doctor`'s line: can quotas be enforced here (checked, nothing made), and how full the pool is."""
@@ -344,11 +366,6 @@ class DockerStorage:
         """Used bytes and size of the pool's filesystem."""
         self._require()
         return await asyncio.to_thread(self._pool.space)
-
-
-def _close_if_taken(taken: asyncio.Future[int | None]) -> None:
-    if not taken.cancelled() and taken.exception() is None and (fd := taken.result()) is not None:
-        os.close(fd)
 
 
 def remove_files_now(names: Iterable[str], root: str = DEFAULT_ROOT) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 from runtime.backends.base import ResourceInUse
@@ -35,30 +36,51 @@ from runtime.errors import SandboxError
 log = logging.getLogger(__name__)
 
 
-def unmount_idle(layout: Layout, volumes: Volumes, idle: float) -> list[str]:
+def unmount_idle(layout: Layout, volumes: Volumes, idle: float, stop: threading.Event | None = None) -> list[str]:
     """Unmount and detach every volume mounted here that nothing used for `idle` seconds and that no
-    container or operation holds now; the names unmounted. Never waits for a volume in use."""
-    cutoff = time.time() - idle
-    held = mounts.devices_in_other_namespaces()
+    container or operation holds now; the names unmounted. Never waits for a volume in use; stops early
+    once `stop` is set (between two volumes)."""
+    held: set[tuple[int, int]] | None = None  # what other mount namespaces hold: read once, if needed
     gone = []
     for name in layout.volume_names():
-        device = mounts.mounted_device(layout.mountpoint(name))
-        if device is None or (os.major(device), os.minor(device)) in held:
-            continue
-        used = last_used(layout.in_use(name))
-        if used is None:  # mounted before use files existed: its image's last write stands in
-            used = os.stat(layout.image(name)).st_mtime
-        if used > cutoff:
-            continue
-        with file_lock(layout.in_use(name), wait=False) as unused, file_lock(layout.lock(name), wait=False) as free:
-            if not (unused and free):
+        if stop is not None and stop.is_set():
+            break
+        try:
+            device = mounts.mounted_device(layout.mountpoint(name))
+            if device is None:
                 continue
+            seen = last_used(layout.in_use(name))
+            # Mounted before use files existed: its image's last write stands in.
+            if (seen if seen is not None else os.stat(layout.image(name)).st_mtime) > time.time() - idle:
+                continue
+            if held is None:
+                held = mounts.devices_in_other_namespaces()
+            if (os.major(device), os.minor(device)) in held:
+                continue
+            if _unmount_if_free(layout, volumes, name, seen):
+                gone.append(name)
+        except (SandboxError, OSError) as err:  # removed meanwhile, a tool that failed: the next one
+            log.warning("idle volume %s was left mounted: %s", name, err)
+    return gone
+
+
+def _unmount_if_free(layout: Layout, volumes: Volumes, name: str, seen: float | None) -> bool:
+    """Unmount the volume if no create and no operation holds it, and it was not used since its last use
+    was `seen` (None: it had no use file; taking its lock just made one)."""
+    with file_lock(layout.in_use(name), wait=False) as unused:  # no create is using it
+        if not unused:
+            return False
+        with file_lock(layout.lock(name), wait=False) as free:  # no other operation on it
+            # Used between the first look and the locks (a create that came and went): not idle after all.
+            if not free or (seen is not None and last_used(layout.in_use(name)) != seen):
+                return False
+            image = layout.image(name)
+            # XFS writes its unmount record through the loop device into the image: that is not the
+            # project's writing, which retention reads from the image's mtime (`usage`).
+            before = os.stat(image)
             try:
                 volumes.down(name, grace=0.0)  # a container that holds it: mounted back, ResourceInUse
             except ResourceInUse:
-                continue
-            except (SandboxError, OSError) as err:
-                log.warning("idle volume %s was left mounted: %s", name, err)
-                continue
-        gone.append(name)
-    return gone
+                return False
+            os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
+            return True

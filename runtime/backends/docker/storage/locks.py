@@ -19,6 +19,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
@@ -64,6 +65,40 @@ def take_flock(path: Path, *, exclusive: bool, wait: bool, timeout: float = FLOC
     except BaseException:
         os.close(fd)
         raise
+
+
+class SharedWait:
+    """A shared flock waited for in a worker thread (`run`), for a caller that may give up first
+    (`abandon`): whichever of the two comes last closes the fd, so none is left holding the lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._abandoned = False
+
+    def run(self) -> None:
+        fd = take_flock(self.path, exclusive=False, wait=True)
+        assert fd is not None  # (waited for: an fd, or an error raised)
+        with self._lock:
+            if self._abandoned:
+                os.close(fd)
+            else:
+                self._fd = fd
+
+    def take(self) -> int:
+        """The fd, once `run` returned."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+        assert fd is not None
+        return fd
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def mark_used(path: Path) -> None:

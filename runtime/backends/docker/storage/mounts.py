@@ -32,6 +32,16 @@ class MountEntry:
     mountpoint: str
     fstype: str
     source: str
+    # Propagation (optional fields): "shared:N" (peer group N), "master:N" (a slave of group N), ...
+    tags: tuple[str, ...] = ()
+
+    def peer_groups(self) -> set[str]:
+        """The peer groups this mount belongs to (shared:N), as N."""
+        return {tag.partition(":")[2] for tag in self.tags if tag.startswith("shared:")}
+
+    def follows(self, groups: set[str]) -> bool:
+        """A peer or a slave of one of `groups`: an unmount there propagates to this mount."""
+        return any(kind in ("shared", "master") and n in groups for kind, _, n in (t.partition(":") for t in self.tags))
 
 
 def _unescape(field: str) -> str:
@@ -59,7 +69,7 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
         if not (major.isdigit() and minor.isdigit()) or len(fields) < dash + 3:
             continue
         entries.append(MountEntry((int(major), int(minor)), _unescape(fields[4]), fields[dash + 1],
-                                  _unescape(fields[dash + 2])))
+                                  _unescape(fields[dash + 2]), tuple(fields[6:dash])))
     return entries
 
 
@@ -72,7 +82,9 @@ def mounts_of(device: int) -> list[MountEntry]:
 
 
 def devices_in_other_namespaces() -> set[tuple[int, int]]:
-    """(major, minor) of every filesystem mounted in a mount namespace other than ours (containers').
+    """(major, minor) of every filesystem mounted in a mount namespace other than ours (containers'),
+    leaving out the mounts there that only follow ours (a systemd service's private namespace is a slave
+    of the host's: our unmount propagates to it, so it holds nothing).
 
     One mountinfo read per namespace, found through /proc/<pid>/ns/mnt (root sees every process's);
     a process that ends meanwhile is skipped, so a namespace that is going may be missed: callers
@@ -80,8 +92,13 @@ def devices_in_other_namespaces() -> set[tuple[int, int]]:
     """
     try:
         ours = os.readlink("/proc/self/ns/mnt")
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            own = parse_mountinfo(f.read())
     except OSError:
         return set()
+    groups: dict[tuple[int, int], set[str]] = {}
+    for entry in own:
+        groups.setdefault(entry.device, set()).update(entry.peer_groups())
     seen = {ours}
     found: set[tuple[int, int]] = set()
     for pid in os.listdir("/proc"):
@@ -93,9 +110,10 @@ def devices_in_other_namespaces() -> set[tuple[int, int]]:
                 continue
             seen.add(namespace)
             with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="replace") as f:
-                found.update(entry.device for entry in parse_mountinfo(f.read()))
+                entries = parse_mountinfo(f.read())
         except OSError:  # gone, or not ours to read
             continue
+        found.update(e.device for e in entries if not e.follows(groups.get(e.device, set())))
     return found
 
 

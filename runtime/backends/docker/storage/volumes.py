@@ -57,12 +57,13 @@ class Volumes:
         """The volume's quota, read from its image's size (it need not be mounted)."""
         return sizes.quota_of(os.stat(self.layout.image(name)).st_size)
 
-    def up(self, name: str, quota: int | None) -> Mounted | None:
+    def up(self, name: str, quota: int | None, *, use: bool = True) -> Mounted | None:
         """Mount the volume's filesystem, making it first if it has none and `quota` is given.
 
         None when it has none and no quota is given (a plain volume). A fresh filesystem's root is
         given to the sandbox user; an empty root is then also what makes Docker copy the image's
-        own files (and their owner) into it on first mount, as with a named volume.
+        own files (and their owner) into it on first mount, as with a named volume. `use`: counts as
+        a use (the idle sweep leaves it mounted a while); off for a look at it (`usage`).
         """
         image = self.layout.image(name)
         fresh = False
@@ -72,8 +73,14 @@ class Volumes:
             self._make(name, quota)
             fresh = True
         mountpoint = self.layout.mountpoint(name)
-        mark_used(self.layout.in_use(name))  # mounted for a reason: the idle sweep leaves it a while
+        if use:
+            mark_used(self.layout.in_use(name))
+        # Mounting writes to the image (XFS's log), which is not the project writing: retention reads
+        # the last write from the image's mtime (`usage`), so a mount made now leaves it as it was.
+        before = None if fresh or mounts.mounted_device(mountpoint) is not None else os.stat(image)
         device = images.mount(image, mountpoint, commands.VOLUME_MOUNT_OPTIONS)
+        if before is not None:
+            os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
         if fresh:
             os.chown(mountpoint, self.uid, self.gid)
         return Mounted(mountpoint, device, fresh)

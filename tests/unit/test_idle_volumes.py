@@ -1,0 +1,179 @@
+"""The idle sweep's decisions (runtime/backends/docker/storage/idle.py) and the create's side of its locks,
+without root: what is mounted, and the unmount itself, are stood in for; the flocks and files are real."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.backends.base import ResourceInUse
+from runtime.backends.docker.storage import DockerStorage, idle, mounts
+from runtime.backends.docker.storage.layout import Layout
+from runtime.backends.docker.storage.locks import file_lock, take_flock
+from runtime.errors import EngineError
+
+LONG_AGO = 1000.0
+DEVICE = os.makedev(7, 3)
+
+
+class FakeVolumes:
+    """`Volumes.down` as the sweep sees it: it writes the image (as XFS's unmount record does), or refuses."""
+
+    def __init__(self, layout: Layout, refuse: dict[str, Exception]) -> None:
+        self.layout = layout
+        self.refuse = refuse
+        self.downs: list[str] = []
+
+    def down(self, name: str, grace: float = 2.0) -> None:
+        assert grace == 0.0  # the sweep never waits for a container to let go
+        self.downs.append(name)
+        if name in self.refuse:
+            raise self.refuse[name]
+        os.utime(self.layout.image(name))  # now
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    found = Layout.at(tmp_path)
+    found.volumes.mkdir(parents=True)
+    found.locks.mkdir()
+    return found
+
+
+def volume(layout: Layout, name: str, *, used: float | None, written: float = LONG_AGO) -> None:
+    layout.image(name).touch()
+    os.utime(layout.image(name), (written, written))
+    if used is not None:
+        layout.in_use(name).touch()
+        os.utime(layout.in_use(name), (used, used))
+
+
+def mounted(monkeypatch: pytest.MonkeyPatch, layout: Layout, names: set[str],
+            elsewhere: frozenset[str] = frozenset()) -> None:
+    by_path = {layout.mountpoint(n): os.makedev(7, i + 10) for i, n in enumerate(sorted(names))}
+    monkeypatch.setattr(mounts, "mounted_device", lambda path: by_path.get(path))
+    held = {(os.major(by_path[layout.mountpoint(n)]), os.minor(by_path[layout.mountpoint(n)])) for n in elsewhere}
+    monkeypatch.setattr(mounts, "devices_in_other_namespaces", lambda: set(held))
+
+
+def test_the_sweep_unmounts_only_what_is_mounted_idle_and_free(layout: Layout, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    now = time.time()
+    volume(layout, "idle", used=LONG_AGO)
+    volume(layout, "recent", used=now)
+    volume(layout, "legacy-idle", used=None)  # no use file yet: its image's last write stands in
+    volume(layout, "legacy-recent", used=None, written=now)
+    volume(layout, "not-mounted", used=LONG_AGO)
+    volume(layout, "in-a-container", used=LONG_AGO)
+    volume(layout, "creating", used=LONG_AGO)
+    volume(layout, "operating", used=LONG_AGO)
+    volume(layout, "held", used=LONG_AGO)
+    volume(layout, "broken", used=LONG_AGO)
+    mounted(monkeypatch, layout, {"idle", "recent", "legacy-idle", "legacy-recent", "in-a-container", "creating",
+                                  "operating", "held", "broken"}, elsewhere={"in-a-container"})
+    volumes = FakeVolumes(layout, {"held": ResourceInUse("held"), "broken": EngineError("umount failed")})
+    creating = take_flock(layout.in_use("creating"), exclusive=False, wait=False)  # a create, another process
+    assert creating is not None
+    try:
+        with file_lock(layout.lock("operating")):  # a snapshot under way
+            gone = idle.unmount_idle(layout, volumes, 600, None)  # type: ignore[arg-type]
+    finally:
+        os.close(creating)
+    assert gone == ["idle", "legacy-idle"]  # "broken" was tried, said, and the sweep went on
+    assert sorted(volumes.downs) == ["broken", "held", "idle", "legacy-idle"]
+    # The unmount's own write to the image is not the project's: its mtime is given back.
+    assert os.stat(layout.image("idle")).st_mtime == LONG_AGO == os.stat(layout.image("legacy-idle")).st_mtime
+
+
+def test_a_volume_used_while_the_sweep_took_its_locks_stays(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    volume(layout, "v", used=LONG_AGO)
+    mounted(monkeypatch, layout, {"v"})
+    real_lock = idle.file_lock
+
+    def lock_after_a_use(path: Path, wait: bool = True) -> object:
+        if path == layout.lock("v"):
+            os.utime(layout.in_use("v"))  # a create came and went between the first look and the locks
+        return real_lock(path, wait=wait)
+
+    monkeypatch.setattr(idle, "file_lock", lock_after_a_use)
+    volumes = FakeVolumes(layout, {})
+    assert idle.unmount_idle(layout, volumes, 600, None) == [] and volumes.downs == []  # type: ignore[arg-type]
+
+
+def test_a_stopped_sweep_unmounts_nothing_more(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    volume(layout, "a", used=LONG_AGO)
+    volume(layout, "b", used=LONG_AGO)
+    mounted(monkeypatch, layout, {"a", "b"})
+    stop = threading.Event()
+    volumes = FakeVolumes(layout, {})
+    real_down = volumes.down
+
+    def down_then_stop(name: str, grace: float = 2.0) -> None:
+        real_down(name, grace)
+        stop.set()  # close() during the first unmount
+
+    volumes.down = down_then_stop  # type: ignore[method-assign]
+    assert idle.unmount_idle(layout, volumes, 600, stop) == ["a"]  # type: ignore[arg-type]
+
+
+# -- the create's side ------------------------------------------------------------------------------
+
+
+def _no_engine() -> object:
+    raise AssertionError("the engine must not be asked")
+
+
+async def test_a_create_waits_for_a_sweep_and_one_that_gives_up_leaves_no_lock(tmp_path: Path) -> None:
+    storage = DockerStorage(_no_engine, root=str(tmp_path))  # type: ignore[arg-type]
+    path = storage.layout.in_use("v")
+    with file_lock(path):  # a sweep at this volume
+        waiting = asyncio.ensure_future(storage._hold_use("v"))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        waiting = asyncio.ensure_future(storage._hold_use("v"))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+    fd = await asyncio.wait_for(waiting, 5)  # the sweep went on: the create gets its shared lock
+    with file_lock(path, wait=False) as free:
+        assert not free
+    os.close(fd)
+    deadline = time.monotonic() + 5  # the cancelled wait's thread gets the lock too, and lets go at once
+    while True:
+        with file_lock(path, wait=False) as free:
+            if free:
+                break
+        assert time.monotonic() < deadline, "the abandoned wait kept the use lock"
+        await asyncio.sleep(0.05)
+
+
+async def test_creates_start_a_sweep_at_most_once_a_minute_and_close_stops_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = threading.Event()
+    calls: list[threading.Event | None] = []
+
+    def sweep(layout: Layout, volumes: object, seconds: float, stop: threading.Event | None) -> list[str]:
+        calls.append(stop)
+        started.set()
+        assert stop is not None and stop.wait(5)  # runs until close() asks it to stop
+        return []
+
+    monkeypatch.setattr(idle, "unmount_idle", sweep)
+    storage = DockerStorage(_no_engine, root=str(tmp_path))  # type: ignore[arg-type]
+    storage._sweep_soon()
+    assert started.wait(5)
+    storage._sweep_soon()  # one a minute, and never two at once
+    t0 = time.monotonic()
+    storage.close()
+    assert time.monotonic() - t0 < 5 and len(calls) == 1
+    assert storage._sweeper is not None and not storage._sweeper.is_alive()
+    never = DockerStorage(_no_engine, root=str(tmp_path), idle_unmount=0)  # type: ignore[arg-type]
+    never._sweep_soon()
+    assert never._sweeper is None
