@@ -14,7 +14,8 @@ import pytest
 from runtime.backends.base import ResourceInUse
 from runtime.backends.docker.storage import DockerStorage, idle, mounts
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import file_lock, take_flock
+from runtime.backends.docker.storage.locks import SharedWait, file_lock, take_flock
+from runtime.backends.docker.storage.mounts import held_elsewhere, parse_mountinfo
 from runtime.errors import EngineError
 
 LONG_AGO = 1000.0
@@ -30,11 +31,19 @@ class FakeVolumes:
         self.downs: list[str] = []
 
     def down(self, name: str, grace: float = 2.0) -> None:
-        assert grace == 0.0  # the sweep never waits for a container to let go
+        assert grace == idle.SWEEP_GRACE  # not the 2 s a removal gets: a volume held now is left at once
         self.downs.append(name)
         if name in self.refuse:
             raise self.refuse[name]
         os.utime(self.layout.image(name))  # now
+
+
+@pytest.fixture(autouse=True)
+def flushes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The sweep's `sync --file-system` before each unmount, recorded instead of run."""
+    ran: list[list[str]] = []
+    monkeypatch.setattr(idle.commands, "run", lambda argv, **_: ran.append(argv) or "")
+    return ran
 
 
 @pytest.fixture
@@ -61,8 +70,8 @@ def mounted(monkeypatch: pytest.MonkeyPatch, layout: Layout, names: set[str],
     monkeypatch.setattr(mounts, "devices_in_other_namespaces", lambda: set(held))
 
 
-def test_the_sweep_unmounts_only_what_is_mounted_idle_and_free(layout: Layout, monkeypatch: pytest.MonkeyPatch
-                                                               ) -> None:
+def test_the_sweep_unmounts_only_what_is_mounted_idle_and_free(layout: Layout, monkeypatch: pytest.MonkeyPatch,
+                                                               flushes: list[list[str]]) -> None:
     now = time.time()
     volume(layout, "idle", used=LONG_AGO)
     volume(layout, "recent", used=now)
@@ -86,8 +95,13 @@ def test_the_sweep_unmounts_only_what_is_mounted_idle_and_free(layout: Layout, m
         os.close(creating)
     assert gone == ["idle", "legacy-idle"]  # "broken" was tried, said, and the sweep went on
     assert sorted(volumes.downs) == ["broken", "held", "idle", "legacy-idle"]
-    # The unmount's own write to the image is not the project's: its mtime is given back.
+    # Each flushed first (the project's last writes reach the image and count); the unmount's own write
+    # to the image is not the project's: its mtime is given back.
+    assert sorted(argv[-1] for argv in flushes) == sorted(str(layout.mountpoint(n)) for n in volumes.downs)
     assert os.stat(layout.image("idle")).st_mtime == LONG_AGO == os.stat(layout.image("legacy-idle")).st_mtime
+    # A volume that had no use file gets one, dated by its image's last write.
+    assert os.stat(layout.in_use("legacy-idle")).st_mtime == LONG_AGO
+    assert os.stat(layout.in_use("legacy-recent")).st_mtime == pytest.approx(now, abs=5)
 
 
 def test_a_volume_used_while_the_sweep_took_its_locks_stays(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,6 +133,21 @@ def test_a_stopped_sweep_unmounts_nothing_more(layout: Layout, monkeypatch: pyte
 
     volumes.down = down_then_stop  # type: ignore[method-assign]
     assert idle.unmount_idle(layout, volumes, 600, stop) == ["a"]  # type: ignore[arg-type]
+
+
+def test_only_mounts_that_an_unmount_of_ours_reaches_are_left_out_of_what_holds_a_volume() -> None:
+    own = parse_mountinfo("40 30 7:1 / /s/mounts/v rw shared:7 - xfs /dev/loop1 rw\n"
+                          "44 30 7:2 / /s/mounts/w rw shared:9 - xfs /dev/loop2 rw\n")
+    service = parse_mountinfo("41 31 7:1 / /s/mounts/v rw master:7 - xfs /dev/loop1 rw\n"  # systemd's slave copy
+                              "45 31 7:2 / /s/mounts/w rw shared:9 - xfs /dev/loop2 rw\n")  # a peer
+    first_task = parse_mountinfo("42 32 7:1 / /workspace rw master:7 - xfs /dev/loop1 rw\n")  # a slave bind
+    later_task = parse_mountinfo("43 33 7:2 / /workspace rw - xfs /dev/loop2 rw\n")  # rprivate bind
+    elsewhere = parse_mountinfo("46 34 7:1 / /s/mounts/v rw master:8 - xfs /dev/loop1 rw\n")  # another group
+    assert held_elsewhere(own, [service]) == set()
+    assert held_elsewhere(own, [service, first_task]) == {(7, 1)}
+    assert held_elsewhere(own, [later_task]) == {(7, 2)}
+    assert held_elsewhere(own, [elsewhere]) == {(7, 1)}
+    assert held_elsewhere([], [service]) == {(7, 1), (7, 2)}  # not mounted here: every mount holds it
 
 
 # -- the create's side ------------------------------------------------------------------------------
@@ -154,15 +183,45 @@ async def test_a_create_waits_for_a_sweep_and_one_that_gives_up_leaves_no_lock(t
         await asyncio.sleep(0.05)
 
 
+def test_a_shared_wait_given_up_on_leaves_no_lock_whichever_ends_first(tmp_path: Path) -> None:
+    path = tmp_path / "v.use"
+    for abandon_first in (True, False):
+        waiting = SharedWait(path)
+        with file_lock(path):  # the sweep holds it while the create gives up
+            thread = threading.Thread(target=waiting.run)
+            thread.start()
+            if abandon_first:
+                waiting.abandon()
+        thread.join(5)
+        if not abandon_first:
+            waiting.abandon()
+        with file_lock(path, wait=False) as free:
+            assert free, f"the lock was kept (abandoned {'before' if abandon_first else 'after'} it was taken)"
+
+
+async def test_a_use_lock_whose_date_cannot_be_set_is_let_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = DockerStorage(_no_engine, root=str(tmp_path))  # type: ignore[arg-type]
+
+    def fails(*_: object) -> None:
+        raise OSError("read-only")
+
+    monkeypatch.setattr(os, "utime", fails)
+    with pytest.raises(OSError, match="read-only"):
+        await storage._hold_use("v")
+    with file_lock(storage.layout.in_use("v"), wait=False) as free:
+        assert free
+
+
 async def test_creates_start_a_sweep_at_most_once_a_minute_and_close_stops_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started = threading.Event()
     calls: list[threading.Event | None] = []
+    stopped: list[bool] = []
 
     def sweep(layout: Layout, volumes: object, seconds: float, stop: threading.Event | None) -> list[str]:
         calls.append(stop)
         started.set()
-        assert stop is not None and stop.wait(5)  # runs until close() asks it to stop
+        stopped.append(stop is not None and stop.wait(5))  # runs until close() asks it to stop
         return []
 
     monkeypatch.setattr(idle, "unmount_idle", sweep)
@@ -172,8 +231,13 @@ async def test_creates_start_a_sweep_at_most_once_a_minute_and_close_stops_it(
     storage._sweep_soon()  # one a minute, and never two at once
     t0 = time.monotonic()
     storage.close()
-    assert time.monotonic() - t0 < 5 and len(calls) == 1
+    assert time.monotonic() - t0 < 2 and len(calls) == 1 and stopped == [True]
     assert storage._sweeper is not None and not storage._sweeper.is_alive()
+    storage._last_sweep = -1e9  # a minute on: the backend, reopened, sweeps again
+    storage._sweep_soon()
+    assert storage._sweeper.is_alive() and len(calls) == 2
+    storage.close()
+    assert stopped == [True, True]
     never = DockerStorage(_no_engine, root=str(tmp_path), idle_unmount=0)  # type: ignore[arg-type]
     never._sweep_soon()
     assert never._sweeper is None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from runtime.backends.docker.hijack import STDERR, STDOUT, api_call, start_exec
+from runtime.backends.docker.hijack import STDERR, STDOUT, ExecConnection, api_call, start_exec
 from runtime.errors import EngineError, EngineUnavailable, SandboxGone
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -115,3 +116,17 @@ async def test_api_call_returns_the_engines_message_on_refusal(tmp_path: Path) -
     server, path = await _serve(tmp_path, engine)
     async with server:
         assert await api_call(("unix", path), "GET", "/v1.41/exec/e/json") == (404, "No such container: c1")
+
+
+async def test_a_stream_the_engine_closed_is_seen_hung_up_before_the_reader_gets_to_it() -> None:
+    ours, engine_side = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+    conn = ExecConnection("attach", reader, writer)
+    engine_side.sendall(b"\x01\x00\x00\x00\x00\x00\x00\x02hi")  # a frame nobody has read yet
+    assert not conn.hung_up()
+    engine_side.close()  # the container was removed: the engine ends the attach stream
+    # Nothing awaited since: the loop has not fed the reader its EOF, and the unread frame is still there.
+    assert conn.hung_up()
+    assert await conn.next_chunk() == (STDOUT, b"hi")
+    assert await conn.next_chunk() is None
+    conn.abort()

@@ -114,6 +114,10 @@ class AgentChannel:
             return
         request.queue.put_nowait((header, payload))
 
+    def hung_up(self) -> bool:
+        """Broken, or its stream ended where the reader has not looked yet (a container removed just now)."""
+        return self.broken is not None or self._conn.hung_up()
+
     def abandon(self, reason: str) -> None:
         """Stop using the channel (the agent stalled): later calls go through the engine's exec."""
         self._break(reason)

@@ -88,13 +88,14 @@ class Agents:
 
     def alive(self, container_id: str) -> bool:
         """The container's agent channel is open on this event loop: the container runs (its stream
-        ends the moment the agent, its main process, does)."""
+        ends the moment the agent, its main process, does; the socket is asked, not only the reader,
+        which may not have run since a removal behind our back)."""
         channel = self._channels.get(container_id)
         try:
             here = asyncio.get_running_loop()
         except RuntimeError:
             return False
-        return channel is not None and channel.broken is None and self._loops.get(container_id) is here
+        return channel is not None and self._loops.get(container_id) is here and not channel.hung_up()
 
     def _fall_back(self, container_id: str, reason: str) -> None:
         if container_id not in self._without:

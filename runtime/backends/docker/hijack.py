@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import select
 from typing import Any
 
 from runtime.errors import EngineError, EngineUnavailable, SandboxGone
@@ -65,6 +66,17 @@ class ExecConnection:
         """Send bytes on the stream (an attached container's stdin), keeping it open."""
         self._writer.write(data)
         await self._writer.drain()
+
+    def hung_up(self) -> bool:
+        """The engine closed the stream (its container's main process ended), or the connection is going,
+        even if `next_chunk` has not read that far yet: a poll of the socket, nothing consumed."""
+        transport = self._writer.transport
+        sock = transport.get_extra_info("socket")
+        if transport.is_closing() or sock is None:
+            return True
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        return bool(poller.poll(0))
 
     def abort(self) -> None:
         """Drop the connection now, unsent data and all."""

@@ -112,6 +112,10 @@ def grow(target: Path) -> list[str]:
     return ["xfs_growfs", "-d", str(target)]
 
 
+def flush(target: Path) -> list[str]:
+    return ["sync", "--file-system", str(target)]  # syncfs(2): everything written there reaches the device
+
+
 def freeze(target: Path) -> list[str]:
     return ["fsfreeze", "--freeze", str(target)]
 

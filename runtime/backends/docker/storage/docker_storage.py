@@ -283,15 +283,17 @@ class DockerStorage:
             return
         self._last_sweep = time.monotonic()
         try:
-            self._sweeper = threading.Thread(target=self._sweep, name="theappapp-idle-volumes", daemon=True)
+            self._stop = threading.Event()  # one per sweep: a sweep that close() could not stop stays asked to
+            self._sweeper = threading.Thread(target=self._sweep, args=(self._stop,), name="theappapp-idle-volumes",
+                                             daemon=True)
             self._sweeper.start()
         except BaseException:
             self._sweeping.release()
             raise
 
-    def _sweep(self) -> None:
+    def _sweep(self, stop: threading.Event) -> None:
         try:
-            gone = idle.unmount_idle(self.layout, self._volumes, self.idle_unmount, self._stop)
+            gone = idle.unmount_idle(self.layout, self._volumes, self.idle_unmount, stop)
             if gone:
                 log.info("unmounted %d project filesystems idle for %.0f s or more", len(gone), self.idle_unmount)
         except Exception as err:  # a sweep that fails leaves volumes mounted, nothing worse: said, never raised
@@ -302,11 +304,10 @@ class DockerStorage:
     def close(self) -> None:
         """Stop a sweep under way after the volume it is at (blocking, ~seconds at most): a process that
         exits mid-unmount would leave a volume in use unmounted here (its next create mounts it again)."""
+        self._stop.set()
         sweeper = self._sweeper
         if sweeper is not None and sweeper.is_alive():
-            self._stop.set()
             sweeper.join(SWEEP_JOIN)
-        self._stop.clear()
 
     async def unmount_idle(self, idle_seconds: float | None = None) -> list[str]:
         """Unmount now the volumes unused for `idle_seconds` (default: `idle_unmount`) that nothing holds;
@@ -328,18 +329,30 @@ class DockerStorage:
 
     async def _measure(self, name: str) -> VolumeUsage | None:
         """The quota volume's usage (None: it has no filesystem), mounted if it was not (a look, not a use:
-        the idle sweep takes it again), measured under its locks so no sweep unmounts it meanwhile."""
+        the idle sweep takes it again). Measured where it is mounted, or under its locks (no sweep then)."""
+        cached = self._mounted.get(name)
+        if cached is not None:
+            found = await asyncio.to_thread(self._measure_mounted, name, cached)
+            if found is not None:
+                return found
         async with self._locks.hold([name]):
             return await self._run([name], self._measure_now, name)
+
+    def _measure_mounted(self, name: str, mounted: Mounted) -> VolumeUsage | None:
+        """Its usage if it is mounted there before and after the look (else None: a sweep took it)."""
+        if not mounted.still():
+            return None
+        now = space(mounted.path)
+        # The image's mtime: the filesystem writes through to it (reads leave it alone: noatime).
+        written = self.layout.image(name).stat().st_mtime
+        return VolumeUsage(name, now.used, now.size, written) if mounted.still() else None
 
     def _measure_now(self, name: str) -> VolumeUsage | None:
         mounted = self._volumes.up(name, None, use=False)
         if mounted is None:
             return None
         self._mounted[name] = mounted
-        now = space(mounted.path)
-        # The image's mtime: the filesystem writes through to it (reads leave it alone: noatime).
-        return VolumeUsage(name, now.used, now.size, self.layout.image(name).stat().st_mtime)
+        return self._measure_mounted(name, mounted)
 
     async def diagnose(self) -> Diagnosis:
         """`doctor`'s line: can quotas be enforced here (checked, nothing made), and how full the pool is."""

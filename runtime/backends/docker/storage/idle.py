@@ -27,18 +27,24 @@ import threading
 import time
 
 from runtime.backends.base import ResourceInUse
-from runtime.backends.docker.storage import mounts
+from runtime.backends.docker.storage import commands, mounts
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import file_lock, last_used
+from runtime.backends.docker.storage.locks import file_lock, last_used, mark_used
 from runtime.backends.docker.storage.volumes import Volumes
 from runtime.errors import SandboxError
 
 log = logging.getLogger(__name__)
+# Every container that starts copies the host's mounts into its new mount namespace and holds them
+# until its root is switched (milliseconds): on a busy host a volume nobody uses can look held for a
+# moment. So the unmount asks again for this long before the volume counts as in use; a create of
+# that project meanwhile waits for its use lock (the mountpoint is bare), no longer.
+SWEEP_GRACE = 0.5
 
 
 def unmount_idle(layout: Layout, volumes: Volumes, idle: float, stop: threading.Event | None = None) -> list[str]:
     """Unmount and detach every volume mounted here that nothing used for `idle` seconds and that no
-    container or operation holds now; the names unmounted. Never waits for a volume in use; stops early
+    container or operation holds now; the names unmounted. Never waits for a lock (a volume a container
+    holds is asked about again for `SWEEP_GRACE` at most, see there); stops early
     once `stop` is set (between two volumes)."""
     held: set[tuple[int, int]] | None = None  # what other mount namespaces hold: read once, if needed
     gone = []
@@ -49,13 +55,13 @@ def unmount_idle(layout: Layout, volumes: Volumes, idle: float, stop: threading.
             device = mounts.mounted_device(layout.mountpoint(name))
             if device is None:
                 continue
-            seen = last_used(layout.in_use(name))
-            # Mounted before use files existed: its image's last write stands in.
-            if (seen if seen is not None else os.stat(layout.image(name)).st_mtime) > time.time() - idle:
+            seen = last_used(layout.in_use(name)) or _use_file_from_image(layout, name)
+            if seen > time.time() - idle:
                 continue
             if held is None:
                 held = mounts.devices_in_other_namespaces()
             if (os.major(device), os.minor(device)) in held:
+                log.debug("idle volume %s stays: a container holds it", name)
                 continue
             if _unmount_if_free(layout, volumes, name, seen):
                 gone.append(name)
@@ -64,23 +70,34 @@ def unmount_idle(layout: Layout, volumes: Volumes, idle: float, stop: threading.
     return gone
 
 
-def _unmount_if_free(layout: Layout, volumes: Volumes, name: str, seen: float | None) -> bool:
-    """Unmount the volume if no create and no operation holds it, and it was not used since its last use
-    was `seen` (None: it had no use file; taking its lock just made one)."""
+def _use_file_from_image(layout: Layout, name: str) -> float:
+    """A volume mounted before use files existed: one made, dated by its image's last write."""
+    written = os.stat(layout.image(name)).st_mtime
+    mark_used(layout.in_use(name))
+    os.utime(layout.in_use(name), (written, written))
+    return last_used(layout.in_use(name)) or written
+
+
+def _unmount_if_free(layout: Layout, volumes: Volumes, name: str, seen: float) -> bool:
+    """Unmount the volume if no create and no operation holds it, and it was not used since `seen`."""
     with file_lock(layout.in_use(name), wait=False) as unused:  # no create is using it
         if not unused:
+            log.debug("idle volume %s stays: a create is using it", name)
             return False
         with file_lock(layout.lock(name), wait=False) as free:  # no other operation on it
             # Used between the first look and the locks (a create that came and went): not idle after all.
-            if not free or (seen is not None and last_used(layout.in_use(name)) != seen):
+            if not free or last_used(layout.in_use(name)) != seen:
+                log.debug("idle volume %s stays: %s", name, "used meanwhile" if free else "an operation holds it")
                 return False
+            # What the project wrote reaches the image first (its mtime: retention's last write); then
+            # the unmount's own write, XFS's unmount record, is not counted as one.
+            commands.run(commands.flush(layout.mountpoint(name)))
             image = layout.image(name)
-            # XFS writes its unmount record through the loop device into the image: that is not the
-            # project's writing, which retention reads from the image's mtime (`usage`).
             before = os.stat(image)
             try:
-                volumes.down(name, grace=0.0)  # a container that holds it: mounted back, ResourceInUse
-            except ResourceInUse:
+                volumes.down(name, grace=SWEEP_GRACE)  # a container holds it: mounted back, ResourceInUse
+            except ResourceInUse as err:
+                log.debug("idle volume %s stays: %s", name, err)
                 return False
             os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
             return True

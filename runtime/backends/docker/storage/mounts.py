@@ -39,9 +39,14 @@ class MountEntry:
         """The peer groups this mount belongs to (shared:N), as N."""
         return {tag.partition(":")[2] for tag in self.tags if tag.startswith("shared:")}
 
-    def follows(self, groups: set[str]) -> bool:
-        """A peer or a slave of one of `groups`: an unmount there propagates to this mount."""
-        return any(kind in ("shared", "master") and n in groups for kind, _, n in (t.partition(":") for t in self.tags))
+    def follows(self, ours: MountEntry) -> bool:
+        """A copy of `ours` that an unmount of ours reaches by propagation: at the same place, a peer or a
+        slave of its peer group (as a systemd service's private namespace holds the host's mounts). A bind
+        of the same filesystem elsewhere (a container's /workspace) is not one, whatever its tags."""
+        groups = ours.peer_groups()
+        return (self.device == ours.device and self.mountpoint == ours.mountpoint
+                and any(kind in ("shared", "master") and n in groups
+                        for kind, _, n in (t.partition(":") for t in self.tags)))
 
 
 def _unescape(field: str) -> str:
@@ -83,8 +88,7 @@ def mounts_of(device: int) -> list[MountEntry]:
 
 def devices_in_other_namespaces() -> set[tuple[int, int]]:
     """(major, minor) of every filesystem mounted in a mount namespace other than ours (containers'),
-    leaving out the mounts there that only follow ours (a systemd service's private namespace is a slave
-    of the host's: our unmount propagates to it, so it holds nothing).
+    leaving out the copies there that only follow our own mounts (`MountEntry.follows`).
 
     One mountinfo read per namespace, found through /proc/<pid>/ns/mnt (root sees every process's);
     a process that ends meanwhile is skipped, so a namespace that is going may be missed: callers
@@ -96,11 +100,8 @@ def devices_in_other_namespaces() -> set[tuple[int, int]]:
             own = parse_mountinfo(f.read())
     except OSError:
         return set()
-    groups: dict[tuple[int, int], set[str]] = {}
-    for entry in own:
-        groups.setdefault(entry.device, set()).update(entry.peer_groups())
     seen = {ours}
-    found: set[tuple[int, int]] = set()
+    others = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -110,11 +111,19 @@ def devices_in_other_namespaces() -> set[tuple[int, int]]:
                 continue
             seen.add(namespace)
             with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="replace") as f:
-                entries = parse_mountinfo(f.read())
+                others.append(parse_mountinfo(f.read()))
         except OSError:  # gone, or not ours to read
             continue
-        found.update(e.device for e in entries if not e.follows(groups.get(e.device, set())))
-    return found
+    return held_elsewhere(own, others)
+
+
+def held_elsewhere(own: list[MountEntry], others: list[list[MountEntry]]) -> set[tuple[int, int]]:
+    """The devices that the other namespaces' mounts hold, copies that follow one of `own` left out."""
+    by_device: dict[tuple[int, int], list[MountEntry]] = {}
+    for entry in own:
+        by_device.setdefault(entry.device, []).append(entry)
+    return {entry.device for entries in others for entry in entries
+            if not any(entry.follows(mine) for mine in by_device.get(entry.device, ()))}
 
 
 def device_number(device_path: str) -> int:

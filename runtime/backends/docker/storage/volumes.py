@@ -76,8 +76,10 @@ class Volumes:
         if use:
             mark_used(self.layout.in_use(name))
         # Mounting writes to the image (XFS's log), which is not the project writing: retention reads
-        # the last write from the image's mtime (`usage`), so a mount made now leaves it as it was.
-        before = None if fresh or mounts.mounted_device(mountpoint) is not None else os.stat(image)
+        # the last write from the image's mtime (`usage`), so a mount made now leaves it as it was. Only
+        # where nothing has it (no loop device yet), so no container can be writing to it meanwhile.
+        idle = not fresh and mounts.mounted_device(mountpoint) is None and images.loop_of(image) is None
+        before = os.stat(image) if idle else None
         device = images.mount(image, mountpoint, commands.VOLUME_MOUNT_OPTIONS)
         if before is not None:
             os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
