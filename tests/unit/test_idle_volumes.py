@@ -43,6 +43,7 @@ def flushes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The sweep's `sync --file-system` before each unmount, recorded instead of run."""
     ran: list[list[str]] = []
     monkeypatch.setattr(idle.commands, "run", lambda argv, **_: ran.append(argv) or "")
+    monkeypatch.setattr(mounts, "thaw_if_frozen", lambda path: ran.append(["thaw", str(path)]) and False)
     return ran
 
 
@@ -97,11 +98,14 @@ def test_the_sweep_unmounts_only_what_is_mounted_idle_and_free(layout: Layout, m
     assert sorted(volumes.downs) == ["broken", "held", "idle", "legacy-idle"]
     # Each flushed first (the project's last writes reach the image and count); the unmount's own write
     # to the image is not the project's: its mtime is given back.
-    assert sorted(argv[-1] for argv in flushes) == sorted(str(layout.mountpoint(n)) for n in volumes.downs)
+    # A frozen one is thawed first (a flush would hang on it).
+    mountpoints = [str(layout.mountpoint(n)) for n in volumes.downs]
+    assert [argv for argv in flushes if argv[0] == "thaw"] == [["thaw", m] for m in mountpoints]
+    assert [argv[-1] for argv in flushes if argv[0] != "thaw"] == mountpoints
     assert os.stat(layout.image("idle")).st_mtime == LONG_AGO == os.stat(layout.image("legacy-idle")).st_mtime
-    # A volume that had no use file gets one, dated by its image's last write.
+    # A volume that had no use file gets one, dated by its image's last write; a recent one is not touched.
     assert os.stat(layout.in_use("legacy-idle")).st_mtime == LONG_AGO
-    assert os.stat(layout.in_use("legacy-recent")).st_mtime == pytest.approx(now, abs=5)
+    assert not layout.in_use("legacy-recent").exists()
 
 
 def test_a_volume_used_while_the_sweep_took_its_locks_stays(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,6 +119,21 @@ def test_a_volume_used_while_the_sweep_took_its_locks_stays(layout: Layout, monk
         return real_lock(path, wait=wait)
 
     monkeypatch.setattr(idle, "file_lock", lock_after_a_use)
+    volumes = FakeVolumes(layout, {})
+    assert idle.unmount_idle(layout, volumes, 600, None) == [] and volumes.downs == []  # type: ignore[arg-type]
+
+
+def test_a_use_file_made_since_the_first_look_means_used(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    volume(layout, "v", used=None)  # from before use files, idle by its image
+    mounted(monkeypatch, layout, {"v"})
+    real_last_used = idle.last_used
+
+    def first_look(path: Path) -> float | None:
+        found = real_last_used(path)
+        layout.in_use("v").touch()  # a create made it right after the sweep looked
+        return found
+
+    monkeypatch.setattr(idle, "last_used", first_look)
     volumes = FakeVolumes(layout, {})
     assert idle.unmount_idle(layout, volumes, 600, None) == [] and volumes.downs == []  # type: ignore[arg-type]
 

@@ -75,7 +75,8 @@ class ExecConnection:
         if transport.is_closing() or sock is None:
             return True
         poller = select.poll()
-        poller.register(sock.fileno(), select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        # (POLLRDHUP is Linux's: elsewhere a closed peer shows once the reader has read the EOF.)
+        poller.register(sock.fileno(), getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR)
         return bool(poller.poll(0))
 
     def abort(self) -> None:

@@ -26,7 +26,7 @@ from runtime.backends.docker.storage.locks import SharedWait, VolumeLocks, file_
 from runtime.backends.docker.storage.pool import Pool
 from runtime.backends.docker.storage.sizes import check_quota
 from runtime.backends.docker.storage.snapshots import Snapshots
-from runtime.backends.docker.storage.volumes import Mounted, Space, Volumes, space
+from runtime.backends.docker.storage.volumes import Mounted, Space, Volumes
 from runtime.backends.storage import SnapshotRecord, StorageStatus, VolumeUsage
 from runtime.errors import EngineError, InvalidRequest, SandboxError
 from runtime.sandbox.spec import VolumeMount
@@ -339,13 +339,23 @@ class DockerStorage:
             return await self._run([name], self._measure_now, name)
 
     def _measure_mounted(self, name: str, mounted: Mounted) -> VolumeUsage | None:
-        """Its usage if it is mounted there before and after the look (else None: a sweep took it)."""
-        if not mounted.still():
+        """Its usage if its filesystem is the one mounted there (else None: a sweep or a removal took it).
+        Measured through an open directory of it: that pins the filesystem for the look."""
+        try:
+            fd = os.open(mounted.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
             return None
-        now = space(mounted.path)
-        # The image's mtime: the filesystem writes through to it (reads leave it alone: noatime).
-        written = self.layout.image(name).stat().st_mtime
-        return VolumeUsage(name, now.used, now.size, written) if mounted.still() else None
+        try:
+            if os.fstat(fd).st_dev != mounted.device:
+                return None
+            st = os.fstatvfs(fd)
+            # The image's mtime: the filesystem writes through to it (reads leave it alone: noatime).
+            written = self.layout.image(name).stat().st_mtime
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return VolumeUsage(name, (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize, written)
 
     def _measure_now(self, name: str) -> VolumeUsage | None:
         mounted = self._volumes.up(name, None, use=False)

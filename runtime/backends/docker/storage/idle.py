@@ -29,7 +29,7 @@ import time
 from runtime.backends.base import ResourceInUse
 from runtime.backends.docker.storage import commands, mounts
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import file_lock, last_used, mark_used
+from runtime.backends.docker.storage.locks import file_lock, last_used
 from runtime.backends.docker.storage.volumes import Volumes
 from runtime.errors import SandboxError
 
@@ -55,8 +55,9 @@ def unmount_idle(layout: Layout, volumes: Volumes, idle: float, stop: threading.
             device = mounts.mounted_device(layout.mountpoint(name))
             if device is None:
                 continue
-            seen = last_used(layout.in_use(name)) or _use_file_from_image(layout, name)
-            if seen > time.time() - idle:
+            seen = last_used(layout.in_use(name))
+            # Mounted before use files existed: its image's last write stands in.
+            if (seen if seen is not None else os.stat(layout.image(name)).st_mtime) > time.time() - idle:
                 continue
             if held is None:
                 held = mounts.devices_in_other_namespaces()
@@ -70,29 +71,29 @@ def unmount_idle(layout: Layout, volumes: Volumes, idle: float, stop: threading.
     return gone
 
 
-def _use_file_from_image(layout: Layout, name: str) -> float:
-    """A volume mounted before use files existed: one made, dated by its image's last write."""
-    written = os.stat(layout.image(name)).st_mtime
-    mark_used(layout.in_use(name))
-    os.utime(layout.in_use(name), (written, written))
-    return last_used(layout.in_use(name)) or written
-
-
-def _unmount_if_free(layout: Layout, volumes: Volumes, name: str, seen: float) -> bool:
-    """Unmount the volume if no create and no operation holds it, and it was not used since `seen`."""
+def _unmount_if_free(layout: Layout, volumes: Volumes, name: str, seen: float | None) -> bool:
+    """Unmount the volume if no create and no operation holds it, and it was not used since `seen` (None:
+    it had no use file, and taking its lock makes one)."""
+    if seen is None and layout.in_use(name).exists():
+        return False  # a create made it since the first look: used
     with file_lock(layout.in_use(name), wait=False) as unused:  # no create is using it
         if not unused:
             log.debug("idle volume %s stays: a create is using it", name)
             return False
         with file_lock(layout.lock(name), wait=False) as free:  # no other operation on it
             # Used between the first look and the locks (a create that came and went): not idle after all.
-            if not free or last_used(layout.in_use(name)) != seen:
+            if not free or (seen is not None and last_used(layout.in_use(name)) != seen):
                 log.debug("idle volume %s stays: %s", name, "used meanwhile" if free else "an operation holds it")
                 return False
+            image = layout.image(name)
+            if seen is None:  # the use file just made: dated by the image's last write (no create can touch
+                written = os.stat(image).st_mtime  # it while the sweep holds its lock)
+                os.utime(layout.in_use(name), (written, written))
+            # A snapshot's process killed mid-way leaves its volume frozen, where a flush would hang.
+            mounts.thaw_if_frozen(layout.mountpoint(name))
             # What the project wrote reaches the image first (its mtime: retention's last write); then
             # the unmount's own write, XFS's unmount record, is not counted as one.
             commands.run(commands.flush(layout.mountpoint(name)))
-            image = layout.image(name)
             before = os.stat(image)
             try:
                 volumes.down(name, grace=SWEEP_GRACE)  # a container holds it: mounted back, ResourceInUse
