@@ -245,18 +245,19 @@ async def test_creates_start_a_sweep_at_most_once_a_minute_and_close_stops_it(
 
     monkeypatch.setattr(idle, "unmount_idle", sweep)
     storage = DockerStorage(_no_engine, root=str(tmp_path))  # type: ignore[arg-type]
-    storage._sweep_soon()
+    sweeper = storage.sweeper
+    sweeper.soon()
     assert started.wait(5)
-    storage._sweep_soon()  # one a minute, and never two at once
+    sweeper.soon()  # one a minute, and never two at once
     t0 = time.monotonic()
     storage.close()
     assert time.monotonic() - t0 < 2 and len(calls) == 1 and stopped == [True]
-    assert storage._sweeper is not None and not storage._sweeper.is_alive()
-    storage._last_sweep = -1e9  # a minute on: the backend, reopened, sweeps again
-    storage._sweep_soon()
-    assert storage._sweeper.is_alive() and len(calls) == 2
+    assert sweeper.thread is not None and not sweeper.thread.is_alive()
+    sweeper.last = -1e9  # a minute on: the backend, reopened, sweeps again
+    sweeper.soon()
+    assert sweeper.thread.is_alive() and len(calls) == 2
     storage.close()
     assert stopped == [True, True]
     never = DockerStorage(_no_engine, root=str(tmp_path), idle_unmount=0)  # type: ignore[arg-type]
-    never._sweep_soon()
-    assert never._sweeper is None
+    never.sweeper.soon()
+    assert never.sweeper.thread is None

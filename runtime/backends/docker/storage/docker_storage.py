@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 # `remove`), it is then made again as a quota volume.
 PLAIN_RECHECK = 60.0
 IDLE_UNMOUNT = 600.0  # default seconds unused after which a volume's filesystem is unmounted (idle.py)
-SWEEP_EVERY = 60.0  # seconds between two sweeps for idle volumes, started by a create
-SWEEP_JOIN = 30.0  # seconds `close` waits for a sweep to stop (one volume's unmount, its tools' timeouts aside)
 MECHANISM = "a filesystem per project volume (XFS images on loop devices in a reflink pool), snapshots by reflink"
 
 
@@ -49,7 +47,6 @@ class DockerStorage:
     def __init__(self, engine: Callable[[], Engine], root: str = DEFAULT_ROOT, pool_size: int | None = None,
                  uid: int = 1000, gid: int = 1000, idle_unmount: float = IDLE_UNMOUNT) -> None:
         self._engine = engine  # the backend's live engine (it is made again after a close)
-        self.idle_unmount = idle_unmount  # 0: volumes stay mounted until removed
         self.layout = Layout.at(root)
         self._pool = Pool(self.layout, pool_size)
         self._volumes = Volumes(self.layout, uid, gid)
@@ -61,11 +58,8 @@ class DockerStorage:
         self._mounted: dict[str, Mounted] = {}  # volumes mounted by this process, checked again on use
         self._plain: dict[str, float] = {}  # Docker volumes found plain (they stay so), and when
         self._unfilled: set[str] = set()  # volumes made here that no container has used yet (see `Device`)
-        # The sweep for idle volumes (idle.py): one at a time in this process, started by creates.
-        self._sweeping = threading.Lock()
-        self._sweeper: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._last_sweep = -SWEEP_EVERY
+        # The sweep for idle volumes (idle.py): in the background, started by creates; idle_unmount 0: none.
+        self.sweeper = idle.Sweeper(self.layout, self._volumes, idle_unmount)
 
     # -- running blocking steps ---------------------------------------------------------------------
 
@@ -253,7 +247,7 @@ class DockerStorage:
         with contextlib.ExitStack() as held:
             for name in sorted({volume.name for volume in volumes}):
                 held.callback(os.close, await self._hold_use(name))
-            self._sweep_soon()
+            self.sweeper.soon()
             yield await self.devices(volumes)
 
     async def _hold_use(self, name: str) -> int:
@@ -275,46 +269,16 @@ class DockerStorage:
             raise
         return fd
 
-    def _sweep_soon(self) -> None:
-        """Start a sweep for idle volumes in a thread of its own, unless one ran lately or is running."""
-        if self.idle_unmount <= 0 or time.monotonic() - self._last_sweep < SWEEP_EVERY:
-            return
-        if not self._sweeping.acquire(blocking=False):
-            return
-        self._last_sweep = time.monotonic()
-        try:
-            self._stop = threading.Event()  # one per sweep: a sweep that close() could not stop stays asked to
-            self._sweeper = threading.Thread(target=self._sweep, args=(self._stop,), name="theappapp-idle-volumes",
-                                             daemon=True)
-            self._sweeper.start()
-        except BaseException:
-            self._sweeping.release()
-            raise
-
-    def _sweep(self, stop: threading.Event) -> None:
-        try:
-            gone = idle.unmount_idle(self.layout, self._volumes, self.idle_unmount, stop)
-            if gone:
-                log.info("unmounted %d project filesystems idle for %.0f s or more", len(gone), self.idle_unmount)
-        except Exception as err:  # a sweep that fails leaves volumes mounted, nothing worse: said, never raised
-            log.warning("sweep for idle volumes failed: %s", err)
-        finally:
-            self._sweeping.release()
-
     def close(self) -> None:
-        """Stop a sweep under way after the volume it is at (blocking, ~seconds at most): a process that
-        exits mid-unmount would leave a volume in use unmounted here (its next create mounts it again)."""
-        self._stop.set()
-        sweeper = self._sweeper
-        if sweeper is not None and sweeper.is_alive():
-            sweeper.join(SWEEP_JOIN)
+        """Stop a sweep under way (`idle.Sweeper.close`)."""
+        self.sweeper.close()
 
     async def unmount_idle(self, idle_seconds: float | None = None) -> list[str]:
-        """Unmount now the volumes unused for `idle_seconds` (default: `idle_unmount`) that nothing holds;
+        """Unmount now the volumes unused for `idle_seconds` (default: the sweep's) that nothing holds;
         their names. What the background sweep does, waited for (tests, benchmarks)."""
         if not self._enforced:
             return []
-        seconds = self.idle_unmount if idle_seconds is None else idle_seconds
+        seconds = self.sweeper.idle if idle_seconds is None else idle_seconds
         return await asyncio.to_thread(idle.unmount_idle, self.layout, self._volumes, seconds, None)
 
     async def devices(self, volumes: Iterable[VolumeMount]) -> dict[str, Device]:

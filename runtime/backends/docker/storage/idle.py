@@ -16,7 +16,7 @@ Safe, whichever process runs it:
 - A bare mountpoint is an immutable empty directory (`mounts`): a container that binds one anyway
   (a stopped container started again by hand) cannot write there.
 
-Blocking: a worker thread only.
+`unmount_idle` is blocking (a worker thread only); `Sweeper` runs it in a thread of its own.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # moment. So the unmount asks again for this long before the volume counts as in use; a create of
 # that project meanwhile waits for its use lock (the mountpoint is bare), no longer.
 SWEEP_GRACE = 0.5
+SWEEP_EVERY = 60.0  # seconds between two background sweeps, started by creates
+SWEEP_JOIN = 30.0  # seconds `Sweeper.close` waits for a sweep to stop (one volume's unmount, tool timeouts aside)
 
 
 def unmount_idle(layout: Layout, volumes: Volumes, idle: float, stop: threading.Event | None = None) -> list[str]:
@@ -102,3 +104,48 @@ def _unmount_if_free(layout: Layout, volumes: Volumes, name: str, seen: float | 
                 return False
             os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
             return True
+
+
+class Sweeper:
+    """The background sweep of one storage: at most one at a time and one a minute, in a daemon thread,
+    stopped between two volumes by `close` (a process that exits mid-unmount would leave a volume a
+    container holds unmounted here, until its next create mounts it again)."""
+
+    def __init__(self, layout: Layout, volumes: Volumes, idle: float) -> None:
+        self.layout, self.volumes, self.idle = layout, volumes, idle  # idle 0: never
+        self.thread: threading.Thread | None = None
+        self.last = -SWEEP_EVERY  # time.monotonic() of the latest start
+        self._running = threading.Lock()
+        self._stop = threading.Event()
+
+    def soon(self) -> None:
+        """Start a sweep unless one ran lately or is running (a few reads on the caller's thread)."""
+        if self.idle <= 0 or time.monotonic() - self.last < SWEEP_EVERY:
+            return
+        if not self._running.acquire(blocking=False):
+            return
+        self.last = time.monotonic()
+        try:
+            self._stop = threading.Event()  # one per sweep: one that close() could not stop stays asked to
+            self.thread = threading.Thread(target=self._run, args=(self._stop,), name="theappapp-idle-volumes",
+                                           daemon=True)
+            self.thread.start()
+        except BaseException:
+            self._running.release()
+            raise
+
+    def _run(self, stop: threading.Event) -> None:
+        try:
+            gone = unmount_idle(self.layout, self.volumes, self.idle, stop)
+            if gone:
+                log.info("unmounted %d project filesystems idle for %.0f s or more", len(gone), self.idle)
+        except Exception as err:  # a sweep that fails leaves volumes mounted, nothing worse: said, never raised
+            log.warning("sweep for idle volumes failed: %s", err)
+        finally:
+            self._running.release()
+
+    def close(self) -> None:
+        """Stop a sweep under way after the volume it is at (blocking, seconds at most)."""
+        self._stop.set()
+        if self.thread is not None and self.thread.is_alive():
+            self.thread.join(SWEEP_JOIN)
