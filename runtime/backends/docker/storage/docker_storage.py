@@ -26,7 +26,7 @@ from runtime.backends.docker.storage.locks import SharedWait, VolumeLocks, file_
 from runtime.backends.docker.storage.pool import Pool
 from runtime.backends.docker.storage.sizes import check_quota
 from runtime.backends.docker.storage.snapshots import Snapshots
-from runtime.backends.docker.storage.volumes import Mounted, Space, Volumes
+from runtime.backends.docker.storage.volumes import Mounted, Space, Volumes, space
 from runtime.backends.storage import SnapshotRecord, StorageStatus, VolumeUsage
 from runtime.errors import EngineError, InvalidRequest, SandboxError
 from runtime.sandbox.spec import VolumeMount
@@ -312,14 +312,14 @@ class DockerStorage:
         try:
             if os.fstat(fd).st_dev != mounted.device:
                 return None
-            st = os.fstatvfs(fd)
+            now = space(fd)
             # The image's mtime: the filesystem writes through to it (reads leave it alone: noatime).
             written = self.layout.image(name).stat().st_mtime
         except OSError:
             return None
         finally:
             os.close(fd)
-        return VolumeUsage(name, (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize, written)
+        return VolumeUsage(name, now.used, now.size, written)
 
     def _measure_now(self, name: str) -> VolumeUsage | None:
         mounted = self._volumes.up(name, None, use=False)

@@ -38,8 +38,8 @@ class Space:
     size: int
 
 
-def space(path: Path) -> Space:
-    """Used bytes and size of the filesystem at `path`, as `df` counts them (one statvfs)."""
+def space(path: Path | int) -> Space:
+    """Used bytes and size of the filesystem at `path` (or of an open fd's), as `df` counts them (one statvfs)."""
     st = os.statvfs(path)
     return Space((st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize)
 
