@@ -11,13 +11,18 @@
 5. 100 concurrent `exec_command("true")` on one task.
 6. The transport: the agent as the container's main process on its attach stream (what the
    runtime uses) against the same agent started per connection with `docker exec -i`.
+7. The agent's own start, which every spare, holder and cold task pays: inside the container, the
+   agent started as containers start it until it answers `hello`, then stdin closed; wall time and
+   the CPU it used (its rusage), against the bare interpreter (`python3 -I -S -c pass`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shlex
 import statistics
 import time
 import uuid
@@ -29,6 +34,7 @@ from runtime import labels
 from runtime.backends.docker.agent_channel import AgentChannel
 from runtime.backends.docker.exec import Executor
 from runtime.backends.docker.hijack import start_exec
+from runtime.backends.docker.hostconfig import agent_command
 from runtime.config import RuntimeConfig
 from runtime.sandbox.manager import ContainerManager
 
@@ -38,6 +44,31 @@ INSIDE = (
     "for _ in range(int(sys.argv[1])):\n"
     "    t0 = time.perf_counter(); subprocess.run(['python3', '-c', 'print(1)'], stdout=subprocess.PIPE)\n"
     "    print(time.perf_counter() - t0)\n"
+)
+# Run inside the sandbox with the agent's command (JSON) and a count: per start, "wall cpu" seconds of the
+# agent up to its answer to `hello` (a frame by hand: the runtime is not in the image), or of the bare
+# interpreter; the CPU from wait4's rusage, so the process's own start, not the container's.
+AGENT_START = (
+    "import json, os, struct, subprocess, sys, time\n"
+    "agent, n = json.loads(sys.argv[1]), int(sys.argv[2])\n"
+    "head = json.dumps({'op': 'hello', 'id': 1}).encode()\n"
+    "hello = struct.pack('>IH', len(head), len(head)) + head\n"
+    "def started(argv, ask):\n"
+    "    t0 = time.perf_counter()\n"
+    "    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
+    "    if ask:\n"
+    "        p.stdin.write(hello); p.stdin.flush()\n"
+    "        assert b'hello' in p.stdout.read1(65536)\n"
+    "        wall = time.perf_counter() - t0\n"
+    "    p.stdin.close()\n"
+    "    _, _, use = os.wait4(p.pid, 0)\n"
+    "    p.returncode = 0\n"
+    "    if not ask:\n"
+    "        wall = time.perf_counter() - t0\n"
+    "    return wall, use.ru_utime + use.ru_stime\n"
+    "for _ in range(n):\n"
+    "    print('agent %f %f' % started(agent, True))\n"
+    "    print('bare %f %f' % started(['/usr/bin/python3', '-I', '-S', '-c', 'pass'], False))\n"
 )
 
 
@@ -139,7 +170,7 @@ async def main(runs: int) -> None:
         image = await manager.backend.image(manager.registry.resolve("python").image)
         assert image is not None
         agent = image.labels[labels.IMAGE_AGENT]
-        exec_id = await executor.create(cid, ["/usr/bin/python3", "-I", agent], stdin=True)  # as containers run it
+        exec_id = await executor.create(cid, agent_command(agent), stdin=True)  # as containers run it
         bridged = AgentChannel(cid, await start_exec(engine.endpoint(), engine.api_version, exec_id))
         bridged._reader = loop.create_task(bridged._read())
         await bridged.call({"op": "hello"}, 10)
@@ -163,6 +194,22 @@ async def main(runs: int) -> None:
         print(f"    setting up the exec'd agent costs a docker exec plus a Python start per container; "
               f"p90s {pct(attach_true, 0.9) * 1000:.1f} / {pct(exec_true, 0.9) * 1000:.1f} ms")
         await bridged.close()
+
+        print("7. the agent's own start (inside the container): to its answer to `hello`")
+        await manager.write_files("main", {"agent_start.py": AGENT_START})
+        argv = shlex.quote(json.dumps(agent_command(agent)))
+        started = await manager.exec_command("main", f"python3 agent_start.py {argv} {min(runs, 50)}", timeout=300)
+        figures: dict[str, tuple[list[float], list[float]]] = {"agent": ([], []), "bare": ([], [])}
+        for line in started.stdout.split("\n"):
+            if line:
+                kind, wall, cpu = line.split()
+                figures[kind][0].append(float(wall))
+                figures[kind][1].append(float(cpu))
+        for kind, label in (("agent", "agent, start to hello"), ("bare", "bare interpreter, start to exit")):
+            show(f"{label}: wall", figures[kind][0])
+            show(f"{label}: CPU", figures[kind][1])
+        own = statistics.median(figures["agent"][1]) - statistics.median(figures["bare"][1])
+        print(f"    the agent's own CPU past the interpreter's start: {own * 1000:.1f} ms per container")
     finally:
         await manager.shutdown()
         await manager.delete_project_volume(project)

@@ -36,30 +36,35 @@ setsid daemons included), in rounds until none is left. Output past `cap` bytes 
 counted, not sent. Paths are relative to /workspace; none may climb out with '..' and no
 symlink may lead a path out of it.
 
-    python3 -I sandbox-agent.py          serve on stdin/stdout (the container's main process)
-    python3 -I sandbox-agent.py health   ask the running agent for a pong (the image's HEALTHCHECK)
+    python3 -I -S sandbox-agent.py       serve on stdin/stdout (the container's main process)
+    python3 -I -S sandbox-agent.py health  ask the running agent for a pong (the image's HEALTHCHECK)
 """
 
 from __future__ import annotations
 
+# The standard library's C modules where its Python ones would cost every sandbox's start: `json`,
+# `socket`, `signal`, `selectors` and `threading` pull in `re`, `enum` and `collections`, about
+# 16 ms of CPU per container on a 2-core host (half the agent's start), for nothing the agent uses.
+import _queue
+import _socket
+import _thread
 import errno
 import heapq
-import json
 import os
-import queue
-import selectors
-import signal
-import socket
+import select
 import stat
 import struct
 import sys
-import threading
 import time
+from _json import encode_basestring_ascii, make_encoder, make_scanner
 
 TYPE_CHECKING = False  # typing itself costs milliseconds at every start; mypy reads the names below
 if TYPE_CHECKING:
+    import signal as _signal  # what `signal` re-exports; `_signal` has no type stubs of its own
     from collections.abc import Callable
     from typing import Any
+else:
+    import _signal
 
 VERSION = 1
 PREFIX = struct.Struct(">IH")
@@ -86,8 +91,45 @@ class RequestError(Exception):
         self.kind = kind
 
 
+class _JsonSyntax:
+    """What CPython's C scanner reads off `json.JSONDecoder`: `json.loads`'s defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity, -Infinity
+
+
+_scan_json = make_scanner(_JsonSyntax())  # type: ignore[arg-type]  # it reads these attributes
+
+
+def _not_json(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: object) -> str:
+    """`json.dumps(value, separators=(",", ":"))`, by the same C encoder `json` uses."""
+    return "".join(make_encoder({}, _not_json, encode_basestring_ascii, None, ":", ",", False, False, True)(value, 0))
+
+
+def loads(data: bytes) -> Any:
+    """`json.loads` of UTF-8 text with nothing around the value (as `dumps` writes), or ValueError."""
+    text = data.decode("utf-8")
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration as stop:
+        raise ValueError(f"no JSON value at character {stop.value}") from None
+    except RecursionError:  # a peer's deeply nested header is malformed, not the reader's crash
+        raise ValueError("JSON nested too deeply") from None
+    if end != len(text):
+        raise ValueError(f"extra data at character {end}")
+    return value
+
+
 def encode(header: dict[str, Any], payload: bytes = b"") -> bytes:
-    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head = dumps(header).encode("utf-8")
     if len(head) > MAX_HEADER or len(payload) > MAX_PAYLOAD:
         raise ProtocolError(f"frame too large: header {len(head)}, payload {len(payload)} bytes")
     return PREFIX.pack(len(head) + len(payload), len(head)) + head + payload
@@ -111,7 +153,7 @@ class FrameBuffer:
             body = bytes(self._data[PREFIX.size : PREFIX.size + total])
             del self._data[: PREFIX.size + total]
             try:
-                header = json.loads(body[:head_len])
+                header = loads(body[:head_len])
             except ValueError as err:
                 raise ProtocolError(f"frame header is not JSON: {err}") from err
             if not isinstance(header, dict):
@@ -204,7 +246,7 @@ def kill_tree(main: int, marker: bytes, pipes: set[str]) -> int:
             break
         for pid in victims:
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, _signal.SIGKILL)
                 killed += 1
             except OSError:
                 pass
@@ -213,9 +255,13 @@ def kill_tree(main: int, marker: bytes, pipes: set[str]) -> int:
 
 # -- the event loop -----------------------------------------------------------------------------------
 #
-# A few dozen lines on `selectors` rather than asyncio: the agent starts in every container, and
+# A few dozen lines on epoll rather than asyncio: the agent starts in every container, and
 # importing asyncio alone costs ~50 ms of CPU there (ssl, logging, concurrent.futures, inspect),
 # paid again for every spare and every cold task on a machine whose cores the engine needs.
+# (`selectors` would cost ~3 ms more for `collections`; this is its epoll selector, minus the parts
+# the agent does not use.)
+
+READABLE, WRITABLE = select.EPOLLIN, select.EPOLLOUT
 
 
 class Timer:
@@ -235,25 +281,37 @@ class Loop:
     """Callbacks on readable or writable descriptors, timers, and calls handed in from other threads."""
 
     def __init__(self) -> None:
-        self.selector = selectors.DefaultSelector()
+        self.epoll = select.epoll()
+        # fd -> (events, callback); a new watch is a new tuple, which `run` tells from the old one
+        self.watched: dict[int, tuple[int, Callable[[], object]]] = {}
         self.timers: list[Timer] = []
         self.handed: list[Callable[[], object]] = []  # from other threads (list.append is atomic)
         self.on_wake: Callable[[], object] | None = None  # e.g. reap children after a SIGCHLD
         self.running = True
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.watch(self._wake_r, selectors.EVENT_READ, self._woken)
+        self.watch(self._wake_r, READABLE, self._woken)
 
     def watch(self, fd: int, events: int, callback: Callable[[], object]) -> None:
-        """Call `callback` while `fd` is ready for `events` (one registration per descriptor)."""
-        try:
-            self.selector.modify(fd, events, callback)
-        except KeyError:
-            self.selector.register(fd, events, callback)
+        """Call `callback` while `fd` is ready for `events`, or hangs up or fails (one registration per
+        descriptor: READABLE or WRITABLE)."""
+        old = self.watched.get(fd)
+        if old is not None and old[0] == events and old[1] == callback:
+            return
+        if old is not None:
+            try:
+                self.epoll.modify(fd, events)
+            except FileNotFoundError:  # closed without an unwatch, and its number reused: a new file
+                self.epoll.register(fd, events)
+        else:
+            self.epoll.register(fd, events)
+        self.watched[fd] = (events, callback)
 
     def unwatch(self, fd: int) -> None:
+        if self.watched.pop(fd, None) is None:
+            return
         try:  # noqa: SIM105 (as above: no contextlib)
-            self.selector.unregister(fd)
-        except KeyError:
+            self.epoll.unregister(fd)
+        except OSError:  # closed already: the kernel forgot it with its last descriptor
             pass
 
     def later(self, seconds: float, callback: Callable[[], object]) -> Timer:
@@ -290,14 +348,13 @@ class Loop:
                 heapq.heappop(self.timers)
             if self.timers:
                 timeout = max(0.0, self.timers[0].when - time.monotonic())
-            ready = self.selector.select(timeout)
-            registered = self.selector.get_map()
-            for key, _events in ready:
+            ready = [(fd, self.watched.get(fd)) for fd, _events in self.epoll.poll(-1 if timeout is None else timeout)]
+            for fd, watch in ready:
                 # Only the registration that was ready: an earlier callback of this round may have
                 # unwatched this fd, closed it, and had its number reused by a new registration.
                 # (Level-triggered: a registration skipped here is reported again next round.)
-                if registered.get(key.fd) is key:
-                    self._call(key.data)
+                if watch is not None and self.watched.get(fd) is watch:
+                    self._call(watch[1])
             now = time.monotonic()
             while self.timers and self.timers[0].when <= now:
                 timer = heapq.heappop(self.timers)
@@ -340,7 +397,7 @@ class Outbox:
                 return
             frame = frame[written:]
             assert self.fd is not None
-            self.loop.watch(self.fd, selectors.EVENT_WRITE, self._flush)
+            self.loop.watch(self.fd, WRITABLE, self._flush)
         self.buffer += frame
 
     def when_room(self, callback: Callable[[], object]) -> None:
@@ -476,7 +533,7 @@ class Exec:
 
     def _unwind(self, pid: int) -> None:
         """A start that failed after the spawn: the command dies and its descriptors close."""
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, _signal.SIGKILL)
         os.waitpid(pid, 0)
         if self.output is not None:
             self.output.detach(drain=False)
@@ -500,7 +557,7 @@ class Exec:
 
     def signal(self, signum: object) -> None:
         """Deliver `signum` to the command's process group (a shell session's interrupt)."""
-        if not isinstance(signum, int) or not 0 < signum < signal.NSIG:
+        if not isinstance(signum, int) or not 0 < signum < _signal.NSIG:
             raise RequestError("InvalidRequest", f"not a signal number: {signum!r}")
         if self.phase == "running" and self.pid:
             try:  # noqa: SIM105 (as above: no contextlib)
@@ -524,7 +581,7 @@ class Exec:
             while self.stdin:
                 del self.stdin[: os.write(self.stdin_fd, self.stdin[:READ])]
         except BlockingIOError:
-            self.agent.loop.watch(self.stdin_fd, selectors.EVENT_WRITE, self._feed)
+            self.agent.loop.watch(self.stdin_fd, WRITABLE, self._feed)
             return
         except OSError:  # the command exited without reading all of it: not an error
             self.stdin.clear()
@@ -651,7 +708,7 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int,
     try:
         # Python ignores SIGPIPE and SIGXFSZ; a command gets the defaults, as from a shell.
         return os.posix_spawn(program, argv, env, file_actions=actions, setsid=True,
-                              setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+                              setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ))
     finally:
         os.chdir("/")
 
@@ -667,8 +724,8 @@ class Reaper:
             self.pidfd = True
         except (AttributeError, OSError):  # an old kernel, or a sandbox kernel without it (gVisor may lack it)
             self.pidfd = False
-            signal.set_wakeup_fd(loop.wakeup_fd())
-            signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)  # the wakeup fd does the work
+            _signal.set_wakeup_fd(loop.wakeup_fd())
+            _signal.signal(_signal.SIGCHLD, lambda _signum, _frame: None)  # the wakeup fd does the work
             loop.on_wake = self._reap_all
 
     def watch(self, pid: int, exited: Callable[[int], object]) -> None:
@@ -681,7 +738,7 @@ class Reaper:
                     self.loop.unwatch(fd)
                     os.close(fd)
 
-            self.loop.watch(fd, selectors.EVENT_READ, ready)
+            self.loop.watch(fd, READABLE, ready)
         else:
             self._reap_all()  # it may have exited before we listened
 
@@ -715,8 +772,8 @@ class Killer:
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
-        self.jobs: queue.SimpleQueue[tuple[int, bytes, set[str], Callable[[], object]]] = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="killer", daemon=True).start()
+        self.jobs: _queue.SimpleQueue[tuple[int, bytes, set[str], Callable[[], object]]] = _queue.SimpleQueue()
+        _thread.start_new_thread(self._run, ())  # never joined: the process ends with its main thread
 
     def kill(self, pid: int, marker: bytes, pipes: set[str], then: Callable[[], object]) -> None:
         self.jobs.put((pid, marker, pipes, then))
@@ -793,7 +850,7 @@ class Readers:
     def add(self, fd: int, callback: Callable[[], object]) -> None:
         self.callbacks[fd] = callback
         if not self.paused:
-            self.loop.watch(fd, selectors.EVENT_READ, callback)
+            self.loop.watch(fd, READABLE, callback)
 
     def remove(self, fd: int) -> None:
         if self.callbacks.pop(fd, None) is not None and not self.paused:
@@ -809,7 +866,7 @@ class Readers:
         if self.paused:
             self.paused = False
             for fd, callback in self.callbacks.items():
-                self.loop.watch(fd, selectors.EVENT_READ, callback)
+                self.loop.watch(fd, READABLE, callback)
 
 
 class Agent:
@@ -995,10 +1052,10 @@ class Agent:
                         else "file" if stat.S_ISREG(info.st_mode) else "other")
                 entries.append([entry.name, kind, info.st_size, info.st_mtime])
         entries.sort()
-        payload = json.dumps(entries[:limit], separators=(",", ":")).encode()
+        payload = dumps(entries[:limit]).encode()
         while len(payload) > MAX_PAYLOAD and limit > 1:  # very long names: fewer entries, still one frame
             limit //= 2
-            payload = json.dumps(entries[:limit], separators=(",", ":")).encode()
+            payload = dumps(entries[:limit]).encode()
         self.send({"type": "entries", "id": rid, "truncated": len(entries) > limit}, payload)
 
 
@@ -1010,7 +1067,7 @@ class Inbox:
         self.frames = FrameBuffer()
         self.broken = False
         os.set_blocking(fd, False)
-        loop.watch(fd, selectors.EVENT_READ, self._readable)
+        loop.watch(fd, READABLE, self._readable)
 
     def _readable(self) -> None:
         try:
@@ -1041,20 +1098,22 @@ class HealthServer:
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        kind = _socket.SOCK_STREAM | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
+        self.server = _socket.socket(_socket.AF_UNIX, kind)
         try:
             self.server.bind(HEALTH_SOCKET)
         except OSError:  # another agent in this network namespace already answers: health still works
             self.server.close()
             return
         self.server.listen(8)
-        loop.watch(self.server.fileno(), selectors.EVENT_READ, self._accept)
+        loop.watch(self.server.fileno(), READABLE, self._accept)
 
     def _accept(self) -> None:
         try:
-            conn, _ = self.server.accept()
+            fd, _ = self.server._accept()  # type: ignore[attr-defined]  # a descriptor, not a socket object
         except OSError:
             return
+        conn = _socket.socket(fileno=fd)
         conn.setblocking(False)
         fd = conn.fileno()
 
@@ -1072,7 +1131,7 @@ class HealthServer:
             close()
 
         timer = self.loop.later(2.0, close)  # a client that never asks is not waited for
-        self.loop.watch(fd, selectors.EVENT_READ, answer)
+        self.loop.watch(fd, READABLE, answer)
 
 
 def serve_stdio(lease: float = 0.0) -> None:
@@ -1086,6 +1145,8 @@ def serve_stdio(lease: float = 0.0) -> None:
 
 
 def health() -> int:
+    import socket  # a process of its own, once per check: the full module is no cost to sandboxes
+
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(3.0)

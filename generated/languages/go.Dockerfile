@@ -43,18 +43,18 @@ USER 0:0
 ENV GOPATH="/workspace/.packages/go" \
     PATH="/workspace/.packages/go/bin:${PATH}"
 
-# The sandbox agent: the container's main process, run with `python3 -I` (the base's Python) from
+# The sandbox agent: the container's main process, run with `python3 -I -S` (the base's Python, no site-packages) from
 # this root-owned path (the root is read-only at run time); the manager talks to it on its stdio.
 # It runs as bytecode compiled here by that same Python: a script run from source is compiled at
 # every start. Late in the image, so a new agent rebuilds these layers only. And no setuid or setgid
 # programs (CIS Docker Benchmark 4.8): inert under no-new-privileges, but no reason to ship them.
 COPY sandbox-agent.py /opt/theappapp/sandbox-agent.py
 RUN /usr/bin/python3 -I -c "import py_compile; py_compile.compile('/opt/theappapp/sandbox-agent.py', cfile='/opt/theappapp/sandbox-agent.pyc', doraise=True)" \
- && chmod 0755 /opt/theappapp && chmod 0644 /opt/theappapp/sandbox-agent.py /opt/theappapp/sandbox-agent.pyc && /usr/bin/python3 -I /opt/theappapp/sandbox-agent.pyc --version \
+ && chmod 0755 /opt/theappapp && chmod 0644 /opt/theappapp/sandbox-agent.py /opt/theappapp/sandbox-agent.pyc && /usr/bin/python3 -I -S /opt/theappapp/sandbox-agent.pyc --version \
  && find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
 # `docker ps` shows a sandbox whose agent stopped answering as unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["/usr/bin/python3", "-I", "/opt/theappapp/sandbox-agent.pyc", "health"]
+  CMD ["/usr/bin/python3", "-I", "-S", "/opt/theappapp/sandbox-agent.pyc", "health"]
 
 # Last, so a new content hash does not invalidate the cached layers above.
 ARG CONTENT_HASH=unknown

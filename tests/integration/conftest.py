@@ -37,7 +37,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image ca
 os.environ.setdefault("THEAPPAPP_STORAGE_ENABLED", "false")
 NETWORK = f"theappapp-test-{SESSION}"
 # What runs in a sandbox nobody uses: docker's init, and the sandbox agent as its only child.
-AGENT = "/usr/bin/python3 -I /opt/theappapp/sandbox-agent.pyc"
+AGENT = "/usr/bin/python3 -I -S /opt/theappapp/sandbox-agent.pyc"
 IDLE_PROCESSES = [f"/sbin/docker-init -- {AGENT}", AGENT]
 
 

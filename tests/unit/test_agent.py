@@ -1,4 +1,4 @@
-"""The sandbox agent, run here as the images run it (`python3 -I sandbox-agent.pyc`: bytecode compiled as
+"""The sandbox agent, run here as the images run it (`python3 -I -S sandbox-agent.pyc`: bytecode compiled as
 their Dockerfile compiles it), spoken to over
 its stdin and stdout: exec with streaming, caps, stdin and timeouts that kill the whole tree;
 files with the workspace's path rules; and the framing, including what garbage does to it."""
@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import py_compile
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from runtime.agent import sandbox_agent as agent
 from runtime.agent.sandbox_agent import FrameBuffer, ProtocolError, encode
 
 AGENT = Path(agent.__file__)
+FLAGS = ("-I", "-S")  # as `hostconfig.agent_command` starts it
 Frame = tuple[dict[str, Any], bytes]
 
 
@@ -93,7 +95,7 @@ def agent_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def _start(workspace: Path, code: Path, *, pidfd: bool = True) -> Client:
-    argv = [sys.executable, "-I", str(code)] if pidfd else [sys.executable, "-I", "-c", WITHOUT_PIDFD, str(code)]
+    argv = [sys.executable, *FLAGS, str(code)] if pidfd else [sys.executable, *FLAGS, "-c", WITHOUT_PIDFD, str(code)]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "THEAPPAPP_WORKSPACE": str(workspace)}, cwd=str(workspace),
@@ -151,6 +153,60 @@ def test_frames_round_trip_and_split_anywhere() -> None:
 def test_malformed_or_oversized_frames_are_refused(raw: bytes) -> None:
     with pytest.raises(ProtocolError):
         FrameBuffer().feed(raw)
+
+
+HEADERS: list[object] = [
+    {"op": "exec", "id": 7, "argv": ["/bin/sh", "-c", "echo \"$HOME\" \\ \t"], "env": {"A": "ü€𝄞"}},
+    {"nested": [[], {}, [1, -2, 3.5, 1e300, -0.0, 10**30], {"k": None, "t": True, "f": False}]},
+    ["\x00\x1f\x7f control", "\ud800 lone surrogate", ""],
+    {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")},
+    "a string", 12, None,
+]
+
+
+@pytest.mark.parametrize("value", HEADERS)
+def test_the_header_codec_writes_and_reads_what_json_does(value: object) -> None:
+    """The agent's codec is CPython's C JSON codec without `json`'s import cost: same text, same values."""
+    text = agent.dumps(value)
+    assert text == json.dumps(value, separators=(",", ":"))
+    assert json.dumps(agent.loads(text.encode())) == json.dumps(json.loads(text))  # NaN != NaN: compare as text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"{", b'{"a":1} {}', b'{"a":1}x', b" {}", b'{"a":"\x01"}', b'"\xff"', b"[" * 100_000 + b"]" * 100_000],
+)
+def test_the_header_codec_refuses_what_is_not_one_json_value(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        agent.loads(data)
+
+
+def test_the_header_codec_refuses_what_json_cannot_write() -> None:
+    with pytest.raises(TypeError, match="bytes is not JSON serializable"):
+        agent.dumps({"payload": b"x"})
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular"):
+        agent.dumps(loop)
+    assert agent.dumps([1, 2]) == "[1,2]"  # a failed call leaves nothing behind for the next
+
+
+def test_a_header_nested_too_deeply_is_malformed_not_a_crash() -> None:
+    head = b"[" * 30_000 + b"]" * 30_000
+    with pytest.raises(ProtocolError):
+        FrameBuffer().feed(agent.PREFIX.pack(len(head), len(head)) + head)
+
+
+def test_the_agent_starts_without_the_modules_that_made_its_start_slow(agent_code: Path) -> None:
+    """Every container pays the agent's imports: `re`, `enum`, `collections` and the rest cost it ~16 ms of
+    CPU on a 2-core host (benchmarks/bench_agent.py, section 7), for nothing it uses."""
+    done = subprocess.run([sys.executable, *FLAGS, "-X", "importtime", str(agent_code), "--version"],
+                          capture_output=True, text=True, check=True)
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert {"os", "_json", "select"} <= imported  # the report is read right, or this test proves nothing
+    heavy = {"re", "enum", "collections", "functools", "json", "socket", "signal", "selectors", "threading",
+             "queue", "typing", "asyncio", "site"}
+    assert not imported & heavy, sorted(imported & heavy)
 
 
 def test_a_frame_too_large_is_never_encoded() -> None:
@@ -273,7 +329,7 @@ async def test_garbage_on_stdin_stops_the_agent_listening_but_it_stays_alive(cli
 
 
 async def test_the_health_check_asks_the_running_agent(client: Client, agent_code: Path) -> None:
-    done = await asyncio.create_subprocess_exec(sys.executable, "-I", str(agent_code), "health")
+    done = await asyncio.create_subprocess_exec(sys.executable, *FLAGS, str(agent_code), "health")
     assert await done.wait() == 0
 
 
@@ -404,12 +460,12 @@ def test_a_descriptor_closed_and_reused_in_one_round_does_not_run_the_new_callba
         os.close(other)
         r3, w3 = os.pipe()  # the lowest free number: the one just closed
         made.extend((r3, w3))
-        loop.watch(r3, agent.selectors.EVENT_READ, lambda: calls.append("new"))
+        loop.watch(r3, agent.READABLE, lambda: calls.append("new"))
         loop.unwatch(mine)
         loop.running = False
 
-    loop.watch(r1, agent.selectors.EVENT_READ, lambda: swap(r1, r2))
-    loop.watch(r2, agent.selectors.EVENT_READ, lambda: swap(r2, r1))
+    loop.watch(r1, agent.READABLE, lambda: swap(r1, r2))
+    loop.watch(r2, agent.READABLE, lambda: swap(r2, r1))
     loop.run()
     assert made[0] in (r1, r2)  # the number was reused, or the test proves nothing
     assert calls == ["old"]
@@ -437,7 +493,7 @@ async def test_a_pty_exec_runs_on_its_own_controlling_terminal_and_resizes(clien
 async def test_an_agent_started_with_a_lease_ends_unless_renewed(agent_code: Path, tmp_path: Path) -> None:
     """`--lease`: a container made in the background ends even if its manager dies before a first frame."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", str(agent_code), "--lease", "1", stdin=asyncio.subprocess.PIPE,
+        sys.executable, *FLAGS, str(agent_code), "--lease", "1", stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, env={**os.environ, "THEAPPAPP_WORKSPACE": str(tmp_path)}, cwd=str(tmp_path),
     )
     t0 = time.monotonic()
