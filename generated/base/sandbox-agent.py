@@ -123,6 +123,13 @@ def loads(data: bytes) -> Any:
         raise ValueError(f"no JSON value at character {stop.value}") from None
     except RecursionError:  # a peer's deeply nested header is malformed, not the reader's crash
         raise ValueError("JSON nested too deeply") from None
+    except SystemError:
+        # Python 3.11's scanner reports a syntax error through `json.decoder`, found only if imported
+        # already (3.12 imports it): paid once, for the header that is refused, then the same message.
+        if "json.decoder" in sys.modules:
+            raise
+        import json.decoder  # noqa: F401
+        return loads(data)
     if end != len(text):
         raise ValueError(f"extra data at character {end}")
     return value

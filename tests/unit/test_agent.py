@@ -18,8 +18,11 @@ from typing import Any
 
 import pytest
 
+from runtime import labels
 from runtime.agent import sandbox_agent as agent
 from runtime.agent.sandbox_agent import FrameBuffer, ProtocolError, encode
+from runtime.backends.docker.agents import runs_agent
+from runtime.backends.docker.hostconfig import agent_command
 
 AGENT = Path(agent.__file__)
 FLAGS = ("-I", "-S")  # as `hostconfig.agent_command` starts it
@@ -192,8 +195,8 @@ def test_the_header_codec_refuses_what_json_cannot_write() -> None:
 
 
 def test_a_header_nested_too_deeply_is_malformed_not_a_crash() -> None:
-    head = b"[" * 30_000 + b"]" * 30_000
-    with pytest.raises(ProtocolError):
+    head = b'{"a":' * 9_000 + b"1" + b"}" * 9_000  # within MAX_HEADER
+    with pytest.raises(ProtocolError, match="nested too deeply"):
         FrameBuffer().feed(agent.PREFIX.pack(len(head), len(head)) + head)
 
 
@@ -318,12 +321,25 @@ async def test_files_write_read_list_under_the_workspace_rules(client: Client, w
     assert not Path("/etc/evil").exists()
 
 
-async def test_garbage_on_stdin_stops_the_agent_listening_but_it_stays_alive(client: Client) -> None:
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        agent.PREFIX.pack(50 << 20, 7) + b"garbage",  # a prefix past the limits
+        # Framed right, but not JSON: the agent's own codec refuses it (in a process that has never
+        # imported `json`, as in every container) with the message json would give.
+        agent.PREFIX.pack(10, 10) + b'{"a":"\x01"}',
+        agent.PREFIX.pack(6, 6) + b'{"a" 1',
+    ],
+)
+async def test_garbage_on_stdin_stops_the_agent_listening_but_it_stays_alive(client: Client, garbage: bytes) -> None:
     assert client.proc.stdin is not None
-    client.proc.stdin.write(agent.PREFIX.pack(50 << 20, 7) + b"garbage")
+    client.proc.stdin.write(garbage + encode({"op": "ping", "id": 5}))
     await client.proc.stdin.drain()
     header, _ = await client.frame()
-    assert header["type"] == "error" and header["kind"] == "ProtocolError"
+    assert header["type"] == "error" and header["kind"] == "ProtocolError", header
+    assert "SystemError" not in header["message"]
+    with pytest.raises(TimeoutError):  # stopped listening: the ping after the garbage gets no pong
+        await asyncio.wait_for(client.frame(), 0.3)
     await asyncio.sleep(0.2)
     assert client.proc.returncode is None  # alive: the container keeps running for the fallback
 
@@ -498,3 +514,18 @@ async def test_an_agent_started_with_a_lease_ends_unless_renewed(agent_code: Pat
     )
     t0 = time.monotonic()
     assert await asyncio.wait_for(proc.wait(), 5) == 0 and time.monotonic() - t0 < 3
+
+
+@pytest.mark.parametrize(
+    ("cmd", "stdin", "runs"),
+    [
+        (agent_command("/opt/a.pyc"), True, True),
+        (["/usr/bin/python3", "-I", "/opt/a.pyc"], True, True),  # made before the agent ran with -S
+        (agent_command("/opt/a.pyc"), False, False),  # no stdin for the manager's attach stream
+        (["sleep", "infinity"], True, False),
+        (agent_command("/opt/other.pyc"), True, False),
+    ],
+)
+def test_a_container_runs_the_agent_only_as_the_runtime_starts_it(cmd: list[str], stdin: bool, runs: bool) -> None:
+    attrs = {"Config": {"Labels": {labels.IMAGE_AGENT: "/opt/a.pyc"}, "OpenStdin": stdin, "Cmd": cmd}}
+    assert runs_agent(attrs) is runs

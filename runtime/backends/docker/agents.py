@@ -28,7 +28,8 @@ def runs_agent(attrs: dict[str, Any]) -> bool:
     path = (config.get("Labels") or {}).get(labels.IMAGE_AGENT)
     if not isinstance(path, str) or not config.get("OpenStdin"):
         return False
-    return list(config.get("Cmd") or []) == agent_command(path)
+    # (A container made before the agent ran with -S still runs the agent: same protocol.)
+    return list(config.get("Cmd") or []) in (agent_command(path), [c for c in agent_command(path) if c != "-S"])
 
 
 class Agents:
