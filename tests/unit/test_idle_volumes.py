@@ -14,7 +14,7 @@ import pytest
 from runtime.backends.base import ResourceInUse
 from runtime.backends.docker.storage import DockerStorage, idle, mounts
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import SharedWait, file_lock, take_flock
+from runtime.backends.docker.storage.locks import SharedWait, delete_held, file_lock, take_flock
 from runtime.backends.docker.storage.mounts import held_elsewhere, parse_mountinfo
 from runtime.errors import EngineError
 
@@ -261,3 +261,53 @@ async def test_creates_start_a_sweep_at_most_once_a_minute_and_close_stops_it(
     never = DockerStorage(_no_engine, root=str(tmp_path), idle_unmount=0)  # type: ignore[arg-type]
     never.sweeper.soon()
     assert never.sweeper.thread is None
+
+
+# -- a removed volume's lock files ----------------------------------------------------------------------
+
+
+def test_a_lock_file_deleted_while_waited_for_is_taken_at_its_new_file(tmp_path: Path) -> None:
+    """Without the check after the flock, the waiter would hold the deleted file while the next comer
+    locks a new one: two holders of one volume's lock."""
+    path = tmp_path / "v.lock"
+    taken: list[int] = []
+    with file_lock(path):  # a removal holds it ...
+        waiter = threading.Thread(target=lambda: taken.append(take_flock(path, exclusive=True, wait=True) or -1))
+        waiter.start()
+        time.sleep(0.1)  # (it has opened the file and waits for the flock)
+        delete_held(path)  # ... and deletes it before it lets go
+    waiter.join(5)
+    assert taken and taken[0] >= 0
+    try:
+        assert os.fstat(taken[0]).st_ino == os.stat(path).st_ino  # the file at the path now, not the old one
+        assert take_flock(path, exclusive=True, wait=False) is None  # so the next comer waits for it
+    finally:
+        os.close(taken[0])
+
+
+def test_a_removed_volume_leaves_no_lock_files_unless_a_create_holds_its_use_lock(layout: Layout) -> None:
+    from runtime.backends.docker.storage.volumes import Volumes
+
+    for name in ("gone", "creating"):
+        layout.lock(name).touch()
+        layout.in_use(name).touch()
+    with file_lock(layout.lock("gone")):  # (as every removal holds it)
+        assert Volumes(layout, 0, 0).remove("gone") is False  # (no filesystem: nothing else to remove)
+    assert not layout.lock("gone").exists() and not layout.in_use("gone").exists()
+    create = take_flock(layout.in_use("creating"), exclusive=False, wait=False)
+    assert create is not None
+    try:
+        with file_lock(layout.lock("creating")):
+            Volumes(layout, 0, 0).remove("creating")
+        assert not layout.lock("creating").exists() and layout.in_use("creating").exists()
+    finally:
+        os.close(create)
+
+
+def test_a_volume_removed_after_the_sweep_listed_it_leaves_no_lock_files(layout: Layout,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    mounted(monkeypatch, layout, set())
+    volumes = FakeVolumes(layout, {})
+    assert idle._unmount_if_free(layout, volumes, "removed", None) is False  # type: ignore[arg-type]
+    assert volumes.downs == []
+    assert not layout.lock("removed").exists() and not layout.in_use("removed").exists()

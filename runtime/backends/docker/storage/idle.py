@@ -29,7 +29,7 @@ import time
 from runtime.backends.base import ResourceInUse
 from runtime.backends.docker.storage import commands, mounts
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import file_lock, last_used
+from runtime.backends.docker.storage.locks import delete_held, file_lock, last_used
 from runtime.backends.docker.storage.volumes import Volumes
 from runtime.errors import SandboxError
 
@@ -83,6 +83,9 @@ def _unmount_if_free(layout: Layout, volumes: Volumes, name: str, seen: float | 
             log.debug("idle volume %s stays: a create is using it", name)
             return False
         with file_lock(layout.lock(name), wait=False) as free:  # no other operation on it
+            if free and not layout.image(name).exists():  # removed since the first look: taking its locks
+                delete_held(layout.in_use(name), layout.lock(name))  # made them again
+                return False
             # Used between the first look and the locks (a create that came and went): not idle after all.
             if not free or (seen is not None and last_used(layout.in_use(name)) != seen):
                 log.debug("idle volume %s stays: %s", name, "used meanwhile" if free else "an operation holds it")

@@ -7,6 +7,7 @@
     <root>/mounts/<volume>/                  where the volume is mounted (bare directory immutable)
     <root>/locks/<volume>.lock               flock: one operation per volume across processes
     <root>/locks/<volume>.use                shared flock: creates using the volume; its mtime: the last use
+                                             (both deleted with the volume: `locks.forget`)
 
 A volume name or snapshot id is refused unless it matches its pattern, and every path is
 checked to be a direct child of the directory it belongs in: nothing a caller passes can

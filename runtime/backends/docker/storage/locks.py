@@ -44,9 +44,53 @@ def take_flock(path: Path, *, exclusive: bool, wait: bool, timeout: float = FLOC
     """An fd holding a flock on `path` (created if missing), to close to release it; None if `wait` is off
     and the lock is taken (exclusively, for a shared one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = _flock_file(path, exclusive, wait, deadline, timeout)
+        if fd is None:
+            return None
+        try:
+            if _still_at(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # deleted (`delete_held`) while we waited for it: the lock now is the file at `path`
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    held = os.fstat(fd)
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def delete_held(*paths: Path) -> None:
+    """Delete lock files whose flocks the caller holds (a removed volume's, so that a host does not keep two
+    for every project it ever had). Whoever waits for one meanwhile finds, once it has it, that it was
+    deleted (`take_flock`), and locks the new file at its path instead."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def forget(operation_lock: Path, use_lock: Path) -> None:
+    """Delete a removed volume's lock files; the caller holds its operation lock. The use lock goes only if
+    no create holds it (one still on its way with the volume keeps it)."""
+    use = take_flock(use_lock, exclusive=True, wait=False)
+    if use is None:
+        delete_held(operation_lock)
+        return
+    try:
+        delete_held(use_lock, operation_lock)
+    finally:
+        os.close(use)
+
+
+def _flock_file(path: Path, exclusive: bool, wait: bool, deadline: float, timeout: float) -> int | None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
             try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runtime.backends.docker.storage import commands, images, mounts, sizes
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import file_lock, mark_used
+from runtime.backends.docker.storage.locks import file_lock, forget, mark_used
 from runtime.errors import InvalidRequest
 
 
@@ -132,15 +132,16 @@ class Volumes:
                            grace)
 
     def remove(self, name: str) -> bool:
-        """Unmount, detach and delete the volume's filesystem; False if it had none."""
+        """Unmount, detach and delete the volume's filesystem, then its lock files (the caller holds its
+        operation lock, as for every method here); False if it had no filesystem."""
         image = self.layout.image(name)
-        if not image.exists():
-            mounts.remove_mountpoint(self.layout.mountpoint(name))
-            return False
-        self.down(name)
-        image.unlink()
+        had = image.exists()
+        if had:
+            self.down(name)
+            image.unlink()
         mounts.remove_mountpoint(self.layout.mountpoint(name))
-        return True
+        forget(self.layout.lock(name), self.layout.in_use(name))
+        return had
 
     def frozen_copy(self, name: str, target: Path) -> Space:
         """A reflink copy of the live volume at `target`, taken with its filesystem frozen.
