@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from runtime.backends.base import ResourceInUse
-from runtime.backends.docker.storage import DockerStorage, idle, mounts
+from runtime.backends.docker.storage import DockerStorage, idle, locks, mounts
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import SharedWait, delete_held, file_lock, take_flock
+from runtime.backends.docker.storage.locks import SharedWait, delete_held, file_lock, open_elsewhere, take_flock
 from runtime.backends.docker.storage.mounts import held_elsewhere, parse_mountinfo
 from runtime.errors import EngineError
 
@@ -267,8 +269,8 @@ async def test_creates_start_a_sweep_at_most_once_a_minute_and_close_stops_it(
 
 
 def test_a_lock_file_deleted_while_waited_for_is_taken_at_its_new_file(tmp_path: Path) -> None:
-    """Without the check after the flock, the waiter would hold the deleted file while the next comer
-    locks a new one: two holders of one volume's lock."""
+    """Without the checks, the waiter would hold the deleted file while the next comer locks a new one:
+    two holders of one volume's lock."""
     path = tmp_path / "v.lock"
     taken: list[int] = []
     with file_lock(path):  # a removal holds it ...
@@ -283,6 +285,83 @@ def test_a_lock_file_deleted_while_waited_for_is_taken_at_its_new_file(tmp_path:
         assert take_flock(path, exclusive=True, wait=False) is None  # so the next comer waits for it
     finally:
         os.close(taken[0])
+
+
+def test_a_lock_taken_just_after_its_file_was_deleted_is_taken_again_at_the_new_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opened before the deletion, locked after the holder let go (a taker that does not wait: the sweep)."""
+    path = tmp_path / "v.lock"
+    real_flock = locks._flock_file
+
+    def opened_then_deleted(*args: object) -> int | None:
+        fd = real_flock(*args)  # type: ignore[arg-type]
+        if not deleted:
+            deleted.append(path)
+            path.unlink()  # (what a holder's `delete_held` did between this open and its flock)
+        return fd
+
+    deleted: list[Path] = []
+    monkeypatch.setattr(locks, "_flock_file", opened_then_deleted)
+    fd = take_flock(path, exclusive=True, wait=False)
+    assert deleted and fd is not None
+    try:
+        assert os.fstat(fd).st_ino == os.stat(path).st_ino
+    finally:
+        os.close(fd)
+
+
+WAITER = """
+import os, sys
+from pathlib import Path
+from runtime.backends.docker.storage.locks import take_flock
+fd = take_flock(Path(sys.argv[1]), exclusive=True, wait=True)
+print(os.fstat(fd).st_ino, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_deleting_a_lock_file_waits_until_no_other_process_has_it_open(tmp_path: Path) -> None:
+    """A process of this version waiting for it moves to the new file at once; one that keeps the deleted file
+    open (an older version's waiter) is waited for, so it never gets the flock beside the new file's holder."""
+    path = tmp_path / "v.lock"
+    repo = Path(__file__).resolve().parents[2]
+    with file_lock(path):
+        waiter = subprocess.Popen([sys.executable, "-c", WAITER, str(path)], cwd=repo, text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 10
+            while not open_elsewhere({os.path.realpath(path)}):  # (it has opened the file and waits)
+                assert time.monotonic() < deadline and waiter.poll() is None, "the waiter never opened the file"
+                time.sleep(0.01)
+            t0 = time.monotonic()
+            delete_held(path, wait=5)
+            assert time.monotonic() - t0 < 2  # it moved to the new file within one of its polls
+            assert not open_elsewhere({f"{os.path.realpath(path)} (deleted)"})
+        except BaseException:
+            waiter.kill()
+            raise
+    assert waiter.stdout is not None and waiter.stdin is not None
+    try:
+        assert int(waiter.stdout.readline()) == os.stat(path).st_ino
+    finally:
+        waiter.stdin.close()
+        waiter.wait(10)
+
+    old = tmp_path / "old.lock"
+    old.touch()
+    holder = subprocess.Popen(["sh", "-c", f"exec 3<'{old}'; sleep 0.6"])  # an older waiter: holds it 0.6 s
+    try:
+        deadline = time.monotonic() + 10
+        while not open_elsewhere({os.path.realpath(old)}):
+            assert time.monotonic() < deadline, "the holder never opened the file"
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        delete_held(old, wait=5)
+        assert 0.3 < time.monotonic() - t0 < 5  # until it closed it
+        assert holder.poll() is not None
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_removed_volume_leaves_no_lock_files_unless_a_create_holds_its_use_lock(layout: Layout) -> None:
@@ -311,3 +390,46 @@ def test_a_volume_removed_after_the_sweep_listed_it_leaves_no_lock_files(layout:
     assert idle._unmount_if_free(layout, volumes, "removed", None) is False  # type: ignore[arg-type]
     assert volumes.downs == []
     assert not layout.lock("removed").exists() and not layout.in_use("removed").exists()
+
+
+def test_the_sweep_prunes_lock_files_of_volumes_that_are_gone_and_free(layout: Layout) -> None:
+    volume(layout, "live", used=LONG_AGO)
+    layout.lock("live").touch()
+    for name in ("gone1", "gone2", "held", "creating", "nouse"):
+        layout.lock(name).touch()
+        layout.in_use(name).touch()
+    layout.in_use("nouse").unlink()  # (only an operation lock left)
+    (layout.locks / "not a volume!.lock").touch()
+    with file_lock(layout.lock("held")):  # an operation on it (a restore from a snapshot) keeps its files
+        create = take_flock(layout.in_use("creating"), exclusive=False, wait=False)  # so does a create
+        assert create is not None
+        try:
+            assert idle.prune_lock_files(layout) == 3
+        finally:
+            os.close(create)
+    left = sorted(p.name for p in layout.locks.iterdir())
+    assert left == ["creating.lock", "creating.use", "held.lock", "held.use", "live.lock", "live.use",
+                    "not a volume!.lock"]
+
+
+def test_the_sweep_prunes_at_most_so_many_and_stops_when_asked(layout: Layout) -> None:
+    for k in range(5):
+        layout.lock(f"gone{k}").touch()
+    assert idle.prune_lock_files(layout, at_most=2) == 2
+    stop = threading.Event()
+    stop.set()
+    assert idle.prune_lock_files(layout, stop) == 0
+    assert idle.prune_lock_files(layout) == 3
+    assert list(layout.locks.iterdir()) == []
+
+
+def test_lock_files_that_cannot_go_do_not_fail_the_removal(layout: Layout, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    from runtime.backends.docker.storage.volumes import Volumes
+
+    def refused(*_: object, **__: object) -> int:
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(locks, "take_flock", refused)
+    assert Volumes(layout, 0, 0).remove("gone") is False
+    assert "lock files of removed volume gone were left" in caplog.text

@@ -21,15 +21,17 @@ Safe, whichever process runs it:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 from runtime.backends.base import ResourceInUse
 from runtime.backends.docker.storage import commands, mounts
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import delete_held, file_lock, last_used
+from runtime.backends.docker.storage.locks import delete_held, file_lock, last_used, take_flock
 from runtime.backends.docker.storage.volumes import Volumes
 from runtime.errors import SandboxError
 
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 # that project meanwhile waits for its use lock (the mountpoint is bare), no longer.
 SWEEP_GRACE = 0.5
 SWEEP_EVERY = 60.0  # seconds between two background sweeps, started by creates
+PRUNE_AT_MOST = 200  # removed volumes whose lock files one sweep deletes (a host's backlog goes over a few)
 SWEEP_JOIN = 30.0  # seconds `Sweeper.close` waits for a sweep to stop (one volume's unmount, tool timeouts aside)
 
 
@@ -109,6 +112,28 @@ def _unmount_if_free(layout: Layout, volumes: Volumes, name: str, seen: float | 
             return True
 
 
+def prune_lock_files(layout: Layout, stop: threading.Event | None = None, at_most: int = PRUNE_AT_MOST) -> int:
+    """Delete the lock files of up to `at_most` volumes that are gone (removed before removals took them
+    along, or whose files a later look made again), each under both its locks, taken without waiting: one
+    that anything holds stays. The number of volumes whose files went."""
+    have = set(layout.volume_names())
+    with contextlib.ExitStack() as held:  # every lock is let go after the files went (`delete_held`)
+        doomed: list[Path] = []
+        for name in [n for n in layout.locked_volumes() if n not in have][:at_most]:
+            if stop is not None and stop.is_set():
+                break
+            for path in (layout.in_use(name), layout.lock(name)):  # the sweep's order: no deadlock with it
+                fd = take_flock(path, exclusive=True, wait=False)
+                if fd is None:
+                    break
+                held.callback(os.close, fd)
+            else:
+                if not layout.image(name).exists():  # (made since the first look: a volume after all)
+                    doomed += [layout.in_use(name), layout.lock(name)]
+        delete_held(*doomed)
+    return len(doomed) // 2
+
+
 class Sweeper:
     """The background sweep of one storage: at most one at a time and one a minute, in a daemon thread,
     stopped between two volumes by `close` (a process that exits mid-unmount would leave a volume a
@@ -142,6 +167,9 @@ class Sweeper:
             gone = unmount_idle(self.layout, self.volumes, self.idle, stop)
             if gone:
                 log.info("unmounted %d project filesystems idle for %.0f s or more", len(gone), self.idle)
+            pruned = prune_lock_files(self.layout, stop)
+            if pruned:
+                log.info("deleted the lock files of %d removed volumes", pruned)
         except Exception as err:  # a sweep that fails leaves volumes mounted, nothing worse: said, never raised
             log.warning("sweep for idle volumes failed: %s", err)
         finally:

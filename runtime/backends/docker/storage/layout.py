@@ -125,6 +125,15 @@ class Layout:
             return []
         return sorted(n[:-4] for n in names if n.endswith(".img") and VOLUME_NAME.fullmatch(n[:-4]))
 
+    def locked_volumes(self) -> list[str]:
+        """The volumes that have a lock file (blocking: lists a directory)."""
+        try:
+            names = os.listdir(self.locks)
+        except FileNotFoundError:
+            return []
+        stems = {n.rsplit(".", 1)[0] for n in names if n.endswith((".lock", ".use"))}
+        return sorted(n for n in stems if VOLUME_NAME.fullmatch(n))
+
     def snapshotted_volumes(self) -> list[str]:
         try:
             names = os.listdir(self.snapshots)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -27,6 +28,8 @@ from pathlib import Path
 from runtime.errors import EngineError
 
 FLOCK_TIMEOUT = 120.0  # longer than any single operation's tools together
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -67,25 +70,63 @@ def _still_at(fd: int, path: Path) -> bool:
     return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
-def delete_held(*paths: Path) -> None:
+def delete_held(*paths: Path, wait: float | None = None) -> None:
     """Delete lock files whose flocks the caller holds (a removed volume's, so that a host does not keep two
-    for every project it ever had). Whoever waits for one meanwhile finds, once it has it, that it was
-    deleted (`take_flock`), and locks the new file at its path instead."""
+    for every project it ever had), and return once no other process has them open, at most `wait` seconds
+    (default: longer than any waiter waits, FLOCK_TIMEOUT).
+
+    A waiter that opened a file before it went would otherwise get its flock once the caller lets go,
+    while the next comer locks a new file at the path: two holders. This version's waiters look again
+    while they wait and move to the new file (`take_flock`); the wait is for a process running an older
+    version, which waits on the deleted file until it gives up. So: the last thing done under the locks."""
+    targets = set()
     for path in paths:
-        path.unlink(missing_ok=True)
+        real = os.path.realpath(path)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            targets.add(f"{real} (deleted)")  # what /proc shows for the file once deleted
+    deadline = time.monotonic() + (FLOCK_TIMEOUT + 5.0 if wait is None else wait)
+    while targets and open_elsewhere(targets):
+        if time.monotonic() > deadline:
+            log.warning("deleted lock files are still open in another process: left to it (%s)", sorted(targets))
+            break
+        time.sleep(0.05)
+
+
+def open_elsewhere(targets: set[str]) -> bool:
+    """Whether another process has a descriptor on one of `targets` (paths as /proc/<pid>/fd shows them), as
+    fuser(1) finds out: by reading those links (never a stat, which would wait on a hung filesystem)."""
+    me = str(os.getpid())
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or pid == me:  # (this process's own waiters run this version)
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # ended, or not ours to see (without root: then neither are the lock files)
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def forget(operation_lock: Path, use_lock: Path) -> None:
     """Delete a removed volume's lock files; the caller holds its operation lock. The use lock goes only if
-    no create holds it (one still on its way with the volume keeps it)."""
-    use = take_flock(use_lock, exclusive=True, wait=False)
-    if use is None:
-        delete_held(operation_lock)
-        return
+    no create holds it (one still on its way with the volume keeps it). Best effort: a file left is logged."""
     try:
-        delete_held(use_lock, operation_lock)
-    finally:
-        os.close(use)
+        use = take_flock(use_lock, exclusive=True, wait=False)
+        if use is None:
+            delete_held(operation_lock)
+            return
+        try:
+            delete_held(use_lock, operation_lock)
+        finally:
+            os.close(use)
+    except OSError as err:  # the volume itself is gone: its removal succeeded
+        log.warning("the lock files of removed volume %s were left: %s", operation_lock.stem, err)
 
 
 def _flock_file(path: Path, exclusive: bool, wait: bool, deadline: float, timeout: float) -> int | None:
@@ -106,6 +147,10 @@ def _flock_file(path: Path, exclusive: bool, wait: bool, deadline: float, timeou
                     raise EngineError(f"{path.stem} stayed locked by another operation for {timeout:.0f}s") from err
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
+                if not _still_at(fd, path):  # its holder deleted it (`delete_held`): wait for the new file
+                    fresh = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    os.close(fd)
+                    fd = fresh
     except BaseException:
         os.close(fd)
         raise
