@@ -16,7 +16,7 @@ import pytest
 from runtime.backends.base import ResourceInUse
 from runtime.backends.docker.storage import DockerStorage, idle, locks, mounts
 from runtime.backends.docker.storage.layout import Layout
-from runtime.backends.docker.storage.locks import SharedWait, delete_held, file_lock, open_elsewhere, take_flock
+from runtime.backends.docker.storage.locks import SharedWait, delete_held, file_lock, take_flock
 from runtime.backends.docker.storage.mounts import held_elsewhere, parse_mountinfo
 from runtime.errors import EngineError
 
@@ -320,45 +320,79 @@ sys.stdin.read()
 """
 
 
-def test_deleting_a_lock_file_waits_until_no_other_process_has_it_open(tmp_path: Path) -> None:
-    """A process of this version waiting for it moves to the new file at once; one that keeps the deleted file
-    open (an older version's waiter) is waited for, so it never gets the flock beside the new file's holder."""
-    path = tmp_path / "v.lock"
-    repo = Path(__file__).resolve().parents[2]
-    with file_lock(path):
-        waiter = subprocess.Popen([sys.executable, "-c", WAITER, str(path)], cwd=repo, text=True,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 10
-            while not open_elsewhere({os.path.realpath(path)}):  # (it has opened the file and waits)
-                assert time.monotonic() < deadline and waiter.poll() is None, "the waiter never opened the file"
-                time.sleep(0.01)
-            t0 = time.monotonic()
-            delete_held(path, wait=5)
-            assert time.monotonic() - t0 < 2  # it moved to the new file within one of its polls
-            assert not open_elsewhere({f"{os.path.realpath(path)} (deleted)"})
-        except BaseException:
-            waiter.kill()
-            raise
+def _until_open_elsewhere(path: Path, proc: subprocess.Popen[str]) -> None:
+    found = os.stat(path)
+    deadline = time.monotonic() + 30
+    while not locks.opened_elsewhere({(found.st_dev, found.st_ino): path}):
+        assert time.monotonic() < deadline and proc.poll() is None, "the other process never opened the file"
+        time.sleep(0.01)
+
+
+def _missed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first look misses what is open: a process that opened the file just after it, before the unlink."""
+    real = locks.opened_elsewhere
+    calls: list[int] = []
+
+    def missing_the_first(files: dict[tuple[int, int], Path]) -> set[tuple[int, int]]:
+        calls.append(1)
+        return set() if len(calls) == 1 else real(files)
+
+    monkeypatch.setattr(locks, "opened_elsewhere", missing_the_first)
+
+
+def _waiter(path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", WAITER, str(path)], cwd=Path(__file__).resolve().parents[2],
+                            text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def _inode_it_took(waiter: subprocess.Popen[str]) -> int:
     assert waiter.stdout is not None and waiter.stdin is not None
     try:
-        assert int(waiter.stdout.readline()) == os.stat(path).st_ino
+        return int(waiter.stdout.readline())
     finally:
         waiter.stdin.close()
         waiter.wait(10)
 
+
+@pytest.mark.parametrize("opened_after_the_look", [False, True])
+def test_a_lock_file_another_process_waits_for_is_left_or_it_moves_to_the_new_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened_after_the_look: bool) -> None:
+    """A waiter seen before the unlink keeps the file (a later prune deletes it); one that opened it after that
+    look (this version) moves to the new file within one of its polls; either way one holder at a time."""
+    path = tmp_path / "v.lock"
+    with file_lock(path):
+        waiter = _waiter(path)
+        try:
+            _until_open_elsewhere(path, waiter)
+            if opened_after_the_look:
+                _missed_once(monkeypatch)
+            t0 = time.monotonic()
+            deleted = delete_held(path, wait=5)
+            assert time.monotonic() - t0 < 2
+            assert deleted == ([path] if opened_after_the_look else [])
+            inode = os.stat(path).st_ino  # (a new file when deleted: the waiter made it)
+        except BaseException:
+            waiter.kill()
+            raise
+    assert _inode_it_took(waiter) == inode
+
+
+def test_a_deleted_lock_file_still_open_elsewhere_is_waited_for(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that keeps the deleted file open (an older version's waiter, which does not move) could get
+    its flock beside the new file's holder once the deleter lets go: the deleter waits until it closed it."""
     old = tmp_path / "old.lock"
     old.touch()
-    holder = subprocess.Popen(["sh", "-c", f"exec 3<'{old}'; sleep 0.6"])  # an older waiter: holds it 0.6 s
+    holder = subprocess.Popen(["sh", "-c", f"exec 3<'{old}'; read line; exit 0"], stdin=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 10
-        while not open_elsewhere({os.path.realpath(old)}):
-            assert time.monotonic() < deadline, "the holder never opened the file"
-            time.sleep(0.01)
+        _until_open_elsewhere(old, holder)
+        _missed_once(monkeypatch)
+        assert holder.stdin is not None
+        threading.Timer(0.5, holder.stdin.close).start()  # it lets go of the file in half a second
         t0 = time.monotonic()
-        delete_held(old, wait=5)
-        assert 0.3 < time.monotonic() - t0 < 5  # until it closed it
-        assert holder.poll() is not None
+        assert delete_held(old, wait=10) == [old]
+        assert 0.4 < time.monotonic() - t0 < 10
+        assert holder.wait(5) == 0
     finally:
         holder.kill()
         holder.wait()
@@ -392,7 +426,12 @@ def test_a_volume_removed_after_the_sweep_listed_it_leaves_no_lock_files(layout:
     assert not layout.lock("removed").exists() and not layout.in_use("removed").exists()
 
 
-def test_the_sweep_prunes_lock_files_of_volumes_that_are_gone_and_free(layout: Layout) -> None:
+@pytest.fixture
+def pool_mounted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(idle.Pool, "mounted", lambda self: True)
+
+
+def test_the_sweep_prunes_lock_files_of_volumes_that_are_gone_and_free(layout: Layout, pool_mounted: None) -> None:
     volume(layout, "live", used=LONG_AGO)
     layout.lock("live").touch()
     for name in ("gone1", "gone2", "held", "creating", "nouse"):
@@ -412,7 +451,7 @@ def test_the_sweep_prunes_lock_files_of_volumes_that_are_gone_and_free(layout: L
                     "not a volume!.lock"]
 
 
-def test_the_sweep_prunes_at_most_so_many_and_stops_when_asked(layout: Layout) -> None:
+def test_the_sweep_prunes_at_most_so_many_and_stops_when_asked(layout: Layout, pool_mounted: None) -> None:
     for k in range(5):
         layout.lock(f"gone{k}").touch()
     assert idle.prune_lock_files(layout, at_most=2) == 2
@@ -433,3 +472,15 @@ def test_lock_files_that_cannot_go_do_not_fail_the_removal(layout: Layout, monke
     monkeypatch.setattr(locks, "take_flock", refused)
     assert Volumes(layout, 0, 0).remove("gone") is False
     assert "lock files of removed volume gone were left" in caplog.text
+
+
+def test_the_sweep_prunes_no_lock_files_without_its_pool_nor_of_a_volume_used_lately(
+        layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout.lock("gone").touch()
+    layout.lock("plain").touch()
+    layout.in_use("plain").touch()  # (a plain volume: no filesystem of its own, used just now)
+    monkeypatch.setattr(idle.Pool, "mounted", lambda self: False)
+    assert idle.prune_lock_files(layout) == 0  # no pool: every volume would look gone
+    monkeypatch.setattr(idle.Pool, "mounted", lambda self: True)
+    assert idle.prune_lock_files(layout, idle=600) == 1
+    assert sorted(p.name for p in layout.locks.iterdir()) == ["plain.lock", "plain.use"]

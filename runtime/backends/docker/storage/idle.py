@@ -26,12 +26,12 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 
 from runtime.backends.base import ResourceInUse
 from runtime.backends.docker.storage import commands, mounts
 from runtime.backends.docker.storage.layout import Layout
 from runtime.backends.docker.storage.locks import delete_held, file_lock, last_used, take_flock
+from runtime.backends.docker.storage.pool import Pool
 from runtime.backends.docker.storage.volumes import Volumes
 from runtime.errors import SandboxError
 
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 SWEEP_GRACE = 0.5
 SWEEP_EVERY = 60.0  # seconds between two background sweeps, started by creates
 PRUNE_AT_MOST = 200  # removed volumes whose lock files one sweep deletes (a host's backlog goes over a few)
+PRUNE_BATCH = 32  # volumes whose locks are held at once, for one look at which files other processes have open
 SWEEP_JOIN = 30.0  # seconds `Sweeper.close` waits for a sweep to stop (one volume's unmount, tool timeouts aside)
 
 
@@ -112,26 +113,67 @@ def _unmount_if_free(layout: Layout, volumes: Volumes, name: str, seen: float | 
             return True
 
 
-def prune_lock_files(layout: Layout, stop: threading.Event | None = None, at_most: int = PRUNE_AT_MOST) -> int:
+def prune_lock_files(layout: Layout, stop: threading.Event | None = None, at_most: int = PRUNE_AT_MOST,
+                     idle: float = 0.0) -> int:
     """Delete the lock files of up to `at_most` volumes that are gone (removed before removals took them
-    along, or whose files a later look made again), each under both its locks, taken without waiting: one
-    that anything holds stays. The number of volumes whose files went."""
+    along, or whose files a later look made again) and were not used for `idle` seconds (a plain volume,
+    without a filesystem of its own, has lock files too), each under both its locks, taken without waiting:
+    one that anything holds or waits for stays. The number of volumes whose files went."""
+    if not Pool(layout, None).mounted():  # (no pool mounted: no volume's image can be seen to be gone)
+        return 0
     have = set(layout.volume_names())
-    with contextlib.ExitStack() as held:  # every lock is let go after the files went (`delete_held`)
-        doomed: list[Path] = []
-        for name in [n for n in layout.locked_volumes() if n not in have][:at_most]:
+    cutoff = time.time() - idle
+    candidates = [n for n in layout.locked_volumes()
+                  if n not in have and (last_used(layout.in_use(n)) or 0.0) <= cutoff][:at_most]
+    pruned = 0
+    batch: list[tuple[str, contextlib.ExitStack]] = []
+
+    def delete_batch() -> None:
+        nonlocal pruned
+        try:
+            if not (stop is not None and stop.is_set()):
+                gone = delete_held(*(path for name, _ in batch for path in (layout.in_use(name), layout.lock(name))))
+                pruned += len({path.stem for path in gone})
+        finally:
+            for _, held in batch:
+                held.close()  # after the files went (see `delete_held`)
+            batch.clear()
+
+    try:
+        for name in candidates:
             if stop is not None and stop.is_set():
                 break
-            for path in (layout.in_use(name), layout.lock(name)):  # the sweep's order: no deadlock with it
-                fd = take_flock(path, exclusive=True, wait=False)
-                if fd is None:
-                    break
-                held.callback(os.close, fd)
-            else:
-                if not layout.image(name).exists():  # (made since the first look: a volume after all)
-                    doomed += [layout.in_use(name), layout.lock(name)]
-        delete_held(*doomed)
-    return len(doomed) // 2
+            held = _both_locks(layout, name)
+            if held is None:
+                continue
+            if layout.image(name).exists():  # made since the first look: a volume after all
+                held.close()
+                continue
+            batch.append((name, held))
+            if len(batch) >= PRUNE_BATCH:
+                delete_batch()
+        delete_batch()
+    finally:
+        for _, held in batch:  # (an error on the way: nothing deleted, everything let go)
+            held.close()
+    return pruned
+
+
+def _both_locks(layout: Layout, name: str) -> contextlib.ExitStack | None:
+    """The volume's use and operation locks, in the sweep's order (no deadlock with it), taken without
+    waiting; to close to let go. None if either is held (nothing kept)."""
+    held = contextlib.ExitStack()
+    try:
+        for path in (layout.in_use(name), layout.lock(name)):
+            fd = take_flock(path, exclusive=True, wait=False)
+            if fd is None:
+                held.close()
+                return None
+            held.callback(os.close, fd)
+    except BaseException:
+        held.close()
+        raise
+    return held
 
 
 class Sweeper:
@@ -167,7 +209,7 @@ class Sweeper:
             gone = unmount_idle(self.layout, self.volumes, self.idle, stop)
             if gone:
                 log.info("unmounted %d project filesystems idle for %.0f s or more", len(gone), self.idle)
-            pruned = prune_lock_files(self.layout, stop)
+            pruned = prune_lock_files(self.layout, stop, idle=self.idle)
             if pruned:
                 log.info("deleted the lock files of %d removed volumes", pruned)
         except Exception as err:  # a sweep that fails leaves volumes mounted, nothing worse: said, never raised

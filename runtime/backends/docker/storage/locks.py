@@ -70,33 +70,57 @@ def _still_at(fd: int, path: Path) -> bool:
     return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
-def delete_held(*paths: Path, wait: float | None = None) -> None:
+def delete_held(*paths: Path, wait: float | None = None) -> list[Path]:
     """Delete lock files whose flocks the caller holds (a removed volume's, so that a host does not keep two
-    for every project it ever had), and return once no other process has them open, at most `wait` seconds
-    (default: longer than any waiter waits, FLOCK_TIMEOUT).
+    for every project it ever had), unless another process has one open; the paths deleted. Returns once
+    no other process has those open, at most `wait` seconds (default: longer than any waiter waits).
 
     A waiter that opened a file before it went would otherwise get its flock once the caller lets go,
-    while the next comer locks a new file at the path: two holders. This version's waiters look again
-    while they wait and move to the new file (`take_flock`); the wait is for a process running an older
-    version, which waits on the deleted file until it gives up. So: the last thing done under the locks."""
-    targets = set()
+    while the next comer locks a new file at the path: two holders. So a file open elsewhere (a waiter)
+    is left for a later prune. One opened between that look and the unlink is waited for: a waiter of
+    this version looks again while it waits and moves to the new file (`take_flock`); one of an older
+    version waits on the deleted file until it gives up. The last thing done under the locks."""
+    files = {}
     for path in paths:
-        real = os.path.realpath(path)
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            targets.add(f"{real} (deleted)")  # what /proc shows for the file once deleted
-    deadline = time.monotonic() + (FLOCK_TIMEOUT + 5.0 if wait is None else wait)
-    while targets and open_elsewhere(targets):
-        if time.monotonic() > deadline:
-            log.warning("deleted lock files are still open in another process: left to it (%s)", sorted(targets))
-            break
+            found = os.stat(path)
+            files[(found.st_dev, found.st_ino)] = path
+    busy = opened_elsewhere(files) if files else set()
+    deleted: dict[tuple[int, int], Path] = {}
+    try:
+        for key, path in files.items():
+            if key not in busy:
+                path.unlink(missing_ok=True)
+                deleted[key] = path
+    finally:
+        _until_closed_elsewhere(deleted, FLOCK_TIMEOUT + 5.0 if wait is None else wait)
+    return list(deleted.values())
+
+
+def _until_closed_elsewhere(files: dict[tuple[int, int], Path], wait: float) -> None:
+    deadline = time.monotonic() + wait
+    clean = 0
+    while files:
+        if not opened_elsewhere(files):
+            clean += 1
+            if clean == 2:  # twice, a moment apart: an open under way during the first look shows in the second
+                return
+        elif time.monotonic() > deadline:
+            log.warning("deleted lock files are still open in another process: left to it (%s)",
+                        sorted(str(p) for p in files.values()))
+            return
+        else:
+            clean = 0
         time.sleep(0.05)
 
 
-def open_elsewhere(targets: set[str]) -> bool:
-    """Whether another process has a descriptor on one of `targets` (paths as /proc/<pid>/fd shows them), as
-    fuser(1) finds out: by reading those links (never a stat, which would wait on a hung filesystem)."""
+def opened_elsewhere(files: dict[tuple[int, int], Path]) -> set[tuple[int, int]]:
+    """Which of `files` ((st_dev, st_ino) -> path) another process has a descriptor on, in any mount
+    namespace, as fuser(1) finds out: through /proc/<pid>/fd. Only links that name a file of the same name
+    (deleted or not) are looked at (a stat): never a file elsewhere, which could be on a hung filesystem."""
+    names = {path.name for path in files.values()}
     me = str(os.getpid())
+    found = set()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or pid == me:  # (this process's own waiters run this version)
             continue
@@ -105,12 +129,16 @@ def open_elsewhere(targets: set[str]) -> bool:
         except OSError:  # ended, or not ours to see (without root: then neither are the lock files)
             continue
         for fd in fds:
+            link = f"/proc/{pid}/fd/{fd}"
             try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
-                    return True
+                if os.readlink(link).removesuffix(" (deleted)").rsplit("/", 1)[-1] not in names:
+                    continue
+                target = os.stat(link)
             except OSError:
                 continue
-    return False
+            if (target.st_dev, target.st_ino) in files:
+                found.add((target.st_dev, target.st_ino))
+    return found
 
 
 def forget(operation_lock: Path, use_lock: Path) -> None:
@@ -148,9 +176,8 @@ def _flock_file(path: Path, exclusive: bool, wait: bool, deadline: float, timeou
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
                 if not _still_at(fd, path):  # its holder deleted it (`delete_held`): wait for the new file
-                    fresh = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                    os.close(fd)
-                    fd = fresh
+                    fd, stale = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), fd
+                    os.close(stale)
     except BaseException:
         os.close(fd)
         raise
