@@ -484,3 +484,57 @@ def test_the_sweep_prunes_no_lock_files_without_its_pool_nor_of_a_volume_used_la
     monkeypatch.setattr(idle.Pool, "mounted", lambda self: True)
     assert idle.prune_lock_files(layout, idle=600) == 1
     assert sorted(p.name for p in layout.locks.iterdir()) == ["plain.lock", "plain.use"]
+
+
+def test_the_prune_leaves_a_volume_made_meanwhile_and_lets_its_locks_go_at_once(
+        layout: Layout, pool_mounted: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout.lock("made").touch()
+    real = idle._both_locks
+
+    def made_meanwhile(layout_: Layout, name: str) -> object:
+        held = real(layout_, name)
+        layout.image(name).touch()  # (its create made the volume between the listing and the locks)
+        return held
+
+    monkeypatch.setattr(idle, "_both_locks", made_meanwhile)
+    calls: list[tuple[Path, ...]] = []
+    monkeypatch.setattr(idle, "delete_held", lambda *paths, **_: calls.append(paths) or [])
+    assert idle.prune_lock_files(layout) == 0
+    assert layout.lock("made").exists() and calls in ([], [()])
+    for path in (layout.lock("made"), layout.in_use("made")):
+        with file_lock(path, wait=False) as free:
+            assert free  # let go before the prune ended, not kept
+
+
+def test_the_prune_holds_at_most_a_batch_of_volumes_locks_at_once(layout: Layout, pool_mounted: None,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in range(idle.PRUNE_BATCH * 2 + 3):
+        layout.lock(f"gone{k:03}").touch()
+    real = idle.delete_held
+    batches: list[int] = []
+
+    def counted(*paths: Path, **kwargs: float | None) -> list[Path]:
+        batches.append(len(paths) // 2)
+        return real(*paths, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(idle, "delete_held", counted)
+    assert idle.prune_lock_files(layout) == idle.PRUNE_BATCH * 2 + 3
+    assert batches == [idle.PRUNE_BATCH, idle.PRUNE_BATCH, 3]
+
+
+def test_a_lock_file_that_cannot_go_does_not_stop_the_prune(layout: Layout, pool_mounted: None) -> None:
+    layout.lock("a-dir").mkdir()  # (not a file: flock refuses it)
+    layout.lock("z-gone").touch()
+    assert idle.prune_lock_files(layout) == 1
+    assert not layout.lock("z-gone").exists()
+
+
+def test_a_deleted_lock_file_needs_two_clean_looks_before_it_is_let_go(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An open under way during one look shows in the next: clean, busy, clean, clean."""
+    path = tmp_path / "v.lock"
+    path.touch()
+    looks = [set(), set(), {(0, 0)}, set(), set()]  # the first: before the unlink
+    monkeypatch.setattr(locks, "opened_elsewhere", lambda files: looks.pop(0) and set(files))
+    assert delete_held(path, wait=10) == [path]
+    assert looks == []

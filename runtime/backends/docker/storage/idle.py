@@ -131,9 +131,11 @@ def prune_lock_files(layout: Layout, stop: threading.Event | None = None, at_mos
     def delete_batch() -> None:
         nonlocal pruned
         try:
-            if not (stop is not None and stop.is_set()):
+            if batch and not (stop is not None and stop.is_set()):
                 gone = delete_held(*(path for name, _ in batch for path in (layout.in_use(name), layout.lock(name))))
                 pruned += len({path.stem for path in gone})
+        except OSError as err:  # (one that cannot go must not stop the prune of every later name for good)
+            log.warning("lock files of removed volumes were left: %s", err)
         finally:
             for _, held in batch:
                 held.close()  # after the files went (see `delete_held`)
@@ -143,7 +145,11 @@ def prune_lock_files(layout: Layout, stop: threading.Event | None = None, at_mos
         for name in candidates:
             if stop is not None and stop.is_set():
                 break
-            held = _both_locks(layout, name)
+            try:
+                held = _both_locks(layout, name)
+            except OSError as err:  # (a directory by that name, a file not ours: the next one)
+                log.warning("lock files of removed volume %s were left: %s", name, err)
+                continue
             if held is None:
                 continue
             if layout.image(name).exists():  # made since the first look: a volume after all

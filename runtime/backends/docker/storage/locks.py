@@ -29,6 +29,8 @@ from runtime.errors import EngineError
 
 FLOCK_TIMEOUT = 120.0  # longer than any single operation's tools together
 
+REPLACED_AT_MOST = 100  # times a lock file may be found replaced under a taker (a filesystem without stable inodes)
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,7 @@ def take_flock(path: Path, *, exclusive: bool, wait: bool, timeout: float = FLOC
     and the lock is taken (exclusively, for a shared one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
-    while True:
+    for _ in range(REPLACED_AT_MOST):
         fd = _flock_file(path, exclusive, wait, deadline, timeout)
         if fd is None:
             return None
@@ -59,6 +61,7 @@ def take_flock(path: Path, *, exclusive: bool, wait: bool, timeout: float = FLOC
             os.close(fd)
             raise
         os.close(fd)  # deleted (`delete_held`) while we waited for it: the lock now is the file at `path`
+    raise EngineError(f"{path.stem}'s lock file kept being replaced while it was taken")
 
 
 def _still_at(fd: int, path: Path) -> bool:
@@ -79,7 +82,9 @@ def delete_held(*paths: Path, wait: float | None = None) -> list[Path]:
     while the next comer locks a new file at the path: two holders. So a file open elsewhere (a waiter)
     is left for a later prune. One opened between that look and the unlink is waited for: a waiter of
     this version looks again while it waits and moves to the new file (`take_flock`); one of an older
-    version waits on the deleted file until it gives up. The last thing done under the locks."""
+    version waits on the deleted file until it gives up. The last thing done under the locks.
+    (/proc shows this PID namespace and those below it: a process elsewhere, say a service in a container
+    beside a host's `cleanup`, is not seen; of this version, it still moves to the new file by itself.)"""
     files = {}
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
