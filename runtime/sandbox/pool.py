@@ -28,10 +28,11 @@ Policy (measured in benchmarks/bench_pool.py, `--only workloads throughput idle`
   the tasks it was made for.
 - Eviction: at the global cap, a prewarm and a hand-over's replacement remove the idle spares
   of other keys, speculative keys (one task or none) first, then the least recently used.
-- Lifetime: spares hold a lease their agent keeps only while this process renews it (every few
-  seconds): a manager killed outright leaves spares that stop themselves within
-  `LEASE_SECONDS`; at a normal interpreter exit they are removed (`atexit`). An idle spare is
-  removed after `pool_idle_ttl`, and spares above a quiet key's target sooner.
+- Lifetime: spares hold a lease from their agent's start, which the agent keeps only while this
+  process renews it (every few seconds): a manager killed outright, even while a spare was
+  starting, leaves spares that stop themselves within `LEASE_SECONDS`; at a normal interpreter
+  exit they are removed (`atexit`). An idle spare is removed after `pool_idle_ttl`, and spares
+  above a quiet key's target sooner.
 
 Every decision is counted (`counts`, and `on_event` for the monitor): hit, miss, waited, made,
 stale, failed, expired, evicted, surplus, and why a spare was not made (busy, cap, no_memory).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 from runtime import labels
 from runtime.backends.base import Backend
@@ -13,6 +14,7 @@ from runtime.registry import Registry
 from runtime.sandbox.owner import Owner
 from runtime.sandbox.spares import SPARE, SPARE_PREFIX, Key, Spare, mem_available
 from runtime.sandbox.spec import build_spec
+from runtime.sandbox.upkeep import LEASE_SECONDS
 
 
 class SpareMaker:
@@ -47,6 +49,9 @@ class SpareMaker:
             self.config, self.registry, self.owner, name=name, project_id=project_id, language=lang,
             labels=self.spare_labels(project_id, lang.name, time.time()), network=self.network,
         )
+        # Leased from its agent's first moment, not from the first renewal after `make` returns: a manager
+        # killed while the spare starts leaves one that ends itself, not one only cleanup removes.
+        spec = replace(spec, agent_lease=LEASE_SECONDS)
         # The image's id, asked before the create: a tag that moves in between makes the spare look stale
         # at hand-over (and go), never fresh. (Cached by the backend until the engine reports a change.)
         image = await self.backend.image(spec.image)

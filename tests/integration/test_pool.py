@@ -197,6 +197,27 @@ async def test_destroy_returns_before_removal_and_the_same_task_can_start_again(
     assert first.container_id not in ids and second.container_id in ids
 
 
+async def test_a_spare_is_leased_from_its_start_and_ends_itself_unless_renewed(
+    pooled: ContainerManager, docker_client: docker.DockerClient, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manager killed between a spare's start and its first renewal must not leave it running: the
+    spare is made here as the pool makes it, and nobody renews it (a 2 s lease instead of 15, to wait less)."""
+    from runtime.sandbox import spare_maker
+
+    monkeypatch.setattr(spare_maker, "LEASE_SECONDS", 2.0)
+    removals: list[str] = []
+    spare = await _pool(pooled).maker.make((f"p{unique}", "python"), removals.append)
+    try:
+        t0 = time.monotonic()
+        while docker_client.api.inspect_container(spare.container_id)["State"]["Running"]:
+            assert time.monotonic() - t0 < 12, "the spare kept running with nobody to renew its lease"
+            await asyncio.sleep(0.25)
+        assert time.monotonic() - t0 > 1.0  # (it ran until its lease was up: it did start)
+    finally:
+        docker_client.api.remove_container(spare.container_id, force=True)
+    assert removals == []
+
+
 async def test_idle_spares_go_after_the_ttl(
     runtime_config: RuntimeConfig, python_image: Language, docker_client: docker.DockerClient, unique: str
 ) -> None:

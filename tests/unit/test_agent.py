@@ -521,6 +521,8 @@ async def test_an_agent_started_with_a_lease_ends_unless_renewed(agent_code: Pat
     [
         (agent_command("/opt/a.pyc"), True, True),
         (["/usr/bin/python3", "-I", "/opt/a.pyc"], True, True),  # made before the agent ran with -S
+        (agent_command("/opt/a.pyc", lease=15), True, True),  # a spare handed over: its lease is renewable
+        ([*agent_command("/opt/a.pyc"), "--verbose", "1"], True, False),
         (agent_command("/opt/a.pyc"), False, False),  # no stdin for the manager's attach stream
         (["sleep", "infinity"], True, False),
         (agent_command("/opt/other.pyc"), True, False),

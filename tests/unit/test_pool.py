@@ -195,6 +195,8 @@ async def test_spares_hold_a_lease_a_hand_over_gives_up_and_the_tender_renews() 
     pool = make_pool(backend)
     await pool.prewarm("a", "python", 2)
     first, second = pool.spares()
+    # From the agent's start (its command), then renewed: a manager killed mid-start leaves no unleased spare.
+    assert [backend.specs[s.name].agent_lease for s in (first, second)] == [LEASE_SECONDS, LEASE_SECONDS]
     assert backend.leases == {first.container_id: LEASE_SECONDS, second.container_id: LEASE_SECONDS}
     handed = await take(pool, "a", "t1")
     await asyncio.sleep(0)

@@ -28,8 +28,11 @@ def runs_agent(attrs: dict[str, Any]) -> bool:
     path = (config.get("Labels") or {}).get(labels.IMAGE_AGENT)
     if not isinstance(path, str) or not config.get("OpenStdin"):
         return False
+    command = list(config.get("Cmd") or [])
+    if command[-2:-1] == ["--lease"]:  # a spare's or holder's first lease: the same agent
+        command = command[:-2]
     # (A container made before the agent ran with -S still runs the agent: same protocol.)
-    return list(config.get("Cmd") or []) in (agent_command(path), [c for c in agent_command(path) if c != "-S"])
+    return command in (agent_command(path), [c for c in agent_command(path) if c != "-S"])
 
 
 class Agents:
