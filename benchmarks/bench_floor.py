@@ -3,6 +3,7 @@
     python benchmarks/bench_floor.py [--cycles 20] [--seconds 15] [--levels 1 2 4] [--tasks 60]
                                      [--depths 1 4] [--processes] [--mounts 500]
                                      [--only cycle rate pool] [--only mounts]
+                                     [--only runtimes [--runtimes runc crun] [--rounds 3]]
 
 Back-to-back tasks on one project (create -> first output -> destroy, the next at once) need, in
 steady state, at least one container created, started and removed per task. A pool can overlap
@@ -37,6 +38,11 @@ cannot drop below `1 / R - (the task's own time after its first output)`. This p
    start -> first output, mean / p50 / p90; tasks/s from the third task to the end of the last
    removal; each task's own time (first output -> destroy returned); then the bound against the
    measured mean.
+5. OCI runtimes (`--only runtimes`, each of `--runtimes` registered with the engine; crun by
+   scripts/enable-crun.sh): for each, in turn, `--rounds` times: `--cycles` sequential cycles of
+   the pool's container joined to a kept namespace (wall and host busy CPU per cycle), then
+   `--tasks` back-to-back tasks through the pool with its defaults (start -> first output).
+   Both sides of any comparison run under the runtime named, the raw cycle and the pool alike.
 """
 
 from __future__ import annotations
@@ -326,10 +332,11 @@ class BackToBack(NamedTuple):
     rate: float  # tasks/s, from the third task to the last removal's end
 
 
-async def back_to_back(network: str, project: str, depth: int, tasks: int, kept: bool) -> BackToBack:
+async def back_to_back(network: str, project: str, depth: int, tasks: int, kept: bool,
+                       runtime: str | None = None) -> BackToBack:
     """`tasks` tasks on one project, each created when the one before was destroyed."""
     manager = ContainerManager(RuntimeConfig.load(network_name=network, pool_max_per_key=depth,
-                                                  reuse_network_namespaces=kept))
+                                                  reuse_network_namespaces=kept, runtime=runtime))
     await manager.startup()
     firsts: list[float] = []
     own: list[float] = []
@@ -369,6 +376,38 @@ def pool_section(network: str, project: str, depths: list[int], tasks: int, best
             print(f"      bound: 1 / {best_rate:.2f} cycles/s - {mean_own * 1000:.1f} ms = "
                   f"{(1 / best_rate - mean_own) * 1000:6.1f} ms mean, with the best R measured "
                   f"({'joined' if kept else 'sandbox network'})")
+
+
+def runtimes_section(base: Raw, holder: str, project: str, args: argparse.Namespace) -> None:
+    """Section 5: the same cycle and the same back-to-back tasks under each OCI runtime, alternating."""
+    network = base.network
+    registered = set(base.client.info().get("Runtimes") or {})
+    names = [r for r in args.runtimes if r in registered]
+    missing = ", ".join(sorted(set(args.runtimes) - registered)) or "none"
+    print(f"OCI runtimes ({', '.join(names)}; not registered: {missing}), {args.rounds} rounds, in turn")
+    cycle_cpu: dict[str, list[float]] = {r: [] for r in names}
+    p50s: dict[str, list[float]] = {r: [] for r in names}
+    for round_ in range(args.rounds):
+        for name in names:
+            manager = ContainerManager(RuntimeConfig.load(network_name=network, pool_enabled=False, runtime=name))
+            raw = Raw(manager, "python", f"container:{holder}")
+            cycle = AgentCycle(raw)
+            t0, b0 = time.perf_counter(), busy_ticks()
+            for i in range(args.cycles):
+                cycle.run(project, f"rt{name}{round_}x{i}")
+            wall = (time.perf_counter() - t0) / args.cycles
+            cpu = (busy_ticks() - b0) / os.sysconf("SC_CLK_TCK") / args.cycles
+            raw.client.close()
+            run = asyncio.run(back_to_back(network, f"{project}{name}{round_}", 4, args.tasks, True, name))
+            cycle_cpu[name].append(cpu)
+            p50s[name].append(pct(run.firsts, 0.5))
+            print(f"  round {round_ + 1} {name:<5} cycle (joined): wall {wall * 1000:6.1f} ms, host CPU "
+                  f"{cpu * 1000:6.1f} ms   back-to-back: p50 {p50s[name][-1] * 1000:6.1f} ms   mean "
+                  f"{statistics.mean(run.firsts) * 1000:6.1f}   p90 {pct(run.firsts, 0.9) * 1000:6.1f}   "
+                  f"{run.rate:4.2f} tasks/s", flush=True)
+    for name in names:
+        print(f"  {name:<5} median of rounds: cycle host CPU {statistics.median(cycle_cpu[name]) * 1000:6.1f} ms, "
+              f"back-to-back p50 {statistics.median(p50s[name]) * 1000:6.1f} ms")
 
 
 def cleanup(raw: Raw, installation: str, network: str) -> None:
@@ -411,6 +450,8 @@ def main(args: argparse.Namespace) -> None:
         best = rate_section(raws, projects, args.levels, args.seconds, tag) if "rate" in args.only else {}
         if "pool" in args.only:
             pool_section(network, projects[0], args.depths, args.tasks, best)
+        if "runtimes" in args.only:
+            runtimes_section(raw, holder, projects[0], args)
     finally:
         try:
             cleanup(raw, installation, network)
@@ -426,13 +467,16 @@ if __name__ == "__main__":
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--tasks", type=int, default=60, help="per depth; the first two are not counted")
     parser.add_argument("--depths", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--only", nargs="+", choices=["cycle", "mounts", "rate", "pool"],
-                        default=["cycle", "rate", "pool"], help="sections to run (mounts only when named)")
+    parser.add_argument("--only", nargs="+", choices=["cycle", "mounts", "rate", "pool", "runtimes"],
+                        default=["cycle", "rate", "pool"], help="sections to run (mounts and runtimes only when named)")
+    parser.add_argument("--runtimes", nargs="+", default=["runc", "crun"], help="OCI runtimes to compare")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the runtimes section")
     parser.add_argument("--mounts", type=int, default=500, help="mounts added to the host for the mounts section")
     parser.add_argument("--processes", action="store_true",
                         help="count the processes each cycle starts (root; takes over host-wide process "
                         "accounting and leaves it off)")
     parsed = parser.parse_args()
-    if parsed.tasks < 4 or parsed.cycles < 1 or min(parsed.levels) < 1 or min(parsed.depths) < 1 or parsed.mounts < 1:
-        parser.error("--tasks must be at least 4, --cycles, --levels, --depths and --mounts at least 1")
+    if (parsed.tasks < 4 or parsed.cycles < 1 or min(parsed.levels) < 1 or min(parsed.depths) < 1 or parsed.mounts < 1
+            or parsed.rounds < 1):
+        parser.error("--tasks must be at least 4, --cycles, --levels, --depths, --mounts and --rounds at least 1")
     main(parsed)

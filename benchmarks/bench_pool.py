@@ -18,6 +18,8 @@
    `python3 -c 'print(1)'` for back-to-back tasks on one project, tasks 0.5 s apart, 50 projects
    drawn Zipf-distributed 0.3 s apart, and a 17th project prewarmed after 16 one-off projects;
    raw docker-py's create+start+exec for the same program in the same run.
+
+Both sides run under the engine's default OCI runtime, or under THEAPPAPP_RUNTIME's (e.g. crun).
 """
 
 from __future__ import annotations

@@ -110,6 +110,19 @@ def image_or_skip(client: docker.DockerClient, language: str) -> Language:
     return lang
 
 
+# The OCI runtimes that the attacks and the kept-namespace tests are tried under: the engine's default, and
+# crun (the same containers on less CPU), which is offered only as hardened as runc (scripts/enable-crun.sh).
+RUNTIMES: list[str | None] = [None, "crun"]
+RUNTIME_IDS = ["engine-default", "crun"]
+
+
+def runtime_or_skip(client: docker.DockerClient, runtime: str | None) -> str | None:
+    if runtime is not None and runtime not in (client.info().get("Runtimes") or {}):
+        script = {"crun": "scripts/enable-crun.sh", "runsc": "scripts/enable-gvisor.sh"}.get(runtime, "its daemon.json")
+        pytest.skip(f"the OCI runtime {runtime} is not registered with the engine ({script} registers it)")
+    return runtime
+
+
 @pytest.fixture
 def python_image(docker_client: docker.DockerClient) -> Language:
     return image_or_skip(docker_client, "python")

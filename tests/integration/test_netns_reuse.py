@@ -14,6 +14,7 @@ from runtime import labels
 from runtime.config import RuntimeConfig
 from runtime.registry import Language
 from runtime.sandbox.manager import ContainerManager
+from tests.integration.conftest import NETWORK, RUNTIME_IDS, RUNTIMES, runtime_or_skip
 from tests.integration.test_network_policy import Listener
 
 pytestmark = pytest.mark.integration
@@ -21,12 +22,13 @@ pytestmark = pytest.mark.integration
 ATTEMPTS = 8  # sequential tasks to wait through for the first holder (made in the background)
 
 
-@pytest.fixture
-async def no_pool(python_image: Language) -> AsyncIterator[ContainerManager]:
-    """A manager without a warm pool: every task's container is made for it, so what it joins is clear."""
-    from tests.integration.conftest import NETWORK
-
-    manager = ContainerManager(RuntimeConfig.load(network_name=NETWORK, pool_enabled=False))
+@pytest.fixture(params=RUNTIMES, ids=RUNTIME_IDS)
+async def no_pool(request: pytest.FixtureRequest, docker_client: docker.DockerClient, python_image: Language
+                  ) -> AsyncIterator[ContainerManager]:
+    """A manager without a warm pool: every task's container is made for it, so what it joins is clear
+    (under the engine's default OCI runtime, and under crun)."""
+    runtime = runtime_or_skip(docker_client, request.param)
+    manager = ContainerManager(RuntimeConfig.load(network_name=NETWORK, pool_enabled=False, runtime=runtime))
     await manager.startup()
     yield manager
     await manager.shutdown()

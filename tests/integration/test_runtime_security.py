@@ -17,14 +17,27 @@ from runtime.config import RuntimeConfig
 from runtime.errors import SandboxError, SandboxFailure
 from runtime.registry import Language
 from runtime.sandbox.manager import ContainerManager, Sandbox
-from tests.integration.conftest import AGENT, IDLE_PROCESSES
+from tests.integration.conftest import AGENT, IDLE_PROCESSES, NETWORK, RUNTIME_IDS, RUNTIMES, runtime_or_skip
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 
 
+@pytest.fixture(params=RUNTIMES, ids=RUNTIME_IDS)
+def runtime_config(request: pytest.FixtureRequest, docker_client: docker.DockerClient) -> RuntimeConfig:
+    """Every attack here, under the engine's default OCI runtime and again under crun."""
+    return RuntimeConfig.load(network_name=NETWORK, runtime=runtime_or_skip(docker_client, request.param))
+
+
 def _inspect(client: docker.DockerClient, sandbox: Sandbox) -> dict[str, object]:
     return dict(client.api.inspect_container(sandbox.info.container_id))
+
+
+async def test_the_sandbox_runs_under_the_oci_runtime_asked_for(
+    runtime_config: RuntimeConfig, sandbox: Sandbox, docker_client: docker.DockerClient
+) -> None:
+    wanted = runtime_config.engine.runtime or docker_client.info()["DefaultRuntime"]
+    assert _inspect(docker_client, sandbox)["HostConfig"]["Runtime"] == wanted  # type: ignore[index]
 
 
 async def test_commands_run_as_the_unprivileged_sandbox_user(sandbox: Sandbox) -> None:

@@ -5,6 +5,7 @@ engine in tests/integration/test_network_policy.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import namedtuple
 from typing import Any
 
@@ -35,9 +36,17 @@ def checks(backend: FakeBackend, loader: Any = None, **settings: Any) -> list[do
     return asyncio.run(collect())
 
 
-def test_default_runtime_passes_and_mentions_gvisor_as_optional() -> None:
+def test_default_runtime_passes_and_mentions_gvisor_and_crun_as_optional() -> None:
     check = doctor.runtimes(FACTS, config())
     assert check.status == "PASS" and "using runc" in check.detail and "runsc" in check.detail
+    assert "crun not installed (scripts/enable-crun.sh)" in check.detail
+
+
+def test_a_registered_crun_is_pointed_out_while_runc_is_used_and_not_once_in_use() -> None:
+    facts = dataclasses.replace(FACTS, runtimes=("crun", "runc"))
+    assert "THEAPPAPP_RUNTIME=crun" in doctor.runtimes(facts, config()).detail
+    used = doctor.runtimes(facts, config(runtime="crun"))
+    assert used.status == "PASS" and "using crun" in used.detail and "crun is registered" not in used.detail
 
 
 @pytest.mark.parametrize(("version", "status"), [("20.10.24+dfsg1", "WARN"), ("20.10.27", "PASS"), ("24.0.7", "PASS")])

@@ -138,11 +138,14 @@ async def test_a_holder_is_free_again_only_after_its_sandbox_was_removed_and_goe
     assert holders.close() == []  # nothing left to remove at the end
 
 
-async def test_no_holder_for_the_egress_network_a_set_runtime_resolver_options_or_a_project_less_spec() -> None:
+async def test_no_holder_for_the_egress_network_gvisor_resolver_options_or_a_project_less_spec() -> None:
     base = spec("a")
     assert holder_key(base, EGRESS) is not None
     assert holder_key(spec("a", network=EGRESS), EGRESS) is None  # the proxy knows a sandbox by its address
-    assert holder_key(replace(base, runtime="runsc"), EGRESS) is None
+    assert holder_key(replace(base, runtime="runsc"), EGRESS) is None  # its netstack takes the addresses over
+    # runc and crun make plain kernel namespaces: joinable, named or as the engine's default
+    assert holder_key(replace(base, runtime="crun"), EGRESS) == holder_key(replace(base, runtime="runc"), EGRESS)
+    assert holder_key(replace(base, runtime="crun"), EGRESS) is not None
     assert holder_key(replace(base, dns_options=("timeout:1",)), EGRESS) is None
     assert holder_key(replace(base, labels={}), EGRESS) is None
     engine = Engine()

@@ -39,6 +39,7 @@ from runtime.backends.docker.first_mounts import FirstMounts
 from runtime.backends.docker.gate import GATE, LOAD, remove_container_sync
 from runtime.backends.docker.images import ImageCache
 from runtime.backends.docker.netns import Holders, holder_key
+from runtime.backends.docker.oci_runtimes import on_host_kernel
 from runtime.backends.docker.relabel import LabelRecords
 from runtime.backends.docker.storage import DockerStorage
 from runtime.backends.docker.volume_calls import VolumeCalls, label_filters, labels_match
@@ -98,8 +99,8 @@ class DockerBackend(CommandCalls, VolumeCalls):
         version: dict[str, Any] = await self.engine.call(client.version)
         self._cgroup_layout = (int(info.get("CgroupVersion") or 1), str(info.get("CgroupDriver") or "cgroupfs"))
         runtime = self._runtime = self.settings.runtime or str(info.get("DefaultRuntime") or "runc")
-        # The host-side fallback killer acts on host pids: only valid for runc on this very host.
-        self._host_kill = runtime == "runc" and self.engine.endpoint()[0] == "unix"
+        # The host-side fallback killer acts on host pids: only valid for runc or crun on this very host.
+        self._host_kill = on_host_kernel(runtime) and self.engine.endpoint()[0] == "unix"
         every = await self.engine.call(client.api.containers, all=True, quiet=True)
         self._changed.prune(str(c["Id"]) for c in every)
         tags: set[str] = set()
@@ -159,8 +160,8 @@ class DockerBackend(CommandCalls, VolumeCalls):
     # -- containers -------------------------------------------------------------------------------
 
     async def create(self, spec: ContainerSpec) -> str:
-        runc = self._runtime == "runc"  # gVisor's netstack takes a namespace's addresses over (netns.py)
-        key = holder_key(spec, self._egress_network) if self.settings.reuse_network_namespaces and runc else None
+        joinable = on_host_kernel(self._runtime)  # gVisor's netstack takes a namespace's addresses over
+        key = holder_key(spec, self._egress_network) if self.settings.reuse_network_namespaces and joinable else None
         return await self._holders.create(spec, key, self._create_started)
 
     async def _create_started(self, spec: ContainerSpec) -> str:
