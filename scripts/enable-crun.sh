@@ -13,9 +13,11 @@ cd "$(dirname "$0")"
 
 fail() { echo "enable-crun: $*" >&2; exit 1; }
 
+root() { [ "$(id -u)" -eq 0 ] || fail "not root: run as root ($*)"; }
+
 docker info >/dev/null 2>&1 || fail "no engine answering: run scripts/start-docker-engine.sh first"
-[ "$(id -u)" -eq 0 ] || fail "not root: run as root"
 if ! command -v crun >/dev/null 2>&1; then
+  root "to install crun"
   echo "enable-crun: installing crun from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq crun >/dev/null 2>&1 \
@@ -35,6 +37,7 @@ if [ "$(stat -fc %T "$unified" 2>/dev/null || true)" = cgroup2fs ]; then
       fail "the $controller controller is in use on the cgroup v2 hierarchy ($unified): crun cannot run on this host"
     fi
     target="$(dirname "$unified")/$controller"
+    root "to bind the $controller controller to cgroup v1"
     mkdir -p "$target" && mount -t cgroup -o "$controller" cgroup "$target" \
       || fail "could not bind the $controller controller to $target (cgroup v1), which crun needs here"
     echo "enable-crun: bound the $controller controller to cgroup v1 at $target (crun refuses it on v2 beside v1)"

@@ -100,5 +100,5 @@ def runtimes(facts: EngineFacts, config: RuntimeConfig) -> Check:
     extra = "" if "runsc" in available else "; gVisor (runsc) not installed, optional stronger isolation"
     if wanted == "runc":  # the same sandbox from crun costs the host less CPU to start and remove
         extra += ("; crun is registered: THEAPPAPP_RUNTIME=crun starts sandboxes on less CPU" if "crun" in available
-                  else "; crun not installed (scripts/enable-crun.sh): sandboxes would start on less CPU")
+                  else "; crun not registered (scripts/enable-crun.sh): sandboxes would start on less CPU")
     return Check("PASS", "OCI runtime", f"using {wanted}; available: {listed}{extra}")

@@ -56,6 +56,9 @@ class SpareShelf:
     def all(self) -> list[Spare]:
         return [s for queue in self._by_key.values() for s in queue]
 
+    def holds(self, spare: Spare) -> bool:
+        return spare in self._by_key.get(spare.key, ())
+
     def add(self, spare: Spare) -> None:
         self._by_key.setdefault(spare.key, []).append(spare)
 

@@ -89,8 +89,15 @@ class Upkeep:
             await asyncio.sleep(max(0.05, min(RENEW_EVERY, due)))
             self.expire()
             self.trim()
-            await asyncio.gather(*(quietly(self.backend.lease(s.container_id, LEASE_SECONDS))
-                                   for s in self.shelf.all()))
+            await asyncio.gather(*(quietly(self.renew(s)) for s in self.shelf.all()))
+
+    async def renew(self, spare: Spare) -> None:
+        """Renew a spare's lease if it is still idle. Asked at the send, not when the renewals were listed:
+        a spare handed over in between has had its lease lifted (0), and a renewal after that would leave
+        the task on a lease nobody renews. (Nothing awaits between this look and the frame's turn to be
+        written: the hand-over's lift, spawned after the spare left the shelf, is written after it.)"""
+        if self.shelf.holds(spare):
+            await self.backend.lease(spare.container_id, LEASE_SECONDS)
 
     def expire(self) -> int:
         """Remove spares older than the idle TTL; returns how many went."""

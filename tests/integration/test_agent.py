@@ -12,6 +12,7 @@ import resource
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import docker
 import pytest
@@ -185,3 +186,25 @@ async def test_a_container_without_the_agent_is_served_by_the_engine_and_says_so
         assert any("no sandbox agent" in r.getMessage() for r in caplog.records)
     finally:
         await manager.shutdown()
+
+
+async def test_a_leased_container_whose_agent_does_not_answer_is_removed_but_a_task_is_kept(
+    manager: ContainerManager, docker_client: docker.DockerClient, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spare starts on a lease only its manager can renew or lift, through the agent's channel. If the
+    agent does not answer (here the greeting is made to fail), a task handed that spare would end itself
+    15 s later: the spare fails instead (a cold start follows). A task's own container has no lease: it is
+    kept and served by the engine."""
+    backend: Any = manager.backend
+
+    async def no_answer(engine: object, container_id: str) -> None:
+        return None
+
+    monkeypatch.setattr(backend._agents, "open", no_answer)
+    assert manager.pool is not None
+    with pytest.raises(SandboxFailure, match="did not answer; its container would end itself within 15 s"):
+        await manager.pool.maker.make((f"p{unique}", "python"), lambda cid: None)
+    mine = {"label": [f"{labels.PROJECT}=p{unique}", f"{labels.POOL}"]}
+    assert docker_client.api.containers(all=True, filters=mine) == []  # removed, not left to its lease
+    async with manager.task(f"t{unique}", f"p{unique}", "python") as box:
+        assert (await box.exec("echo served")).stdout == "served\n"

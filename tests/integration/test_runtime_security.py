@@ -261,8 +261,8 @@ async def test_default_network_reaches_neither_the_host_nor_other_sandboxes(
             assert own.stdout.strip() == "OPEN"
 
 
-async def test_unknown_oci_runtime_is_refused_at_startup(runtime_config: RuntimeConfig, python_image: Language) -> None:
-    mgr = ContainerManager(RuntimeConfig.load(network_name=runtime_config.network.name, runtime="no-such-runtime"))
+async def test_unknown_oci_runtime_is_refused_at_startup(python_image: Language) -> None:
+    mgr = ContainerManager(RuntimeConfig.load(network_name=NETWORK, runtime="no-such-runtime"))
     with pytest.raises(SandboxError, match="no-such-runtime"):
         await mgr.startup()
     mgr.backend.close()

@@ -39,7 +39,7 @@ def checks(backend: FakeBackend, loader: Any = None, **settings: Any) -> list[do
 def test_default_runtime_passes_and_mentions_gvisor_and_crun_as_optional() -> None:
     check = doctor.runtimes(FACTS, config())
     assert check.status == "PASS" and "using runc" in check.detail and "runsc" in check.detail
-    assert "crun not installed (scripts/enable-crun.sh)" in check.detail
+    assert "crun not registered (scripts/enable-crun.sh)" in check.detail
 
 
 def test_a_registered_crun_is_pointed_out_while_runc_is_used_and_not_once_in_use() -> None:

@@ -7,12 +7,14 @@ import asyncio
 import time
 from concurrent.futures import Future
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from runtime import labels
 from runtime.backends.docker.holder_shelf import LEASE_SECONDS, MAX_FREE, Holder
 from runtime.backends.docker.netns import HOLDER_PREFIX, Holders, holder_key
+from runtime.backends.docker.oci_runtimes import on_host_kernel
 from runtime.config import RuntimeConfig
 from runtime.registry import get_registry
 from runtime.sandbox.owner import Owner
@@ -138,14 +140,10 @@ async def test_a_holder_is_free_again_only_after_its_sandbox_was_removed_and_goe
     assert holders.close() == []  # nothing left to remove at the end
 
 
-async def test_no_holder_for_the_egress_network_gvisor_resolver_options_or_a_project_less_spec() -> None:
+async def test_no_holder_for_the_egress_network_resolver_options_or_a_project_less_spec() -> None:
     base = spec("a")
     assert holder_key(base, EGRESS) is not None
     assert holder_key(spec("a", network=EGRESS), EGRESS) is None  # the proxy knows a sandbox by its address
-    assert holder_key(replace(base, runtime="runsc"), EGRESS) is None  # its netstack takes the addresses over
-    # runc and crun make plain kernel namespaces: joinable, named or as the engine's default
-    assert holder_key(replace(base, runtime="crun"), EGRESS) == holder_key(replace(base, runtime="runc"), EGRESS)
-    assert holder_key(replace(base, runtime="crun"), EGRESS) is not None
     assert holder_key(replace(base, dns_options=("timeout:1",)), EGRESS) is None
     assert holder_key(replace(base, labels={}), EGRESS) is None
     engine = Engine()
@@ -489,3 +487,22 @@ async def test_a_burst_waits_for_a_leaving_holder_only_as_many_as_will_be_freed(
     holders.left(holder, removed=True)
     assert (await asyncio.wait_for(first, 1))[1] is not None  # (that one, or one made meanwhile)
     holders.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "registered", "joinable"),
+    [
+        ("runc", {"runc": {"path": "runc"}}, True),
+        ("crun", {"crun": {"path": "/usr/bin/crun"}}, True),
+        ("fast", {"fast": {"path": "/usr/local/bin/crun"}}, True),  # named by the operator: the program counts
+        ("runsc", {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}, False),
+        ("crun", {"crun": {"path": "/usr/bin/krun"}}, False),  # a VM behind a familiar name
+        ("runc", {}, True),  # no path given: the name
+        ("kata", {}, False),
+    ],
+)
+def test_only_runtimes_of_host_kernel_namespaces_keep_namespaces(
+    name: str, registered: dict[str, Any], joinable: bool
+) -> None:
+    """gVisor's netstack takes a namespace's addresses over: a kept one would lose them (netns.py)."""
+    assert on_host_kernel(name, registered) is joinable

@@ -203,6 +203,23 @@ async def test_spares_hold_a_lease_a_hand_over_gives_up_and_the_tender_renews() 
     assert handed is not None and backend.leases[handed] == 0  # a task outlives its manager
 
 
+async def test_a_renewal_due_before_a_hand_over_but_sent_after_it_is_dropped() -> None:
+    """The tender lists the spares, then renews each: one handed over in between has had its lease lifted,
+    and a renewal sent after that would end the task's container once nobody renews it."""
+    backend = FakeBackend()
+    pool = make_pool(backend)
+    await pool.prewarm("a", "python", 2)
+    spare, idle = pool.spares()
+    renewals = [pool.upkeep.renew(spare), pool.upkeep.renew(idle)]  # listed while both were idle ...
+    handed = await take(pool, "a", "t1")  # the oldest
+    await asyncio.sleep(0)
+    assert handed == spare.container_id and backend.leases[handed] == 0
+    backend.leases.pop(idle.container_id)
+    await asyncio.gather(*renewals)  # ... their turn comes after the hand-over
+    assert backend.leases[handed] == 0
+    assert backend.leases[idle.container_id] == LEASE_SECONDS  # the one still idle is renewed
+
+
 async def test_the_interpreter_exit_removes_the_spares_a_manager_never_shut_down() -> None:
     backend = FakeBackend()
     pool = make_pool(backend)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -106,7 +107,7 @@ def _silent_executor(answer: Any) -> Executor:
 @pytest.mark.parametrize("answer", [EngineUnavailable("engine restarting"), 20.0])
 async def test_an_unanswered_liveness_check_neither_kills_the_exec_nor_outlasts_its_timeout(answer: Any) -> None:
     executor = _silent_executor(answer)
-    target = ExecTarget("c1", None, host_kill=False)  # no cgroup to read, not runc here: the inspect path
+    target = ExecTarget("c1", None, host_kill=False)  # no cgroup to read, not runc or crun here: the inspect path
     request = ExecRequest.shell(CONFIG, "sleep 100", timeout=2.5)
     stream = ExecStream(lambda _cid, req, finish: executor.chunks(target, req, finish), "c1", request)
     started = time.monotonic()
@@ -142,3 +143,31 @@ def test_long_or_pathological_command_lines_are_simply_left_to_the_shell() -> No
     tsc = "tsc --pretty false --target es2022 --module commonjs --skipLibCheck --types node main.ts >&2 && node main.js"
     assert ExecRequest.shell(CONFIG, tsc).argv[:2] == ("/bin/bash", "-c")
     assert ExecRequest.shell(CONFIG, "echo " + "a " * 5000).argv[:2] == ("/bin/bash", "-c")  # over the length cap
+
+
+def test_the_host_side_killer_finds_processes_in_a_child_cgroup_on_v2(tmp_path: Path) -> None:
+    """crun under systemd on cgroup v2 runs the container in `<scope>/container`: the scope's own list is
+    empty. Real processes stand in for the container's; the lowest pid is spared as its keeper."""
+    import subprocess
+
+    from runtime.backends.docker.cgroups import ContainerCgroup
+    from runtime.backends.docker.exec import host_kill
+
+    scope = tmp_path / "docker-c1.scope"
+    (scope / "container").mkdir(parents=True)
+    (scope / "cgroup.freeze").write_text("0")
+    (scope / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    (scope / "cgroup.procs").write_text("")
+    children = [subprocess.Popen(["sleep", "30"]) for _ in range(3)]
+    try:
+        (scope / "container" / "cgroup.procs").write_text("".join(f"{c.pid}\n" for c in children))
+        host_kill(ContainerCgroup(2, scope, scope, scope), rounds=1)
+        keeper = min(children, key=lambda c: c.pid)
+        for child in children:
+            if child is not keeper:
+                assert child.wait(timeout=5) == -9  # SIGKILLed
+        assert keeper.poll() is None and (scope / "cgroup.freeze").read_text() == "0"  # spared, and thawed
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()

@@ -66,6 +66,7 @@ class DockerBackend(CommandCalls, VolumeCalls):
         self._targets: dict[str, ExecTarget] = {}
         self._cgroup_layout: tuple[int, str] = (1, "cgroupfs")
         self._host_kill = False
+        self._on_host_kernel = False  # (known once `probe` asked the engine)
         self._changed = LabelRecords()  # labels changed after creation (Docker cannot change them)
         self._agents = Agents()  # the channel to each container's sandbox agent, if it has one
         self._images = ImageCache()  # what each image tag names, until the engine reports a change
@@ -77,7 +78,6 @@ class DockerBackend(CommandCalls, VolumeCalls):
                                      stored.idle_unmount)
         # Network namespaces kept for a project's next sandbox (netns.py): Docker's network set-up, once.
         self._egress_network = (egress or EgressSettings()).network_name
-        self._runtime = ""  # the OCI runtime sandboxes get, once `probe` asked the engine
         self._holders = Holders(self._create_started, self._lease_one, self.remove_soon, lambda: self.engine.base_url)
 
     @property
@@ -98,9 +98,11 @@ class DockerBackend(CommandCalls, VolumeCalls):
         info: dict[str, Any] = await self.engine.call(client.info)
         version: dict[str, Any] = await self.engine.call(client.version)
         self._cgroup_layout = (int(info.get("CgroupVersion") or 1), str(info.get("CgroupDriver") or "cgroupfs"))
-        runtime = self._runtime = self.settings.runtime or str(info.get("DefaultRuntime") or "runc")
-        # The host-side fallback killer acts on host pids: only valid for runc or crun on this very host.
-        self._host_kill = on_host_kernel(runtime) and self.engine.endpoint()[0] == "unix"
+        runtime = self.settings.runtime or str(info.get("DefaultRuntime") or "runc")  # what sandboxes get
+        # Kept network namespaces and the host-side fallback killer (host pids, on this very host) need
+        # containers made of the host kernel's own namespaces: runc's or crun's, not gVisor's.
+        self._on_host_kernel = on_host_kernel(runtime, info.get("Runtimes") or {})
+        self._host_kill = self._on_host_kernel and self.engine.endpoint()[0] == "unix"
         every = await self.engine.call(client.api.containers, all=True, quiet=True)
         self._changed.prune(str(c["Id"]) for c in every)
         tags: set[str] = set()
@@ -160,8 +162,8 @@ class DockerBackend(CommandCalls, VolumeCalls):
     # -- containers -------------------------------------------------------------------------------
 
     async def create(self, spec: ContainerSpec) -> str:
-        joinable = on_host_kernel(self._runtime)  # gVisor's netstack takes a namespace's addresses over
-        key = holder_key(spec, self._egress_network) if self.settings.reuse_network_namespaces and joinable else None
+        joinable = self.settings.reuse_network_namespaces and self._on_host_kernel
+        key = holder_key(spec, self._egress_network) if joinable else None
         return await self._holders.create(spec, key, self._create_started)
 
     async def _create_started(self, spec: ContainerSpec) -> str:
@@ -187,6 +189,9 @@ class DockerBackend(CommandCalls, VolumeCalls):
             greeted = agent is None or await self._agents.open(engine, container_id) is not None
             if not greeted and not await self._executor.still_running(container_id):
                 raise SandboxFailure(f"the sandbox agent of {spec.image} did not start; its container exited")
+            if not greeted and spec.agent_lease > 0:  # a spare or holder: nobody could renew or lift its lease
+                raise SandboxFailure(f"the sandbox agent of {spec.image} did not answer; its container would end "
+                                     f"itself within {spec.agent_lease:g} s")
         return container_id
 
     @contextlib.asynccontextmanager

@@ -6,7 +6,7 @@ owns its container, so on timeout every process in it dies except init (PID 1) a
 the keeper (its first child, the lowest other pid) — concurrent execs of the same task
 included. The killer runs inside the container with bash builtins only (no fork
 needed); if it cannot start (a fork bomb holds every pid), the manager freezes the
-container's cgroup from the host and kills from there (runc on this host only).
+container's cgroup from the host and kills from there (runc or crun on this host only).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class ExecTarget:
 
     container_id: str
     cgroup: ContainerCgroup | None
-    host_kill: bool  # the engine runs runc on this host: the cgroup fallback killer may be used
+    host_kill: bool  # the engine runs runc or crun on this host: the cgroup fallback killer may be used
     oom_seen: int = 0  # last in-container OOM count, when the host cgroup is not readable
 
 
@@ -171,7 +171,7 @@ class Executor:
 
     async def container_gone(self, target: ExecTarget, deadline: float) -> bool:
         """Whether the exec's container stopped running: its cgroup is gone, or (no cgroup to read,
-        and not runc on this host, which ends the stream itself) the engine says so.
+        and not runc or crun on this host, which end the stream themselves) the engine says so.
 
         An engine that does not answer before the exec's own deadline proves nothing: still running.
         """
@@ -335,7 +335,7 @@ def host_kill(cgroup: ContainerCgroup, rounds: int = 3) -> None:
                 if (cgroup.version == 1 and text.strip() == "FROZEN") or "frozen 1" in text:
                     break
                 time.sleep(0.01)
-            procs = [int(p) for p in (memory / "cgroup.procs").read_text().split()]
+            procs = [int(p) for f in _procs_files(cgroup.version, memory) for p in f.read_text().split()]
             ns = {pid: _ns_pid(pid) for pid in procs}
             inner = sorted(n for n in ns.values() if n is not None and n > 1)
             spare = {1, inner[0]} if inner else {1}
@@ -352,6 +352,12 @@ def host_kill(cgroup: ContainerCgroup, rounds: int = 3) -> None:
         if not victims:
             return
         time.sleep(0.05)
+
+
+def _procs_files(version: int, directory: Path) -> list[Path]:
+    """Where the container's processes are listed. On cgroup v2 the runtime may put them in a child of the
+    container's cgroup (crun under systemd: `<scope>/container`); a freeze covers the children too."""
+    return sorted(directory.rglob("cgroup.procs")) if version == 2 else [directory / "cgroup.procs"]
 
 
 def _ns_pid(pid: int) -> int | None:

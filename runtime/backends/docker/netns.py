@@ -23,7 +23,8 @@ the namespace (non-root, no capabilities). The firewall is per bridge, so the po
 
 Not used for: the egress network (its proxy knows a sandbox by its address), a sandbox with resolver
 options (Docker cannot set them on a joined container), or any OCI runtime but runc and crun (gVisor's
-netstack takes the namespace's addresses over; they would not be there for the next sandbox). Used for
+netstack takes the namespace's addresses over; they would not be there for the next sandbox: the
+backend asks `oci_runtimes.on_host_kernel` before it asks `holder_key`). Used for
 `network="none"` too: such a container still costs two of the three runs (measured 483 against 367 ms
 a cycle). A joined sandbox shares its holder's hostname, /etc/hosts and resolv.conf (read-only), and
 its image health check is answered by whichever agent of the namespace listens first (the holder's:
@@ -53,7 +54,6 @@ from runtime.backends.base import NameTaken
 from runtime.backends.docker.calls import remove_unjoined_now
 from runtime.backends.docker.holder_shelf import LEASE_SECONDS, Holder, HolderKey, HolderShelf
 from runtime.backends.docker.holder_waits import LEAVING_WAIT, MADE_WAIT, HolderWaits
-from runtime.backends.docker.oci_runtimes import on_host_kernel
 from runtime.errors import ImageMissing
 from runtime.registry import Resources
 from runtime.sandbox.spec import ContainerSpec
@@ -71,8 +71,7 @@ _COPIED = (labels.MANAGED, labels.INSTALLATION, labels.PROJECT, labels.OWNER, la
 def holder_key(spec: ContainerSpec, egress_network: str) -> HolderKey | None:
     """The holders a sandbox made from `spec` may join, or None: it gets a namespace of its own."""
     project = spec.labels.get(labels.PROJECT)
-    if not project or (spec.runtime and not on_host_kernel(spec.runtime)) or spec.dns_options \
-            or spec.network == egress_network:
+    if not project or spec.dns_options or spec.network == egress_network:
         return None
     if spec.network.startswith("container:"):
         return None
