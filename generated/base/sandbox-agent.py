@@ -71,7 +71,7 @@ PREFIX = struct.Struct(">IH")
 MAX_HEADER = 60 * 1024  # the prefix holds up to 65535
 MAX_PAYLOAD = 1 << 20
 WORKSPACE = os.environ.get("THEAPPAPP_WORKSPACE", "/workspace")
-HEALTH_SOCKET = "\0theappapp-sandbox-agent"  # abstract: no file, one per network namespace
+HEALTH_SOCKET = "\0theappapp-sandbox-agent"  # abstract: no file; one per network namespace, so see below
 MARKER = "THEAPPAPP_EXEC"
 READ = 64 * 1024
 KILL_ROUNDS = 100
@@ -1100,16 +1100,26 @@ class Inbox:
             self.broken = True
 
 
+def health_socket() -> str:
+    """The health socket's name for this container. Abstract sockets belong to the network namespace, which
+    several containers share (the runtime's kept namespaces), so the name carries the pid namespace too:
+    each container has its own, and the HEALTHCHECK's process runs in it, as the agent does."""
+    try:
+        return f"{HEALTH_SOCKET}-{os.readlink('/proc/self/ns/pid')}"
+    except OSError:  # no /proc/self/ns here: one agent per network namespace answers, as before
+        return HEALTH_SOCKET
+
+
 class HealthServer:
-    """Answers `pong` on the abstract socket, for the image's HEALTHCHECK (`sandbox-agent.py health`)."""
+    """Answers `pong` on the container's abstract socket, for the image's HEALTHCHECK (`sandbox-agent.py health`)."""
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
         kind = _socket.SOCK_STREAM | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
         self.server = _socket.socket(_socket.AF_UNIX, kind)
         try:
-            self.server.bind(HEALTH_SOCKET)
-        except OSError:  # another agent in this network namespace already answers: health still works
+            self.server.bind(health_socket())
+        except OSError:  # taken (the fallback name, in a shared network namespace): another agent answers
             self.server.close()
             return
         self.server.listen(8)
@@ -1157,7 +1167,7 @@ def health() -> int:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(3.0)
-            conn.connect(HEALTH_SOCKET)
+            conn.connect(health_socket())
             conn.sendall(b"ping\n")
             answer = conn.recv(16)
     except OSError as err:

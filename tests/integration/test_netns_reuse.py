@@ -94,6 +94,27 @@ async def test_concurrent_tasks_of_one_project_never_share_a_namespace(
         await asyncio.gather(*(no_pool.destroy_container(t) for t in tasks))
 
 
+async def test_a_joined_sandboxs_health_check_asks_its_own_agent_not_its_holders(
+    no_pool: ContainerManager, docker_client: docker.DockerClient, unique: str
+) -> None:
+    """The health check's socket is abstract, so it belongs to the network namespace: the holder's agent,
+    there first, used to answer for every sandbox that joined it, a stalled one included."""
+    project, task = f"p{unique}", f"h{unique}"
+    await _until_joined(no_pool, docker_client, project, unique)
+    await asyncio.sleep(1.0)  # its removal done in the background, the holder is free again
+    info = await no_pool.create_container(task, project, "python")
+    try:
+        config = docker_client.api.inspect_container(info.container_id)["Config"]
+        assert config["Labels"].get(labels.NETNS), "the sandbox did not join the kept namespace"
+        check, container = config["Healthcheck"]["Test"][1:], docker_client.containers.get(info.container_id)
+        assert container.exec_run(check, user="1000:1000").exit_code == 0
+        await no_pool.exec_command(task, "kill -STOP $PPID", timeout=1)  # its own agent stops answering
+        stalled = container.exec_run(check, user="1000:1000")
+        assert stalled.exit_code == 1 and b"no answer" in stalled.output, stalled
+    finally:
+        await no_pool.destroy_container(task)
+
+
 async def test_what_a_task_leaves_listening_is_gone_for_the_next_task_in_its_namespace(
     no_pool: ContainerManager, docker_client: docker.DockerClient, unique: str
 ) -> None:

@@ -26,9 +26,9 @@ options (Docker cannot set them on a joined container), or any OCI runtime but r
 netstack takes the namespace's addresses over; they would not be there for the next sandbox: the
 backend asks `oci_runtimes.on_host_kernel` before it asks `holder_key`). Used for
 `network="none"` too: such a container still costs two of the three runs (measured 483 against 367 ms
-a cycle). A joined sandbox shares its holder's hostname, /etc/hosts and resolv.conf (read-only), and
-its image health check is answered by whichever agent of the namespace listens first (the holder's:
-holders run no health check of their own).
+a cycle). A joined sandbox shares its holder's hostname, /etc/hosts and resolv.conf (read-only); its
+image health check still asks its own agent, whose abstract socket is named after its pid namespace
+too (holders run no health check of their own).
 
 Lifetime: a free holder holds a lease its agent keeps only while this process renews it, like a warm
 spare; a busy holder follows its sandbox's lease (a spare's is renewed, a task's is none, for the
