@@ -1118,7 +1118,7 @@ class HealthServer:
         self.server = _socket.socket(_socket.AF_UNIX, kind)
         try:
             self.server.bind(health_socket())
-        except OSError:  # taken (the fallback name, in a shared network namespace): another agent answers
+        except OSError:  # the name is taken (by another agent, if the fallback name): health says no answer
             self.server.close()
             return
         self.server.listen(8)

@@ -207,9 +207,11 @@ class Backend(Protocol):
         """Every container (running or not) carrying these labels."""
         ...
 
-    async def lease(self, container_id: str, seconds: float) -> bool:
+    async def lease(self, container_id: str, seconds: float, still: Callable[[], bool] | None = None) -> bool:
         """Have the container end itself unless renewed within `seconds` (0: never). False when it cannot
-        (no agent): then only the manager's own removal or cleanup ends it."""
+        (no agent): then only the manager's own removal or cleanup ends it. `still`, if given, is asked at
+        the moment the lease would be sent, with nothing suspending between that and the send taking its
+        turn: False drops it (a renewal that must not land after a later lease, such as a hand-over's 0)."""
         ...
 
     def remove_now(self, labels: LabelFilter, name_prefix: str) -> int:

@@ -92,12 +92,11 @@ class Upkeep:
             await asyncio.gather(*(quietly(self.renew(s)) for s in self.shelf.all()))
 
     async def renew(self, spare: Spare) -> None:
-        """Renew a spare's lease if it is still idle. Asked at the send, not when the renewals were listed:
-        a spare handed over in between has had its lease lifted (0), and a renewal after that would leave
-        the task on a lease nobody renews. (Nothing awaits between this look and the frame's turn to be
-        written: the hand-over's lift, spawned after the spare left the shelf, is written after it.)"""
-        if self.shelf.holds(spare):
-            await self.backend.lease(spare.container_id, LEASE_SECONDS)
+        """Renew a spare's lease if it is still idle, asked at the send (`Backend.lease`'s `still`), not when
+        the renewals were listed: a spare handed over in between has had its lease lifted (0), and a
+        renewal after that would leave the task on a lease nobody renews. The hand-over's lift is sent
+        after the spare left the shelf, so it is written after any renewal that saw it there."""
+        await self.backend.lease(spare.container_id, LEASE_SECONDS, still=lambda: self.shelf.holds(spare))
 
     def expire(self) -> int:
         """Remove spares older than the idle TTL; returns how many went."""

@@ -190,6 +190,7 @@ class FakeBackend:
         self.closed = False
         self.calls: list[tuple[str, object]] = []
         self.leases: dict[str, float] = {}
+        self.slow_renewals: asyncio.Event | None = None  # set: leases of more than 0 s wait for it
         self.egress = FakeEgress()
         self.storage = FakeStorage(self)
         self.specs: dict[str, ContainerSpec] = {}  # by container name: what each create was asked for
@@ -346,8 +347,11 @@ class FakeBackend:
             if all(k in c.labels and (v is None or c.labels[k] == v) for k, v in labels.items())
         ]
 
-    async def lease(self, container_id: str, seconds: float) -> bool:
-        self.leases[container_id] = seconds
+    async def lease(self, container_id: str, seconds: float, still: Callable[[], bool] | None = None) -> bool:
+        if self.slow_renewals is not None and seconds > 0:  # an engine slow to answer, before `still` is asked
+            await self.slow_renewals.wait()
+        if still is None or still():
+            self.leases[container_id] = seconds
         return container_id in self.containers
 
     def remove_now(self, labels: LabelFilter, name_prefix: str) -> int:

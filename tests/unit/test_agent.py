@@ -344,6 +344,20 @@ async def test_garbage_on_stdin_stops_the_agent_listening_but_it_stays_alive(cli
     assert client.proc.returncode is None  # alive: the container keeps running for the fallback
 
 
+def test_the_health_socket_is_named_after_the_pid_namespace_and_falls_back_without_proc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Containers sharing a network namespace share its abstract sockets: each agent's name must be its own."""
+    monkeypatch.setattr(agent.os, "readlink", lambda path: "pid:[4026532001]" if path == "/proc/self/ns/pid" else "")
+    assert agent.health_socket() == "\0theappapp-sandbox-agent-pid:[4026532001]"
+
+    def no_proc(path: str) -> str:
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(agent.os, "readlink", no_proc)
+    assert agent.health_socket() == agent.HEALTH_SOCKET
+
+
 async def test_the_health_check_asks_the_running_agent(client: Client, agent_code: Path) -> None:
     done = await asyncio.create_subprocess_exec(sys.executable, *FLAGS, str(agent_code), "health")
     assert await done.wait() == 0

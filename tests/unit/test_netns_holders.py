@@ -497,7 +497,10 @@ async def test_a_burst_waits_for_a_leaving_holder_only_as_many_as_will_be_freed(
         ("fast", {"fast": {"path": "/usr/local/bin/crun"}}, True),  # named by the operator: the program counts
         ("runsc", {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}, False),
         ("crun", {"crun": {"path": "/usr/bin/krun"}}, False),  # a VM behind a familiar name
-        ("runc", {}, True),  # no path given: the name
+        ("kata", {"kata": {"runtimeType": "io.containerd.kata.v2"}}, False),  # a shim, no path (Docker 23+)
+        ("crun", {"crun": {"runtimeType": "io.containerd.kata.v2"}}, False),
+        ("runc", {"runc": {"runtimeType": "io.containerd.runc.v2"}}, True),
+        ("runc", {}, True),  # not listed: the name
         ("kata", {}, False),
     ],
 )

@@ -210,12 +210,16 @@ async def test_a_renewal_due_before_a_hand_over_but_sent_after_it_is_dropped() -
     pool = make_pool(backend)
     await pool.prewarm("a", "python", 2)
     spare, idle = pool.spares()
-    renewals = [pool.upkeep.renew(spare), pool.upkeep.renew(idle)]  # listed while both were idle ...
+    backend.slow_renewals = asyncio.Event()
+    renewals = [asyncio.ensure_future(pool.upkeep.renew(s)) for s in (spare, idle)]
+    await asyncio.sleep(0)  # both under way while both spares are idle, waiting for the engine ...
     handed = await take(pool, "a", "t1")  # the oldest
-    await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)
     assert handed == spare.container_id and backend.leases[handed] == 0
     backend.leases.pop(idle.container_id)
-    await asyncio.gather(*renewals)  # ... their turn comes after the hand-over
+    backend.slow_renewals.set()  # ... which answers after the hand-over
+    await asyncio.gather(*renewals)
     assert backend.leases[handed] == 0
     assert backend.leases[idle.container_id] == LEASE_SECONDS  # the one still idle is renewed
 

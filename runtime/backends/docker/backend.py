@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -300,19 +300,25 @@ class DockerBackend(CommandCalls, VolumeCalls):
                    for e in found)
         return [r for r in records if labels_match(r.labels, labels)]
 
-    async def lease(self, container_id: str, seconds: float) -> bool:
+    async def lease(self, container_id: str, seconds: float, still: Callable[[], bool] | None = None) -> bool:
         try:
-            return await self._lease_one(container_id, seconds)  # first: a holder's trouble must not stop it
+            return await self._lease_one(container_id, seconds, still)  # first: a holder's trouble must not stop it
         finally:
+            # (`still` asked again: the holder's lease is the last one set, and the send above may have waited.)
             try:
-                await self._holders.follow(container_id, seconds)  # its namespace lives as long as it may
+                if still is None or still():
+                    await self._holders.follow(container_id, seconds)  # its namespace lives as long as it may
             except Exception as err:
                 log.debug("the network namespace holder of %s did not take its lease: %s", container_id[:12], err)
 
-    async def _lease_one(self, container_id: str, seconds: float) -> bool:
-        channel = await self._agent(container_id)
+    async def _lease_one(self, container_id: str, seconds: float, still: Callable[[], bool] | None = None) -> bool:
+        channel = await self._agent(container_id)  # (may wait for the engine: `still` is asked after it)
         if channel is None:
             return False
+        if still is not None and not still():
+            return True
+        # Nothing suspends from here until the frame has its place in the channel's send queue (first come,
+        # first served): a lease sent after `still` turned False is written after this one.
         await channel.send({"op": "lease", "id": 0, "seconds": seconds})  # its answer goes unread
         return True
 

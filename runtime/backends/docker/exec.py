@@ -335,7 +335,7 @@ def host_kill(cgroup: ContainerCgroup, rounds: int = 3) -> None:
                 if (cgroup.version == 1 and text.strip() == "FROZEN") or "frozen 1" in text:
                     break
                 time.sleep(0.01)
-            procs = [int(p) for f in _procs_files(cgroup.version, memory) for p in f.read_text().split()]
+            procs = [int(p) for f in _procs_files(cgroup.version, memory) for p in _read_procs(f)]
             ns = {pid: _ns_pid(pid) for pid in procs}
             inner = sorted(n for n in ns.values() if n is not None and n > 1)
             spare = {1, inner[0]} if inner else {1}
@@ -358,6 +358,14 @@ def _procs_files(version: int, directory: Path) -> list[Path]:
     """Where the container's processes are listed. On cgroup v2 the runtime may put them in a child of the
     container's cgroup (crun under systemd: `<scope>/container`); a freeze covers the children too."""
     return sorted(directory.rglob("cgroup.procs")) if version == 2 else [directory / "cgroup.procs"]
+
+
+def _read_procs(path: Path) -> list[str]:
+    """A cgroup's process list; empty if it went meanwhile (a child cgroup removed while we listed)."""
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
 
 
 def _ns_pid(pid: int) -> int | None:

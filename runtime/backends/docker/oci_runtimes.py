@@ -13,11 +13,19 @@ from typing import Any
 HOST_KERNEL_RUNTIMES = frozenset({"runc", "crun"})
 
 
+RUNC_SHIM = "io.containerd.runc.v2"  # how newer engines list a runtime given as a containerd shim
+
+
 def on_host_kernel(name: str, registered: Mapping[str, Any]) -> bool:
     """Whether the runtime the engine registered as `name` is one of those: judged by the program it runs
     (`docker info`'s Runtimes: name -> {"path": ...}), so a name chosen by the operator does not mislead;
-    by the name itself when the engine gives no path."""
+    for an entry with a shim type instead (Docker 23 and later), only runc's shim; by the name itself when
+    the engine lists nothing for it."""
     entry = registered.get(name)
-    path = entry.get("path") if isinstance(entry, Mapping) else None
-    program = os.path.basename(path) if isinstance(path, str) and path else name
-    return program in HOST_KERNEL_RUNTIMES
+    if isinstance(entry, Mapping):
+        path, shim = entry.get("path"), entry.get("runtimeType")
+        if isinstance(path, str) and path:
+            return os.path.basename(path) in HOST_KERNEL_RUNTIMES
+        if isinstance(shim, str) and shim:
+            return shim == RUNC_SHIM
+    return name in HOST_KERNEL_RUNTIMES
