@@ -52,9 +52,11 @@ class SpareMaker:
         # Leased from its agent's first moment, not from the first renewal after `make` returns: a manager
         # killed while the spare starts leaves one that ends itself, not one only cleanup removes.
         spec = replace(spec, agent_lease=LEASE_SECONDS)
-        # The image's id, asked before the create: a tag that moves in between makes the spare look stale
-        # at hand-over (and go), never fresh. (Cached by the backend until the engine reports a change.)
+        # Created from the image's id, not its tag: the id the spare records is then the one it runs, even
+        # if the tag moves away and back while it starts. (Cached by the backend until an image event.)
         image = await self.backend.image(spec.image)
+        if image is not None:
+            spec = replace(spec, image=image.id)
         container_id = await self.backend.create(spec)
         try:
             if image is not None and self.backend.known_running(container_id):  # (its agent greeted it)

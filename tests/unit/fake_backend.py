@@ -176,6 +176,7 @@ class FakeBackend:
         self.images: dict[str, ImageRecord] = {
             ref: ImageRecord(ref, f"sha256:{ref}-1", 100, {}) for ref in images
         }
+        self.untagged: dict[str, ImageRecord] = {}  # id -> an image a rebuild took the tag from
         self.containers: dict[str, FakeContainer] = {}
         self.volumes: dict[str, VolumeRecord] = {}
         self.files: dict[str, dict[str, bytes]] = {}  # volume name -> path -> bytes
@@ -216,9 +217,16 @@ class FakeBackend:
         self.files[name] = {}
 
     def rebuild(self, reference: str) -> None:
-        """The tag now names a new image (as after `nox -s build`)."""
+        """The tag now names a new image (as after `nox -s build`); the old one stays, by its id."""
         old = self.images[reference]
+        self.untagged[old.id] = old
         self.images[reference] = ImageRecord(reference, old.id + "+", old.size, old.labels)
+
+    def _image(self, reference: str) -> ImageRecord | None:
+        """By tag or, as the engine does, by id (an untagged one included)."""
+        if reference in self.images:
+            return self.images[reference]
+        return next((i for i in self.images.values() if i.id == reference), self.untagged.get(reference))
 
     # -- the engine ------------------------------------------------------------------------------
 
@@ -228,7 +236,7 @@ class FakeBackend:
         return EngineFacts("Fake 1.0", "1.0", self.runtimes, "runc", frozenset(self.images))
 
     async def image(self, reference: str) -> ImageRecord | None:
-        return self.images.get(reference)
+        return self._image(reference)
 
     async def ensure_network(self, name: str, *, install_firewall: bool) -> NetworkPolicyStatus:
         self.calls.append(("ensure_network", name))
@@ -255,7 +263,7 @@ class FakeBackend:
             raise self.fail_create
         if self.create_delay:
             await asyncio.sleep(self.create_delay)
-        image = self.images.get(spec.image)
+        image = self._image(spec.image)
         if image is None:
             raise ImageMissing(f"image {spec.image} is not on this engine")
         with self._lock:

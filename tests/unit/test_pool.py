@@ -321,6 +321,7 @@ class GreetingBackend(FakeBackend):
         super().__init__()
         self.inspects = 0
         self.rebuild_at_create = False
+        self.rebuild_and_back_at_create = False
 
     def known_running(self, container_id: str) -> bool:
         return container_id in self.containers
@@ -332,7 +333,14 @@ class GreetingBackend(FakeBackend):
     async def create(self, spec: ContainerSpec) -> str:
         if self.rebuild_at_create:
             self.rebuild_at_create = False
-            self.rebuild(spec.image)
+            self.rebuild(IMAGE)
+        if self.rebuild_and_back_at_create:  # A -> B while the container is made from the tag, then B -> A
+            self.rebuild_and_back_at_create = False
+            first = self.images[IMAGE]
+            self.rebuild(IMAGE)
+            made = await super().create(spec)  # (a tag resolves to B here, an id to what it names)
+            self.images[IMAGE] = first
+            return made
         return await super().create(spec)
 
 
@@ -344,6 +352,15 @@ async def test_a_greeted_spare_is_not_inspected_and_a_tag_moved_while_it_was_mad
     backend.rebuild_at_create = True  # made from the new image, looked up as the old one: never handed out
     await pool.prewarm("b", "python", 1)
     assert await take(pool, "b", "u") is None and pool.counts["stale"] == 1
+
+
+async def test_a_spare_runs_the_image_it_records_even_if_the_tag_moves_away_and_back() -> None:
+    backend = GreetingBackend()
+    pool = make_pool(backend)
+    backend.rebuild_and_back_at_create = True
+    await pool.prewarm("a", "python", 1)
+    (spare,) = pool.spares()
+    assert backend.containers[spare.container_id].image_id == backend.images[IMAGE].id == spare.image_id
 
 
 async def test_a_vanished_spare_means_cold() -> None:
