@@ -12,12 +12,13 @@ import resource
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import docker
 import pytest
 
 from runtime import labels
+from runtime.backends.docker import agents
+from runtime.backends.docker.agent_channel import AgentLost
 from runtime.config import RuntimeConfig
 from runtime.errors import SandboxFailure, SandboxGone
 from runtime.registry import Language
@@ -189,22 +190,26 @@ async def test_a_container_without_the_agent_is_served_by_the_engine_and_says_so
 
 
 async def test_a_leased_container_whose_agent_does_not_answer_is_removed_but_a_task_is_kept(
-    manager: ContainerManager, docker_client: docker.DockerClient, unique: str, monkeypatch: pytest.MonkeyPatch
+    manager: ContainerManager, docker_client: docker.DockerClient, unique: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A spare starts on a lease only its manager can renew or lift, through the agent's channel. If the
     agent does not answer (here the greeting is made to fail), a task handed that spare would end itself
-    15 s later: the spare fails instead (a cold start follows). A task's own container has no lease: it is
-    kept and served by the engine."""
-    backend: Any = manager.backend
+    15 s later: the spare fails instead (a cold start follows), with no word of a fall-back it will never
+    use. A task's own container has no lease: it is kept and served by the engine."""
 
-    async def no_answer(engine: object, container_id: str) -> None:
-        return None
+    async def no_answer(*args: object) -> None:
+        raise AgentLost("no greeting (made to fail by the test)")
 
-    monkeypatch.setattr(backend._agents, "open", no_answer)
+    monkeypatch.setattr(agents.AgentChannel, "open", no_answer)
     assert manager.pool is not None
-    with pytest.raises(SandboxFailure, match="did not answer; its container would end itself within 15 s"):
-        await manager.pool.maker.make((f"p{unique}", "python"), lambda cid: None)
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(SandboxFailure, match="did not answer; its container would end itself within 15 s"):
+            await manager.pool.maker.make((f"p{unique}", "python"), lambda cid: None)
+        assert not any("no sandbox agent" in r.getMessage() for r in caplog.records)
     mine = {"label": [f"{labels.PROJECT}=p{unique}", f"{labels.POOL}"]}
     assert docker_client.api.containers(all=True, filters=mine) == []  # removed, not left to its lease
-    async with manager.task(f"t{unique}", f"p{unique}", "python") as box:
-        assert (await box.exec("echo served")).stdout == "served\n"
+    with caplog.at_level(logging.WARNING):
+        async with manager.task(f"t{unique}", f"p{unique}", "python") as box:
+            assert (await box.exec("echo served")).stdout == "served\n"
+        assert any("no sandbox agent" in r.getMessage() for r in caplog.records)

@@ -42,8 +42,9 @@ class Agents:
         self._without: set[str] = set()
         self._opening: dict[str, asyncio.Future[AgentChannel | None]] = {}
 
-    async def open(self, engine: Engine, container_id: str) -> AgentChannel | None:
-        """Attach to a container known to run the agent; None (and the engine's exec) if it does not answer."""
+    async def open(self, engine: Engine, container_id: str, *, required: bool = False) -> AgentChannel | None:
+        """Attach to a container known to run the agent; None (and the engine's exec) if it does not answer.
+        `required`: no answer fails the caller's start, so there is no fall-back to log or remember."""
         loop = asyncio.get_running_loop()
         pending = self._opening.get(container_id)
         if pending is not None and self._loops.get(container_id) is loop:
@@ -53,7 +54,8 @@ class Agents:
         try:
             channel = await AgentChannel.open(engine.endpoint(), engine.api_version, container_id)
         except (AgentLost, EngineUnavailable) as err:
-            self._fall_back(container_id, str(err))
+            if not required:
+                self._fall_back(container_id, str(err))
             future.set_result(None)
             return None
         except BaseException as err:

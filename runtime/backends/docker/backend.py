@@ -186,10 +186,11 @@ class DockerBackend(CommandCalls, VolumeCalls):
                 await engine.call(LOAD.call if joined else GATE.shared_call, api.start, container_id)
         async with self._removed_if_failed(container_id):
             # Greet the agent now: a spare is then handed over ready, a cold task's first command is fast.
-            greeted = agent is None or await self._agents.open(engine, container_id) is not None
+            leased = spec.agent_lease > 0  # a spare or holder: nobody could renew or lift its lease
+            greeted = agent is None or await self._agents.open(engine, container_id, required=leased) is not None
             if not greeted and not await self._executor.still_running(container_id):
                 raise SandboxFailure(f"the sandbox agent of {spec.image} did not start; its container exited")
-            if not greeted and spec.agent_lease > 0:  # a spare or holder: nobody could renew or lift its lease
+            if not greeted and leased:
                 raise SandboxFailure(f"the sandbox agent of {spec.image} did not answer; its container would end "
                                      f"itself within {spec.agent_lease:g} s")
         return container_id
