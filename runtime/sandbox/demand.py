@@ -100,6 +100,12 @@ class Demand:
         depth = math.ceil(self.make_time / max(demand.interval, 1e-3))
         return max(self.base, min(self.cap, depth))
 
+    def unhurried(self, key: Key, delay: float) -> bool:
+        """The key's tasks come slower than a spare is made, by `delay` at least: its next spare may
+        start `delay` later and still be ready first. A key with no interval yet is not known to be."""
+        demand = self.keys.get(key)
+        return demand is not None and demand.interval is not None and demand.interval >= self.make_time + delay
+
     def eviction_order(self, keys: list[Key], keep: Key) -> list[Key]:
         """Keys whose idle spares may go so `keep` gets one: speculative first, then least recently used."""
         others = [k for k in keys if k != keep]

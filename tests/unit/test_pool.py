@@ -15,7 +15,7 @@ from runtime.errors import EngineError, SandboxError
 from runtime.registry import get_registry
 from runtime.sandbox.demand import KeyDemand
 from runtime.sandbox.owner import Owner
-from runtime.sandbox.pool import LEASE_SECONDS, SPARE, SPARE_PREFIX, WarmPool, mem_available
+from runtime.sandbox.pool import LEASE_SECONDS, REPLACEMENT_DELAY, SPARE, SPARE_PREFIX, WarmPool, mem_available
 from runtime.sandbox.spec import ContainerSpec, build_spec
 from tests.unit.fake_backend import FakeBackend
 
@@ -99,6 +99,64 @@ async def test_a_hand_over_starts_the_next_spare_at_once_even_when_the_engine_is
     await asyncio.sleep(0.05)
     assert pool.ready("a", "python") == 1  # the replacement of the spare just handed over
     assert pool.counts["busy"] == 1 and pool.ready("b", "python") == 0
+
+
+def unhurried_pool(backend: FakeBackend, interval: float) -> WarmPool:
+    """A pool whose key ("a", "python") saw tasks `interval` s apart; spares take 0.2 s to make."""
+    pool = make_pool(backend)
+    pool.demand.make_time = 0.2
+    pool.demand.of(("a", "python")).interval = interval
+    return pool
+
+
+async def test_the_replacement_of_an_unhurried_keys_spare_waits_so_the_tasks_first_command_runs_first() -> None:
+    backend = FakeBackend()
+    pool = unhurried_pool(backend, interval=1.0)  # tasks 1 s apart: a spare made 0.1 s late is still in time
+    await pool.prewarm("a", "python", 1)
+    assert await take(pool, "a", "t1") is not None
+    await asyncio.sleep(REPLACEMENT_DELAY / 2)
+    assert pool._making[("a", "python")] == 0 and pool.ready("a", "python") == 0  # not yet started
+    await pool.quiesce()  # (waits for the delayed replacement too)
+    assert pool.ready("a", "python") == 1 and pool.counts["made"] == 2
+
+
+async def test_the_replacement_of_a_hurried_keys_spare_starts_at_once() -> None:
+    backend = FakeBackend()
+    pool = unhurried_pool(backend, interval=0.05)  # tasks faster than a spare is made
+    await pool.prewarm("a", "python", 1)
+    assert await take(pool, "a", "t1") is not None
+    # Made or on their way already (a pipeline, even: ceil(0.2 / 0.05) spares), none waiting.
+    assert not pool._delayed and pool._making[("a", "python")] + pool.ready("a", "python") >= 1
+
+
+async def test_a_task_arriving_while_a_replacement_waits_starts_it_and_waits_for_it() -> None:
+    backend = FakeBackend()
+    backend.create_delay = 0.05
+    pool = unhurried_pool(backend, interval=1.0)
+    await pool.prewarm("a", "python", 1)
+    assert await take(pool, "a", "t1") is not None
+    t0 = time.monotonic()
+    assert await take(pool, "a", "t2") is not None  # the replacement started at its arrival, not after the delay
+    assert time.monotonic() - t0 < REPLACEMENT_DELAY + 0.04 and pool.counts["waited"] == 1
+    await pool.shutdown()
+
+
+async def test_a_delayed_replacement_is_not_made_for_a_dropped_project_or_after_shutdown() -> None:
+    backend = FakeBackend()
+    pool = unhurried_pool(backend, interval=1.0)
+    pool.demand.of(("b", "python")).interval = 1.0
+    await pool.prewarm("a", "python", 1)
+    await pool.prewarm("b", "python", 1)
+    assert await take(pool, "a", "t1") is not None and await take(pool, "b", "t1") is not None
+    await pool.drop("a")
+    await asyncio.sleep(REPLACEMENT_DELAY * 1.5)
+    assert pool.ready("a", "python") == 0 and pool._making[("a", "python")] == 0  # a's replacement never made
+    assert pool.ready("b", "python") == 1
+    assert await take(pool, "b", "t2") is not None
+    await pool.shutdown()
+    await asyncio.sleep(REPLACEMENT_DELAY * 1.5)
+    assert pool.counts["made"] == 3 and pool._making.total() == 0
+    assert sorted(c.name for c in backend.containers.values()) == ["theappapp-a-t1", "theappapp-b-t1", "theappapp-b-t2"]
 
 
 async def test_a_key_whose_tasks_outrun_the_spares_gets_a_deeper_pipeline_and_decays(
