@@ -384,6 +384,8 @@ async def first_output(manager: ContainerManager, task: str, project: str) -> fl
     async for _chunk in stream:
         took = took or time.perf_counter() - t0
     await manager.destroy_container(task)
+    if not took:
+        raise RuntimeError(f"task {task} printed nothing: no first output to time")
     return took
 
 
@@ -399,6 +401,8 @@ async def spaced_outputs(manager: ContainerManager, task: str, project: str, run
             first = 0.0
             async for _chunk in manager.exec_stream(task, command):
                 first = first or time.perf_counter()
+            if not first:
+                raise RuntimeError(f"{command!r} printed nothing: no first output to time")
             took.append(first - t0)
     finally:
         await manager.destroy_container(task)

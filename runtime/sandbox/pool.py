@@ -17,10 +17,10 @@ Policy (measured in benchmarks/bench_pool.py, `--only workloads throughput idle`
 - Pipelining: a hand-over starts the key's next spare at once, not gated by engine load: it
   replaces the spare just used, so a stream of tasks on one key overlaps each task with the
   making of the next one's container. Only where the key's tasks come slower than a spare is
-  made (`Demand.unhurried`) does the replacement wait `REPLACEMENT_DELAY` first, so the task's
-  first command (usually sent at once) has the host's cores before the engine's create does; a
-  task of the key arriving meanwhile starts it at once. How many are kept on their way adapts
-  to demand (`Demand.target`): as many as arrive while one is being made (the time between arrivals
+  made, with time to spare (`Demand.unhurried`), does the replacement wait `REPLACEMENT_DELAY`,
+  so the task's first command (usually sent at once) has the host's cores before the engine's
+  create does; a task of the key arriving meanwhile starts it at once. How many are kept on
+  their way adapts to demand (`Demand.target`): as many as arrive while one is being made (the time between arrivals
   counted without their waits for a container, so back-to-back tasks count as fast ones), up to
   `pool_max_per_key`; beyond the replacement, only until `pool_max_making` spares are being
   made in all and into free room (no eviction); back to `pool_spares_per_key` once the key's
@@ -68,9 +68,10 @@ __all__ = ["LEASE_SECONDS", "SPARE", "SPARE_PREFIX", "Handover", "Spare", "WarmP
 
 log = logging.getLogger(__name__)
 
-# How long the replacement of an unhurried key's spare waits after its hand-over. Measured with tasks
-# 0.5 s apart, interleaved with replacements at once (same run): first output of python3 -c 'print(1)'
-# p50 17.9 -> 15.6 ms and 14.9 -> 12.8 ms; a spare takes ~0.2 s to make, so it is still ready in time.
+# How long the replacement of an unhurried key's spare waits after its hand-over (a spare takes ~0.2 s to
+# make; a key is unhurried when its tasks come at least that plus this delay apart). First output of
+# python3 -c 'print(1)', tasks 0.5 s apart: p50 17.9 -> 15.6 and 14.9 -> 12.8 ms with the two policies
+# taking turns task by task in one run; 18.5, 18.7 -> 14.2, 16.6 ms in bench_pool runs taking turns.
 REPLACEMENT_DELAY = 0.1
 
 
@@ -99,8 +100,7 @@ class WarmPool:
         self._waiters = Waiters()  # creates waiting for a spare in the making
         self._tickets: dict[str, tuple[Key, int]] = {}  # a create's name -> its arrival, until `served`
         self._jobs: set[asyncio.Task[Any]] = set()
-        # Replacements waiting out REPLACEMENT_DELAY, with their event loop (one closed since never fires them).
-        self._delayed: dict[Key, tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle]] = {}
+        self._delayed: dict[Key, asyncio.Task[None]] = {}  # replacements waiting out REPLACEMENT_DELAY
         self.upkeep = Upkeep(backend, owner, self._shelf, self.demand, self.settings.idle_ttl, self._count)
         self._discard = self.upkeep.discard
         self.supply = SpareSupply(backend, self.settings, SpareMaker(backend, config, owner, registry, network),
@@ -155,7 +155,8 @@ class WarmPool:
         if unanswered is not None:
             self.demand.served(*unanswered, None)
         self._tickets[name] = (key, self.demand.arrived(key))
-        self._replace_now(key)  # a replacement still waiting: this task may wait for it instead of going cold
+        if network == self.network:  # a replacement still waiting starts now: this task may wait for it
+            self._replace_now(key)
         spare = self._shelf.pop(key, network, self.settings.idle_ttl) or await self._wait_for_spare(key, network)
         # No refill on a miss: it would race the cold create that follows for the engine (measured:
         # 1.22x raw for a new project's first task). The task's commands refill its key.
@@ -228,26 +229,28 @@ class WarmPool:
         if not self.demand.unhurried(key, REPLACEMENT_DELAY):
             self._replenish(key, hit=True)
             return
-        self._replace_now(key)  # (only one waiting per key: one from before, on a loop now closed, goes now)
-        loop = asyncio.get_running_loop()
-        self._delayed[key] = (loop, loop.call_later(REPLACEMENT_DELAY, self._replace_now, key))
+        if self.supply.closed or key[0] in self.supply.dropping:
+            return  # (as `reserve` would refuse it: nothing may start after a drop or a shutdown)
+        self._replace_now(key)  # another hand-over's, still waiting: the key's tasks came fast after all
+        self._delayed[key] = self._spawn(self._replace_later(key))
+
+    async def _replace_later(self, key: Key) -> None:
+        await asyncio.sleep(REPLACEMENT_DELAY)
+        if self._delayed.get(key) is asyncio.current_task():
+            del self._delayed[key]
+            self._replenish(key, hit=True)
 
     def _replace_now(self, key: Key) -> None:
-        """Start the key's delayed replacement, if one is waiting."""
-        delayed = self._delayed.pop(key, None)
-        if delayed is not None:
-            delayed[1].cancel()
+        """Start the key's delayed replacement now, if one waits: also one whose event loop ended first."""
+        waiting = self._delayed.pop(key, None)
+        if waiting is not None:
+            waiting.cancel()
             self._replenish(key, hit=True)
 
     def _cancel_delayed(self, project_id: str | None = None) -> None:
         """Delayed replacements (of one project) are not made after all."""
         for key in [k for k in self._delayed if project_id is None or k[0] == project_id]:
-            self._delayed.pop(key)[1].cancel()
-
-    def _delayed_here(self) -> bool:
-        """A delayed replacement will still fire on this event loop."""
-        loop = asyncio.get_running_loop()
-        return any(waiting_on is loop for waiting_on, _ in self._delayed.values())
+            self._delayed.pop(key).cancel()
 
     def _replenish(self, key: Key, *, hit: bool) -> None:
         """A hand-over's replacement is made at once (and may evict), a deeper pipeline into free room;
@@ -310,7 +313,7 @@ class WarmPool:
         """
         gone = 0
         self.supply.dropping.add(project_id)
-        self._cancel_delayed(project_id)
+        self._cancel_delayed(project_id)  # (and `_replace` adds none while the project is dropped)
         try:
             deadline = time.monotonic() + self.config.engine.api_timeout
             while True:
@@ -353,7 +356,7 @@ class WarmPool:
 
     async def quiesce(self) -> None:
         """Wait until no spare is being made and no removal is in flight (benchmarks compare an idle engine)."""
-        while self._delayed_here() or self._making.total() or self._jobs - {self.upkeep.tender}:
+        while self._making.total() or self._jobs - {self.upkeep.tender}:
             await asyncio.sleep(0.005)
         await self.settle()
 

@@ -154,9 +154,50 @@ async def test_a_delayed_replacement_is_not_made_for_a_dropped_project_or_after_
     assert pool.ready("b", "python") == 1
     assert await take(pool, "b", "t2") is not None
     await pool.shutdown()
+    assert pool._delayed == {}
     await asyncio.sleep(REPLACEMENT_DELAY * 1.5)
     assert pool.counts["made"] == 3 and pool._making.total() == 0
     assert sorted(c.name for c in backend.containers.values()) == ["theappapp-a-t1", "theappapp-b-t1", "theappapp-b-t2"]
+
+
+async def test_a_spare_handed_over_while_its_project_is_dropped_gets_no_delayed_replacement() -> None:
+    backend = FakeBackend()
+    backend.create_delay = 0.05
+    pool = unhurried_pool(backend, interval=1.0)
+    pool.refill("a", "python")  # being made...
+    await asyncio.sleep(0)
+    waiter = asyncio.ensure_future(take(pool, "a", "t1"))  # ...and waited for by a task
+    await asyncio.sleep(0)
+    settle = pool.settle
+
+    async def settle_once_handed_over() -> None:  # the hand-over completes while the drop still runs
+        await asyncio.shield(waiter)
+        await settle()
+
+    pool.settle = settle_once_handed_over  # type: ignore[method-assign]
+    await pool.drop("a")  # waits for the spare in the making, which goes to the task meanwhile
+    assert await waiter is not None
+    await asyncio.sleep(REPLACEMENT_DELAY * 1.5)
+    assert pool._making.total() == 0 and pool.ready("a", "python") == 0  # nothing holds the project's volume
+    assert [c.name for c in backend.containers.values()] == ["theappapp-a-t1"]
+
+
+def test_a_replacement_left_waiting_when_its_event_loop_ended_is_made_by_the_next_task() -> None:
+    backend = FakeBackend()
+    pool = unhurried_pool(backend, interval=1.0)
+
+    async def first() -> None:
+        await pool.prewarm("a", "python", 1)
+        assert await take(pool, "a", "t1") is not None  # its replacement waits, and the loop ends first
+
+    async def second() -> None:
+        # The one left waiting starts at this task's arrival, and the task waits for it: not a cold start.
+        assert await take(pool, "a", "t2") is not None and pool.counts["waited"] == 1
+        await pool.shutdown()
+
+    asyncio.run(first())
+    assert ("a", "python") in pool._delayed
+    asyncio.run(second())
 
 
 async def test_a_key_whose_tasks_outrun_the_spares_gets_a_deeper_pipeline_and_decays(
