@@ -153,8 +153,9 @@ async def test_a_delayed_replacement_is_not_made_for_a_dropped_project_or_after_
     assert pool.ready("a", "python") == 0 and pool._making[("a", "python")] == 0  # a's replacement never made
     assert pool.ready("b", "python") == 1
     assert await take(pool, "b", "t2") is not None
+    waiting = pool._delayed[("b", "python")]
     await pool.shutdown()
-    assert pool._delayed == {}
+    assert waiting.cancelled() and pool._delayed == {}  # not waited out by the shutdown
     await asyncio.sleep(REPLACEMENT_DELAY * 1.5)
     assert pool.counts["made"] == 3 and pool._making.total() == 0
     assert sorted(c.name for c in backend.containers.values()) == ["theappapp-a-t1", "theappapp-b-t1", "theappapp-b-t2"]
