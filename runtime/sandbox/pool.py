@@ -20,11 +20,11 @@ Policy (measured in benchmarks/bench_pool.py, `--only workloads throughput idle`
   made, with time to spare (`Demand.unhurried`), does the replacement wait `REPLACEMENT_DELAY`,
   so the task's first command (usually sent at once) has the host's cores before the engine's
   create does; a task of the key arriving meanwhile starts it at once. How many are kept on
-  their way adapts to demand (`Demand.target`): as many as arrive while one is being made (the time between arrivals
-  counted without their waits for a container, so back-to-back tasks count as fast ones), up to
-  `pool_max_per_key`; beyond the replacement, only until `pool_max_making` spares are being
-  made in all and into free room (no eviction); back to `pool_spares_per_key` once the key's
-  tasks stop.
+  their way adapts to demand (`Demand.target`): as many as arrive while one is being made
+  (the time between arrivals counted without their waits for a container, so back-to-back
+  tasks count as fast ones), up to `pool_max_per_key`; beyond the replacement, only until
+  `pool_max_making` spares are being made in all and into free room (no eviction); back to
+  `pool_spares_per_key` once the key's tasks stop.
 - Speculative refills (after each of a task's commands, and when it ends) start only
   while the engine has spare capacity (`pool_fill_max_load` creates and starts in flight; the
   manager's own removals do not count): on a saturated engine a spare would only compete with
