@@ -1,6 +1,7 @@
 """Warm pool against raw docker-py with the same hardened settings, in one run. Prints figures; not a test.
 
     python benchmarks/bench_pool.py [--runs 20] [--seconds 20] [--rounds 2] [--levels 1 4 8 16] [--spares 8]
+                                    [--only latency throughput idle workloads] [--network NAME] [--raw-network NAME]
 
 1. Task start -> first command output (`echo hi`), p50/p90: manager with a spare ready,
    manager with no spare for the key (pool on, fresh project), manager with the pool off;

@@ -221,18 +221,22 @@ class PoolSettings:
 
     PREFIX: ClassVar[str] = "pool_"
     enabled: bool = True
-    spares_per_key: int = 1  # refilled to this in the background after a task starts or ends on a key
+    # The floor a key is refilled to in the background after a task starts or ends on it; a key whose
+    # tasks come faster than a spare is made keeps more (up to max_per_key: runtime/sandbox/demand.py).
+    spares_per_key: int = 1
     max_per_key: int = 4  # cap per key, prewarm included
     max_spares: int = 16  # cap over all keys
     max_making: int = 4  # spares being created at once: under load, spares must not crowd out task starts
-    # Background refills start only while this process has at most this many container creates, starts
-    # and removals in flight (spares being made included): spares use the engine's spare capacity only.
+    # Background refills start only while this process has at most this many container creates and
+    # starts in flight (spares being made included; its own removals do not count): spares use the
+    # engine's spare capacity only.
     fill_max_load: int = 1
     idle_ttl: float = 300.0  # seconds a spare may wait before it is removed
     min_available_memory: int = 1024 * MiB  # host MemAvailable under which no spare is made
 
     def __post_init__(self) -> None:
-        if min(self.spares_per_key, self.max_per_key, self.max_spares, self.fill_max_load) < 0 or self.idle_ttl <= 0:
+        caps = (self.spares_per_key, self.max_per_key, self.max_spares, self.max_making, self.fill_max_load)
+        if min(caps) < 0 or self.idle_ttl <= 0:
             raise ConfigError("pool caps must be >= 0 and pool_idle_ttl positive")
 
 

@@ -64,6 +64,8 @@ def test_bad_settings_are_configuration_errors() -> None:
         RuntimeConfig.load(env=ENV, user="sandbox")
     with pytest.raises(ConfigError):
         RuntimeConfig.load(env=ENV, workspace="relative")
+    with pytest.raises(ConfigError, match="pool caps"):
+        RuntimeConfig.load(env=ENV, pool_max_making=-1)
 
 
 @pytest.mark.parametrize(
