@@ -462,6 +462,11 @@ class Exec:
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise RequestError("InvalidRequest", "argv must be a non-empty list of strings")
         cwd = resolve(os.path.relpath(str(req.get("cwd") or WORKSPACE), WORKSPACE), allow_root=True)
+        if not os.path.isdir(cwd):  # else the spawn's chdir fails, and would read as the command not found
+            where = os.path.relpath(cwd, WORKSPACE)
+            if os.path.lexists(cwd):
+                raise RequestError("InvalidPath", f"working directory {where!r} is not a directory")
+            raise RequestError("FileMissing", f"working directory {where!r} does not exist in the workspace")
         self.marker = f"{MARKER}={os.getpid()}.{self.id}.{time.time_ns()}"
         env = dict(agent.environment)
         env.update({str(k): str(v) for k, v in (req.get("env") or {}).items()})

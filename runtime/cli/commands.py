@@ -4,8 +4,10 @@
     theappapp-sandbox run node -c 'console.log(1)'
     theappapp-sandbox ls | cleanup [--dry-run] | stats | doctor
 
-`run` exits with the program's exit code; 124 if it timed out, 125 if the sandbox
-itself failed (as `timeout` and `docker run` do). Progress goes to stderr.
+`run` exits with the program's exit code; 124 if it timed out; 125 if it could not run the
+program: the sandbox failed, or the input was refused (an unknown language, a bad project id, a
+snippet `--strict` refused), as `timeout` and `docker run` do; 2 for a usage error or a file it
+cannot read. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -247,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run a file or snippet in a fresh sandbox, then remove it",
         description="One-shot: create a sandbox, write and validate the code, run it with the language's "
         "command, print its output, remove the sandbox. Exits with the program's exit code "
-        f"({EXIT_TIMEOUT} on timeout, {EXIT_SANDBOX} if the sandbox failed).",
+        f"({EXIT_TIMEOUT} on timeout, {EXIT_SANDBOX} if it could not run it: the sandbox failed or the input "
+        "was refused, e.g. an unknown language or a snippet --strict refused).",
     )
     run.add_argument("language", metavar="LANG", help="a registry language or alias (python, node, java, …)")
     run.add_argument("file", metavar="FILE", nargs="?", help="the program to run; - reads it from stdin")

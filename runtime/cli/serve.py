@@ -87,15 +87,19 @@ def cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if tokens is not None and not len(tokens):
         print(f"warning: {args.tokens} has no tokens yet: every call is refused until `token add`",
               file=sys.stderr)
+    try:  # first, so a taken port is said at once, before the manager starts
+        sock = listening_socket(args.host, args.port)
+    except OSError as err:
+        print(f"error: cannot listen on {args.host}:{args.port}: {err.strerror or err}", file=sys.stderr)
+        return 1
     options = ServiceOptions(tokens=tokens, mcp=not args.no_mcp, mcp_idle_timeout=args.mcp_idle_timeout,
                              host=args.host, cleanup_interval=args.cleanup_interval or None)
     app = create_app(TaskBroker(ContainerManager()), options)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    sock = listening_socket(args.host, args.port)
     host, port = sock.getsockname()[:2]
-    print(f"serving on http://{host}:{port} (API /v1, docs /docs, MCP /mcp); "
-          f"{'tokens from ' + str(args.tokens) if tokens else 'no authentication (loopback)'}",
-          file=sys.stderr, flush=True)
+    # An empty token file still authenticates (it refuses every call): the banner says whose tokens.
+    auth = f"tokens from {args.tokens}" if tokens is not None else "no authentication (loopback)"
+    print(f"serving on http://{host}:{port} (API /v1, docs /docs, MCP /mcp); {auth}", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, timeout_graceful_shutdown=10)
     # Server.run, not asyncio.run(serve()): it runs the loop uvicorn's config picks (uvloop when installed);
     # asyncio.run would always use the standard loop.

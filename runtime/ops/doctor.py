@@ -72,10 +72,10 @@ async def images(backend: Backend, registry: Registry, config: RuntimeConfig) ->
         size = image.size / 1024**2
         missing = image.labels.get(labels.IMAGE_MISSING_OPTIONAL)
         if missing:
-            yield Check("WARN", f"image {name}", f"{ref} ({size:.0f} MB) was built without: {missing}",
+            yield Check("WARN", f"image {name}", f"{ref} ({size:.0f} MiB) was built without: {missing}",
                         f"make the sources reachable and rebuild: nox -s build -- {name}")
         else:
-            yield Check("PASS", f"image {name}", f"{ref} ({size:.0f} MB)")
+            yield Check("PASS", f"image {name}", f"{ref} ({size:.0f} MiB)")
     for name, service in registry.services.items():
         ref = f"{service.image}:{config.engine.image_tag}"
         image = await backend.image(ref)
@@ -86,7 +86,7 @@ async def images(backend: Backend, registry: Registry, config: RuntimeConfig) ->
             yield Check("WARN", f"image {name}", f"{ref} is built, but allowlists need root here (firewall rules and "
                         "the proxy's policy directory)", "run the manager as root")
         else:
-            yield Check("PASS", f"image {name}", f"{ref} ({image.size / 1024**2:.0f} MB)")
+            yield Check("PASS", f"image {name}", f"{ref} ({image.size / 1024**2:.0f} MiB)")
 
 
 def runtimes(facts: EngineFacts, config: RuntimeConfig) -> Check:

@@ -183,6 +183,8 @@ class ProjectOperations:
         tags = {labels.MANAGED: "true", labels.PROJECT: project_id, labels.INSTALLATION: self.owner.installation}
         if name:
             tags[SNAPSHOT_NAME] = name
+        if await self.backend.inspect_volume(volume_name(project_id)) is None:  # else: read as made without a quota
+            raise InvalidRequest(f"project {project_id!r} has no volume to snapshot")
         try:
             record = await self.backend.storage.snapshot(volume_name(project_id), snapshot_id, tags)
         except InvalidRequest as err:

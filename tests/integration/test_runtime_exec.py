@@ -9,7 +9,7 @@ import time
 import pytest
 
 from runtime.backends.docker.exec import host_kill
-from runtime.errors import InvalidIdentifier, InvalidPath
+from runtime.errors import FileMissing, InvalidIdentifier, InvalidPath
 from runtime.sandbox.manager import ContainerManager, Sandbox
 from tests.integration.conftest import IDLE_PROCESSES
 
@@ -105,6 +105,8 @@ async def test_stdin_env_and_workdir(sandbox: Sandbox) -> None:
     for bad in ("/etc", "../etc", "sub/../../etc", "/workspace/../etc"):
         with pytest.raises(InvalidPath):
             await sandbox.exec("pwd", workdir=bad)
+    with pytest.raises(FileMissing, match="'nowhere' does not exist"):  # not "pwd: command not found"
+        await sandbox.exec("pwd", workdir="nowhere")
     with pytest.raises(InvalidIdentifier):
         await sandbox.exec("true", env={"BAD NAME": "x"})
 

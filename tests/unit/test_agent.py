@@ -235,6 +235,17 @@ async def test_env_cwd_and_stdin_with_half_close(client: Client, workspace: Path
     assert out.strip(), "every command carries its marker"
 
 
+async def test_a_working_directory_that_is_missing_or_a_file_is_refused_as_such(
+    client: Client, workspace: Path
+) -> None:
+    (workspace / "file").write_text("x")
+    cases = (("nowhere", "FileMissing", "does not exist"), ("file", "InvalidPath", "is not a directory"))
+    for cwd, kind, says in cases:
+        answer, _, _ = await client.run(["/bin/echo", "hi"], cwd=str(workspace / cwd))
+        assert answer["type"] == "error" and answer["kind"] == kind, answer
+        assert f"working directory {cwd!r} {says}" in answer["message"], "not read as the command missing"
+
+
 async def test_output_past_the_cap_is_counted_not_sent(client: Client) -> None:
     exit_, out, _ = await client.run(["/bin/bash", "-c", "head -c 100000 /dev/zero"], cap=1000)
     assert len(out) == 1000 and exit_["out_bytes"] == 100000 and exit_["truncated"]

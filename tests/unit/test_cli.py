@@ -146,3 +146,27 @@ def test_human_age(seconds: float | None, text: str) -> None:
 
 def test_table_aligns_columns() -> None:
     assert table(("A", "LONG"), [("xyz", 1), ("q", 22)]).splitlines() == ["A    LONG", "xyz  1", "q    22"]
+
+
+def test_serve_on_a_taken_port_says_so_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    pytest.importorskip("uvicorn", reason="the service needs the server extra")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, _, err = run(["serve", "--port", str(port)], capsys)
+    assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_serve_with_an_empty_token_file_does_not_claim_no_authentication(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uvicorn = pytest.importorskip("uvicorn", reason="the service needs the server extra")
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)  # the banner, not the serving
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    empty = tmp_path / "tokens.json"
+    code, _, err = run(["serve", "--port", "0", "--tokens", str(empty)], capsys)
+    assert code == 0 and "has no tokens yet" in err
+    assert f"tokens from {empty}" in err and "no authentication" not in err

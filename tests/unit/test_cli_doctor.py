@@ -83,7 +83,7 @@ def test_image_lines_pass_warn_missing_and_warn_partial() -> None:
                                              {labels.IMAGE_MISSING_OPTIONAL: "gradle"}),
     }
     found = {c.name: c for c in checks(backend)}
-    assert found["image python"].status == "PASS" and "600 MB" in found["image python"].detail
+    assert found["image python"].status == "PASS" and "600 MiB" in found["image python"].detail
     assert found["image java"].status == "WARN" and "gradle" in found["image java"].detail
     assert found["image go"].status == "WARN" and found["image go"].fix == "nox -s build -- go"
     assert {n for n in found if n.startswith("image ")} == {f"image {name}" for name in

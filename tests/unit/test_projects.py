@@ -103,6 +103,12 @@ async def test_without_enforced_storage_snapshots_say_why() -> None:
     assert "theappapp-project-p1" not in backend.storage.quotas  # a plain volume
 
 
+async def test_a_project_with_no_volume_is_said_to_have_none_not_to_lack_a_quota() -> None:
+    manager, _ = await started()
+    with pytest.raises(InvalidRequest, match="'nosuch' has no volume to snapshot"):
+        await manager.snapshot_project("nosuch")
+
+
 async def test_storage_off_makes_plain_volumes_and_asks_nothing_of_the_storage() -> None:
     manager, backend = await started(storage_enabled=False)
     await manager.create_container("t1", "p1", "python")
