@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from runtime import labels
@@ -36,7 +37,8 @@ def runs_agent(attrs: dict[str, Any]) -> bool:
 
 
 class Agents:
-    def __init__(self) -> None:
+    def __init__(self, removing: Callable[[str], bool] = lambda _: False) -> None:
+        self._removing = removing  # a container being removed: its channel is never opened again
         self._channels: dict[str, AgentChannel] = {}
         self._loops: dict[str, asyncio.AbstractEventLoop] = {}
         self._without: set[str] = set()
@@ -54,7 +56,7 @@ class Agents:
         try:
             channel = await AgentChannel.open(engine.endpoint(), engine.api_version, container_id)
         except (AgentLost, EngineUnavailable) as err:
-            if not required:
+            if not required and not self._removing(container_id):  # (one being removed: no fall-back to say)
                 self._fall_back(container_id, str(err))
             future.set_result(None)
             return None
@@ -72,6 +74,8 @@ class Agents:
         """The container's live channel, opening one if it runs the agent; None: use the engine's exec."""
         if container_id in self._without:
             return None
+        if self._removing(container_id):  # what still asks (a lease sent at hand-over) must not attach again
+            raise SandboxGone(f"the sandbox is being removed: its container {container_id[:12]}")
         channel = self._channels.get(container_id)
         loop = asyncio.get_running_loop()
         if channel is not None and self._loops.get(container_id) is not loop:

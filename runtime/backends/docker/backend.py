@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -41,6 +42,7 @@ from runtime.backends.docker.images import ImageCache
 from runtime.backends.docker.netns import Holders, holder_key
 from runtime.backends.docker.oci_runtimes import on_host_kernel
 from runtime.backends.docker.relabel import LabelRecords
+from runtime.backends.docker.removals import Removals
 from runtime.backends.docker.storage import DockerStorage
 from runtime.backends.docker.volume_calls import VolumeCalls, label_filters, labels_match
 from runtime.config import EgressSettings, EngineSettings, NetworkSettings, StorageSettings
@@ -68,7 +70,8 @@ class DockerBackend(CommandCalls, VolumeCalls):
         self._host_kill = False
         self._on_host_kernel = False  # (known once `probe` asked the engine)
         self._changed = LabelRecords()  # labels changed after creation (Docker cannot change them)
-        self._agents = Agents()  # the channel to each container's sandbox agent, if it has one
+        self._removals = Removals()  # containers being removed: after their rename, and no channel reopened
+        self._agents = Agents(self._removals.removing)  # the channel to each container's sandbox agent, if any
         self._images = ImageCache()  # what each image tag names, until the engine reports a change
         self._first_mounts = FirstMounts()  # new volumes are populated by one create at a time
         # Quota volumes (a filesystem each); plain volumes until `storage.prepare()` says it is enforced.
@@ -211,8 +214,15 @@ class DockerBackend(CommandCalls, VolumeCalls):
             raise
 
     async def rename(self, container_id: str, name: str) -> None:
-        own_endpoint = not self._holders.serves(container_id)
-        await self.engine.call(calls.rename, (await self._client()).api, container_id, name, own_endpoint=own_endpoint)
+        done = self._removals.rename_starts(container_id)
+        if done is None:  # being removed already: a rename now would leave a ghost of it (removals.py)
+            return
+        try:
+            own_endpoint = not self._holders.serves(container_id)
+            await self.engine.call(calls.rename, (await self._client()).api, container_id, name,
+                                   own_endpoint=own_endpoint)
+        finally:
+            self._removals.rename_ended(container_id, done)
 
     def known_running(self, container_id: str) -> bool:
         return self._agents.alive(container_id)
@@ -255,36 +265,48 @@ class DockerBackend(CommandCalls, VolumeCalls):
 
         return await self.engine.call(change)
 
-    def _forget(self, container_id: str) -> None:
-        """Before a removal: what this backend keeps per container goes, and its egress policy first."""
+    def _forget(self, container_id: str) -> threading.Event | None:
+        """Before a removal: what this backend keeps per container goes, and its egress policy first;
+        the event of its rename in flight, which the removal waits for (removals.py)."""
+        renaming = self._removals.removal_starts(container_id)
         self.egress.revoke(container_id)
         self._agents.forget(container_id)
         self._targets.pop(container_id, None)
         self._changed.forget(container_id)
+        return renaming
 
     async def remove(self, container_id: str) -> None:
-        self._forget(container_id)
+        renaming = self._forget(container_id)
         holder = self._holders.leaving(container_id)
         try:
             api = (await self._client()).api
-            await self.engine.call(remove_container_sync, api, container_id, own_endpoint=holder is None)
+            await self.engine.call(self._remove_after_rename, api, container_id, renaming, holder is None)
         except BaseException:
             if holder is not None:
                 self._holders.left(holder, removed=False)
             raise
+        finally:
+            self._removals.removal_ended(container_id)
         if holder is not None:
             self._holders.left(holder, removed=True)
 
+    def _remove_after_rename(self, api: docker.APIClient, container_id: str, renaming: threading.Event | None,
+                             own_endpoint: bool) -> None:
+        if renaming is not None and not renaming.wait(self.settings.api_timeout):
+            log.debug("the rename of %s took too long: removing it anyway", container_id[:12])
+        remove_container_sync(api, container_id, own_endpoint=own_endpoint)
+
     def remove_soon(self, container_id: str) -> Future[None]:
-        self._forget(container_id)
+        renaming = self._forget(container_id)
         holder = self._holders.leaving(container_id)
         engine = self.engine
         try:
             removal = engine.submit(
-                lambda: remove_container_sync(engine.client.api, container_id, own_endpoint=holder is None))
+                lambda: self._remove_after_rename(engine.client.api, container_id, renaming, holder is None))
         except RuntimeError as err:  # the engine's pool is shut down: cleanup finds it by its labels
             removal = Future()
             removal.set_exception(EngineUnavailable(f"cannot remove {container_id[:12]}: {err}"))
+        removal.add_done_callback(lambda _: self._removals.removal_ended(container_id))
         if holder is not None:
             removal.add_done_callback(
                 lambda done: self._holders.left(holder, not done.cancelled() and done.exception() is None))

@@ -1,0 +1,113 @@
+"""The Docker backend keeps a container's removal after its rename in flight, and starts no rename after it.
+
+Docker 20.10 leaves a container renamed during its removal as a ghost in its listing, holding the
+project's volume until the daemon restarts (runtime/backends/docker/removals.py). Without an engine:
+the backend's engine calls are replaced by recorders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from runtime.backends.docker import backend as backend_module
+from runtime.backends.docker.agents import Agents
+from runtime.backends.docker.backend import DockerBackend
+from runtime.config import EngineSettings
+from runtime.errors import SandboxGone
+
+CONTAINER = "c" * 64
+
+
+REMOVAL_ENDS = threading.Event()  # a removal in the engine lasts until this is set
+
+
+Recorded = tuple[DockerBackend, list[str], threading.Event]
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> Recorded:
+    events: list[str] = []
+    release = threading.Event()
+    REMOVAL_ENDS.set()
+
+    def rename(api: Any, container_id: str, name: str, *, own_endpoint: bool = True) -> None:
+        events.append("rename begins")
+        release.wait(5)
+        events.append("rename ends")
+
+    def remove(api: Any, container_id: str, *, own_endpoint: bool = True) -> None:
+        events.append("remove")
+        REMOVAL_ENDS.wait(5)
+
+    monkeypatch.setattr(backend_module.calls, "rename", rename)
+    monkeypatch.setattr(backend_module, "remove_container_sync", remove)
+    backend = DockerBackend(EngineSettings(api_timeout=10), "1000:1000")
+    backend.engine._client = SimpleNamespace(api=object())  # type: ignore[assignment]  # connected, to nothing
+    return backend, events, release
+
+
+async def _until(events: list[str], wanted: str) -> None:
+    deadline = time.monotonic() + 5
+    while wanted not in events:
+        assert time.monotonic() < deadline, f"never saw {wanted!r}: {events}"
+        await asyncio.sleep(0.005)
+
+
+async def test_a_removal_waits_for_the_rename_in_flight(recorded: Recorded) -> None:
+    backend, events, release = recorded
+    renaming = asyncio.ensure_future(backend.rename(CONTAINER, "theappapp-p-t"))
+    await _until(events, "rename begins")
+    removal = asyncio.wrap_future(backend.remove_soon(CONTAINER))
+    await asyncio.sleep(0.1)
+    assert events == ["rename begins"], "the removal went ahead of the rename"
+    release.set()
+    await asyncio.gather(renaming, removal)
+    assert events == ["rename begins", "rename ends", "remove"]
+
+
+async def test_an_awaited_removal_waits_too(recorded: Recorded) -> None:
+    backend, events, release = recorded
+    renaming = asyncio.ensure_future(backend.rename(CONTAINER, "theappapp-p-t"))
+    await _until(events, "rename begins")
+    removal = asyncio.ensure_future(backend.remove(CONTAINER))
+    await asyncio.sleep(0.1)
+    assert events == ["rename begins"]
+    release.set()
+    await asyncio.gather(renaming, removal)
+    assert events == ["rename begins", "rename ends", "remove"]
+
+
+async def test_no_rename_starts_once_the_removal_has(recorded: Recorded) -> None:
+    backend, events, release = recorded
+    release.set()
+    REMOVAL_ENDS.clear()
+    renaming = asyncio.ensure_future(backend.rename(CONTAINER, "theappapp-p-t"))  # (not started yet)
+    removal = asyncio.wrap_future(backend.remove_soon(CONTAINER))
+    await renaming
+    await _until(events, "remove")
+    REMOVAL_ENDS.set()
+    await removal
+    assert events == ["remove"]
+    # Once removed, the id is not kept: a later rename of it goes to the engine (which says it is gone).
+    await backend.rename(CONTAINER, "theappapp-p-t")
+    assert events[1:] == ["rename begins", "rename ends"]
+
+
+async def test_the_channel_of_a_container_being_removed_is_not_opened_again() -> None:
+    removing = {CONTAINER}
+    agents = Agents(lambda container_id: container_id in removing)
+    inspected: list[str] = []
+
+    async def inspect(container_id: str) -> dict[str, Any]:
+        inspected.append(container_id)
+        return {}
+
+    with pytest.raises(SandboxGone, match="being removed"):
+        await agents.get(None, CONTAINER, inspect)  # type: ignore[arg-type]  # (never reached: no engine needed)
+    assert inspected == []
