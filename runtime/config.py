@@ -23,7 +23,9 @@ loosen one deliberately, by name, and a test can see exactly which setting it is
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
+import logging
 import os
 import uuid
 from collections.abc import Mapping
@@ -33,6 +35,8 @@ from typing import Any, ClassVar
 
 from runtime.errors import ConfigError
 from runtime.units import parse_size
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "THEAPPAPP_"
 INSTALLATION_ENV = "THEAPPAPP_INSTALLATION_ID"
@@ -278,6 +282,21 @@ def flat_name(part: type[Any], f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("flat") or part.PREFIX + f.name)
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_misspelt(env: Mapping[str, str]) -> None:
+    """A THEAPPAPP_ variable that is no setting but nearly one is a typo that would be ignored: say so,
+    once per name. (Variables that are not settings, as THEAPPAPP_TOKEN, are not near one.)"""
+    known = [ENV_PREFIX + flat.upper() for flat in flat_names()]
+    for name in env:
+        if name.startswith(ENV_PREFIX) and name not in known and name not in _WARNED:
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.9)
+            if near:
+                _WARNED.add(name)
+                log.warning("%s is not a setting and is ignored: did you mean %s?", name, near[0])
+
+
 def flat_names() -> dict[str, tuple[str, str]]:
     """Every flat setting name -> (part, field)."""
     return {
@@ -328,6 +347,7 @@ class RuntimeConfig:
         installation = overrides.pop("installation_id", None) or env.get(INSTALLATION_ENV) or ""
         if overrides:
             raise ConfigError(f"unknown runtime settings: {', '.join(sorted(overrides))}")
+        _warn_misspelt(env)
         if parts["engine"].docker_host is None and env.get("DOCKER_HOST"):
             parts["engine"] = dataclasses.replace(parts["engine"], docker_host=env["DOCKER_HOST"])
         return cls(**parts, installation_id=installation or installation_id(env))

@@ -99,3 +99,13 @@ def test_unwritable_installation_file_says_what_to_set(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(SandboxError, match="THEAPPAPP_INSTALLATION_ID"):
         installation_id(env={}, path=blocker / "sub" / "installation-id")
+
+
+def test_a_misspelt_setting_variable_is_named_with_the_setting_it_nearly_is(caplog: pytest.LogCaptureFixture) -> None:
+    env = {**ENV, "THEAPPAPP_POOL_ENABLD": "false", "THEAPPAPP_TOKEN": "not a setting, not near one"}
+    with caplog.at_level("WARNING", logger="runtime.config"):
+        config = RuntimeConfig.load(env=env)
+        RuntimeConfig.load(env=env)  # said once per name
+    assert config.pool.enabled  # (ignored, as before: only said)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["THEAPPAPP_POOL_ENABLD is not a setting and is ignored: did you mean THEAPPAPP_POOL_ENABLED?"]
