@@ -103,7 +103,8 @@ def cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, timeout_graceful_shutdown=10)
     # Server.run, not asyncio.run(serve()): it runs the loop uvicorn's config picks (uvloop when installed);
     # asyncio.run would always use the standard loop.
-    uvicorn.Server(config).run(sockets=[sock])
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -113,10 +114,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
     delayed ACK (measured: +40 ms per request)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 

@@ -166,7 +166,9 @@ def test_serve_with_an_empty_token_file_does_not_claim_no_authentication(
     uvicorn = pytest.importorskip("uvicorn", reason="the service needs the server extra")
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)  # the banner, not the serving
     monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
-    empty = tmp_path / "tokens.json"
-    code, _, err = run(["serve", "--port", "0", "--tokens", str(empty)], capsys)
-    assert code == 0 and "has no tokens yet" in err
-    assert f"tokens from {empty}" in err and "no authentication" not in err
+    for empty in (tmp_path / "none-yet.json", tmp_path / "emptied.json"):  # no file yet; every token removed
+        if empty.name == "emptied.json":
+            empty.write_text('{"tokens": []}')
+        code, _, err = run(["serve", "--port", "0", "--tokens", str(empty)], capsys)
+        assert code == 0 and "has no tokens yet" in err
+        assert f"tokens from {empty}" in err and "no authentication" not in err

@@ -45,7 +45,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         events.append("remove")
         REMOVAL_ENDS.wait(5)
 
-    monkeypatch.setattr(backend_module.calls, "rename", rename)
+    monkeypatch.setattr("runtime.backends.docker.calls.rename", rename)
     monkeypatch.setattr(backend_module, "remove_container_sync", remove)
     backend = DockerBackend(EngineSettings(api_timeout=10), "1000:1000")
     backend.engine._client = SimpleNamespace(api=object())  # type: ignore[assignment]  # connected, to nothing
@@ -83,6 +83,21 @@ async def test_an_awaited_removal_waits_too(recorded: Recorded) -> None:
     assert events == ["rename begins", "rename ends", "remove"]
 
 
+async def test_a_rename_whose_caller_stopped_waiting_is_still_waited_for(recorded: Recorded) -> None:
+    backend, events, release = recorded
+    renaming = asyncio.ensure_future(backend.rename(CONTAINER, "theappapp-p-t"))
+    await _until(events, "rename begins")
+    renaming.cancel()  # as a failed egress set-up does (creation.guarded): the engine's call goes on
+    with pytest.raises(asyncio.CancelledError):
+        await renaming
+    removal = asyncio.wrap_future(backend.remove_soon(CONTAINER))
+    await asyncio.sleep(0.1)
+    assert events == ["rename begins"], "the removal went ahead of the rename still in the engine"
+    release.set()
+    await removal
+    assert events == ["rename begins", "rename ends", "remove"]
+
+
 async def test_no_rename_starts_once_the_removal_has(recorded: Recorded) -> None:
     backend, events, release = recorded
     release.set()
@@ -94,6 +109,7 @@ async def test_no_rename_starts_once_the_removal_has(recorded: Recorded) -> None
     REMOVAL_ENDS.set()
     await removal
     assert events == ["remove"]
+    assert not backend._removals.removing(CONTAINER), "a removal that ended is not kept"
     # Once removed, the id is not kept: a later rename of it goes to the engine (which says it is gone).
     await backend.rename(CONTAINER, "theappapp-p-t")
     assert events[1:] == ["rename begins", "rename ends"]
@@ -111,3 +127,14 @@ async def test_the_channel_of_a_container_being_removed_is_not_opened_again() ->
     with pytest.raises(SandboxGone, match="being removed"):
         await agents.get(None, CONTAINER, inspect)  # type: ignore[arg-type]  # (never reached: no engine needed)
     assert inspected == []
+
+
+async def test_the_backend_attaches_to_no_container_it_is_removing(recorded: Recorded) -> None:
+    backend, events, _ = recorded
+    REMOVAL_ENDS.clear()
+    removal = asyncio.wrap_future(backend.remove_soon(CONTAINER))
+    await _until(events, "remove")
+    with pytest.raises(SandboxGone, match="being removed"):
+        await backend._agents.get(backend.engine, CONTAINER, lambda cid: pytest.fail("inspected"))
+    REMOVAL_ENDS.set()
+    await removal

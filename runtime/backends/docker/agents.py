@@ -66,6 +66,10 @@ class Agents:
             raise
         finally:
             self._opening.pop(container_id, None)
+        if self._removing(container_id):  # its removal began while this opened: not kept, nor used
+            future.set_result(None)
+            await channel.close()
+            return None
         self._channels[container_id] = channel
         future.set_result(channel)
         return channel

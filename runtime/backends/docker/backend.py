@@ -214,15 +214,13 @@ class DockerBackend(CommandCalls, VolumeCalls):
             raise
 
     async def rename(self, container_id: str, name: str) -> None:
+        api = (await self._client()).api  # first: nothing may suspend between the mark and the call's submission
         done = self._removals.rename_starts(container_id)
         if done is None:  # being removed already: a rename now would leave a ghost of it (removals.py)
             return
-        try:
-            own_endpoint = not self._holders.serves(container_id)
-            await self.engine.call(calls.rename, (await self._client()).api, container_id, name,
-                                   own_endpoint=own_endpoint)
-        finally:
-            self._removals.rename_ended(container_id, done)
+        own_endpoint = not self._holders.serves(container_id)
+        await self.engine.call(calls.rename, api, container_id, name, own_endpoint=own_endpoint,
+                               on_finish=lambda: self._removals.rename_ended(container_id, done))
 
     def known_running(self, container_id: str) -> bool:
         return self._agents.alive(container_id)
@@ -280,21 +278,26 @@ class DockerBackend(CommandCalls, VolumeCalls):
         holder = self._holders.leaving(container_id)
         try:
             api = (await self._client()).api
-            await self.engine.call(self._remove_after_rename, api, container_id, renaming, holder is None)
+            # (Its deadline allows for the wait for a rename, and then the removal's own.)
+            await self.engine.call(self._remove_after_rename, api, container_id, renaming, holder is None,
+                                   deadline=2 * self.settings.api_timeout)
         except BaseException:
             if holder is not None:
                 self._holders.left(holder, removed=False)
             raise
-        finally:
-            self._removals.removal_ended(container_id)
         if holder is not None:
             self._holders.left(holder, removed=True)
 
     def _remove_after_rename(self, api: docker.APIClient, container_id: str, renaming: threading.Event | None,
                              own_endpoint: bool) -> None:
-        if renaming is not None and not renaming.wait(self.settings.api_timeout):
-            log.debug("the rename of %s took too long: removing it anyway", container_id[:12])
-        remove_container_sync(api, container_id, own_endpoint=own_endpoint)
+        """In the engine's pool: the removal, after the container's rename in flight (removals.py)."""
+        try:
+            if renaming is not None and not renaming.wait(self.settings.api_timeout):
+                log.warning("the rename of %s did not end within %g s: removing it anyway (the engine may keep "
+                            "a ghost of it until it restarts)", container_id[:12], self.settings.api_timeout)
+            remove_container_sync(api, container_id, own_endpoint=own_endpoint)
+        finally:
+            self._removals.removal_ended(container_id)
 
     def remove_soon(self, container_id: str) -> Future[None]:
         renaming = self._forget(container_id)
@@ -304,9 +307,9 @@ class DockerBackend(CommandCalls, VolumeCalls):
             removal = engine.submit(
                 lambda: self._remove_after_rename(engine.client.api, container_id, renaming, holder is None))
         except RuntimeError as err:  # the engine's pool is shut down: cleanup finds it by its labels
+            self._removals.removal_ended(container_id)
             removal = Future()
             removal.set_exception(EngineUnavailable(f"cannot remove {container_id[:12]}: {err}"))
-        removal.add_done_callback(lambda _: self._removals.removal_ended(container_id))
         if holder is not None:
             removal.add_done_callback(
                 lambda done: self._holders.left(holder, not done.cancelled() and done.exception() is None))

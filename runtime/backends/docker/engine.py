@@ -102,19 +102,26 @@ class Engine:
         *args: Any,
         deadline: float | None = None,
         on_abandon: Callable[[T], object] | None = None,
+        on_finish: Callable[[], object] | None = None,
         **kwargs: Any,
     ) -> T:
         """`fn(*args, **kwargs)` in the pool, or `EngineUnavailable` past the deadline or on transport failure.
 
         `on_abandon(result)` runs if the caller stops waiting (deadline, cancellation) and the call
         succeeds anyway — e.g. to remove a container whose creation nobody is waiting for any more.
+        `on_finish()` runs once the call itself has ended, however (in the pool's thread, or here if
+        it never started), whether or not anyone still waits for it.
         """
-        return await self._run(functools.partial(fn, *args, **kwargs), deadline or self.api_timeout, on_abandon)
+        return await self._run(functools.partial(fn, *args, **kwargs), deadline or self.api_timeout, on_abandon,
+                               on_finish)
 
     async def _run(
-        self, job: Callable[[], T], deadline: float, on_abandon: Callable[[T], object] | None = None
+        self, job: Callable[[], T], deadline: float, on_abandon: Callable[[T], object] | None = None,
+        on_finish: Callable[[], object] | None = None,
     ) -> T:
         future = self._executor.submit(job)
+        if on_finish is not None:
+            future.add_done_callback(lambda _: on_finish())
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), deadline)
         except TimeoutError as err:

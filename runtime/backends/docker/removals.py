@@ -10,7 +10,8 @@ destroy at once (1 in a few hundred). Rare, but nothing short of a daemon restar
 Renames of containers with their own network endpoint are kept apart from removals by the gate
 (gate.py), but one in a kept network namespace (netns.py) has no endpoint and passes it.
 
-The rename takes a few milliseconds; the removal waits at most the engine's API timeout for it.
+The rename takes a few milliseconds; the removal waits for its engine call to end (not for the
+coroutine that awaited it, which a cancellation or deadline ends early), at most the API timeout.
 The agent channel of a container being removed is not opened again either (`removing`), for
 whatever still asks for it (a lease sent at hand-over): it would attach to a dying container.
 """
@@ -18,33 +19,46 @@ whatever still asks for it (a lease sent at hand-over): it would attach to a dyi
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 
 class Removals:
+    """Called from the event loop and from the engine's worker threads (a removal's end, a holder's
+    removal), hence the lock. A container may be removed twice at once (a destroy and a failed
+    rename's clean-up): it counts as being removed until both have ended."""
+
     def __init__(self) -> None:
-        self._removing: set[str] = set()
+        self._lock = threading.Lock()
+        self._removing: Counter[str] = Counter()
         self._renaming: dict[str, threading.Event] = {}
 
     def removing(self, container_id: str) -> bool:
-        return container_id in self._removing
+        with self._lock:
+            return self._removing[container_id] > 0
 
     def rename_starts(self, container_id: str) -> threading.Event | None:
-        """The rename's event, to set when it ends; None: the container is being removed, no rename."""
-        if container_id in self._removing:
-            return None
-        done = threading.Event()
-        self._renaming[container_id] = done
-        return done
+        """The rename's event, to set when its engine call ends; None: being removed, no rename."""
+        with self._lock:
+            if self._removing[container_id] > 0:
+                return None
+            done = threading.Event()
+            self._renaming[container_id] = done
+            return done
 
     def rename_ended(self, container_id: str, done: threading.Event) -> None:
         done.set()
-        if self._renaming.get(container_id) is done:
-            del self._renaming[container_id]
+        with self._lock:
+            if self._renaming.get(container_id) is done:
+                del self._renaming[container_id]
 
     def removal_starts(self, container_id: str) -> threading.Event | None:
-        """Marks it removed from now on; the event of its rename in flight, for the removal to wait for."""
-        self._removing.add(container_id)
-        return self._renaming.get(container_id)
+        """Marks it as being removed; the event of its rename in flight, for the removal to wait for."""
+        with self._lock:
+            self._removing[container_id] += 1
+            return self._renaming.get(container_id)
 
     def removal_ended(self, container_id: str) -> None:
-        self._removing.discard(container_id)
+        with self._lock:
+            self._removing[container_id] -= 1
+            if self._removing[container_id] <= 0:
+                del self._removing[container_id]
