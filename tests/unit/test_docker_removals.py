@@ -18,6 +18,7 @@ import pytest
 from runtime.backends.docker import backend as backend_module
 from runtime.backends.docker.agents import Agents
 from runtime.backends.docker.backend import DockerBackend
+from runtime.backends.docker.engine import Engine
 from runtime.config import EngineSettings
 from runtime.errors import SandboxGone
 
@@ -138,3 +139,21 @@ async def test_the_backend_attaches_to_no_container_it_is_removing(recorded: Rec
         await backend._agents.get(backend.engine, CONTAINER, lambda cid: pytest.fail("inspected"))
     REMOVAL_ENDS.set()
     await removal
+
+
+async def test_on_finish_runs_when_the_engine_call_ends_not_when_its_caller_stops() -> None:
+    engine = Engine(None, 5)
+    finished, release = threading.Event(), threading.Event()
+    call = asyncio.ensure_future(engine.call(release.wait, 5, on_finish=finished.set))
+    await asyncio.sleep(0.05)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert not finished.is_set(), "said ended while the call still ran"
+    release.set()
+    assert finished.wait(2)
+    engine.close()
+    ended: list[bool] = []
+    with pytest.raises(RuntimeError):  # a call that never starts has ended too
+        await engine.call(time.sleep, 0, on_finish=lambda: ended.append(True))
+    assert ended == [True]

@@ -119,7 +119,12 @@ class Engine:
         self, job: Callable[[], T], deadline: float, on_abandon: Callable[[T], object] | None = None,
         on_finish: Callable[[], object] | None = None,
     ) -> T:
-        future = self._executor.submit(job)
+        try:
+            future = self._executor.submit(job)
+        except BaseException:  # (the pool is shut down: the call never starts, and has ended)
+            if on_finish is not None:
+                on_finish()
+            raise
         if on_finish is not None:
             future.add_done_callback(lambda _: on_finish())
         try:
