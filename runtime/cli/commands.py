@@ -26,6 +26,7 @@ from runtime.config import RuntimeConfig
 from runtime.errors import InvalidPath, SandboxError, ValidationFailed
 from runtime.ops import cleanup as cleanup_job
 from runtime.sandbox.runcode import RunResult, check_filename
+from runtime.validation.validator import blocking
 
 EXIT_TIMEOUT = 124
 EXIT_SANDBOX = 125
@@ -146,7 +147,9 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValidationFailed as err:
         for finding in err.findings:
             print(str(finding), file=sys.stderr)
-        print(f"error: refused by --strict: {err}", file=sys.stderr)
+        # (The message repeats the errors, for API callers: here they are printed just above.)
+        errors = len(blocking(list(err.findings)))
+        print(f"error: refused by --strict: {errors} error finding(s) above", file=sys.stderr)
         return EXIT_SANDBOX
     except KeyboardInterrupt:
         print("interrupted; the sandbox was removed", file=sys.stderr)

@@ -172,3 +172,22 @@ def test_serve_with_an_empty_token_file_does_not_claim_no_authentication(
         code, _, err = run(["serve", "--port", "0", "--tokens", str(empty)], capsys)
         assert code == 0 and "has no tokens yet" in err
         assert f"tokens from {empty}" in err and "no authentication" not in err
+
+
+def test_a_strict_refusal_prints_each_finding_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runtime.errors import ValidationFailed
+    from runtime.validation.findings import Finding
+
+    error = Finding("syntax", "error", 1, 7, "invalid syntax")
+    warning = Finding("os-command", "warning", 2, 1, "the os module runs a shell command")
+
+    async def refused(*_: object) -> int:
+        raise ValidationFailed(f"1 error(s) in main.py: {error}", (error, warning))
+
+    monkeypatch.setattr(cli, "_run", refused)
+    code, out, err = run(["run", "python", "-c", "def f(:"], capsys)
+    assert code == cli.EXIT_SANDBOX and out == ""
+    assert err.count("invalid syntax") == 1 and err.count("os module") == 1
+    assert "refused by --strict: 1 error finding(s) above" in err
