@@ -55,6 +55,7 @@ class TaskBroker:
         validate_id("project id", project_id)
         if not scope.allows(project_id):
             raise AccessDenied(f"project {project_id!r} is outside this token's projects {list(scope.projects)}")
+        self.manager.registry.resolve(language)  # bad input is said as such, before any limit is
         owned = self._reserve(scope, task_id, group)
         try:
             info = await self.manager.create_container(task_id, project_id, language, network=network)

@@ -134,6 +134,17 @@ async def test_concurrent_creates_count_against_the_limit_while_under_way() -> N
     await tasks.close()
 
 
+async def test_an_unknown_language_is_said_before_the_task_limit() -> None:
+    tasks = broker()
+    for i in range(2):
+        await tasks.create(ALICE, f"t{i}", "a-1", "python")
+    with pytest.raises(errors.UnknownLanguage):
+        await tasks.create(ALICE, "t2", "a-1", "cobol")
+    with pytest.raises(errors.LimitExceeded):
+        await tasks.create(ALICE, "t3", "a-1", "python")
+    await tasks.close()
+
+
 async def test_tasks_are_confined_to_their_scope() -> None:
     tasks = broker()
     await tasks.create(ALICE, "t", "a-1", "python")
