@@ -1,4 +1,4 @@
-"""`theappapp-sandbox serve`, `mcp` and `token add`: the sandbox as a service (needs the `server` extra)."""
+"""`theappapp-sandbox serve`, `mcp` and `token add|list|revoke`: the sandbox as a service (needs the `server` extra)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     add.add_argument("--max-timeout", type=float, metavar="SECONDS", help="longest command timeout allowed")
     add.add_argument("--max-body", type=int, metavar="BYTES", help="largest request body (default 64 MiB)")
     add.set_defaults(handler=cmd_token_add)
+    listing = token_sub.add_parser("list", help="the stored tokens' names and scopes (never the tokens)")
+    listing.add_argument("--tokens", metavar="FILE", type=Path, required=True, help="the token file")
+    listing.set_defaults(handler=cmd_token_list)
+    revoke = token_sub.add_parser(
+        "revoke", help="remove a token by name",
+        description="Remove the token NAME from FILE. A running `serve` refuses it from its next call on "
+        "(the file is re-read when it changes).",
+    )
+    revoke.add_argument("--tokens", metavar="FILE", type=Path, required=True, help="the token file")
+    revoke.add_argument("name", metavar="NAME", help="the token's name, as `token list` shows it")
+    revoke.set_defaults(handler=cmd_token_revoke)
 
 
 def is_loopback(host: str) -> bool:
@@ -146,6 +157,32 @@ def cmd_mcp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         scope = found
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries the protocol
     asyncio.run(run_stdio(TaskBroker(ContainerManager()), scope))
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from runtime.ops.listing import table
+    from runtime.server.tokens import read_tokens
+
+    stored = read_tokens(args.tokens)
+    if not stored:
+        print(f"no tokens in {args.tokens}", file=sys.stderr)
+        return 0
+    rows = [(t.scope.name, ",".join(t.scope.projects), _or_none(t.scope.max_tasks), _or_none(t.scope.max_timeout),
+             str(t.scope.max_body_bytes)) for t in stored]
+    print(table(("NAME", "PROJECTS", "MAX TASKS", "MAX TIMEOUT", "MAX BODY"), rows))
+    return 0
+
+
+def _or_none(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def cmd_token_revoke(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from runtime.server.tokens import revoke_token
+
+    revoke_token(args.tokens, args.name)
+    print(f"revoked {args.name!r} in {args.tokens}", file=sys.stderr)
     return 0
 
 

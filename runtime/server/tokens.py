@@ -126,14 +126,27 @@ def add_token(path: Path, scope: Scope) -> str:
     if any(t.scope.name == scope.name for t in existing):
         raise ConfigError(f"token file {path} already has a token named {scope.name!r}")
     token = "tap_" + secrets.token_urlsafe(32)
-    entries = [_entry(t) for t in existing] + [_entry(StoredToken(token_hash(token), scope))]
+    _write_tokens(path, [*existing, StoredToken(token_hash(token), scope)])
+    return token
+
+
+def revoke_token(path: Path, name: str) -> None:
+    """Remove the token named `name`; a running service refuses it from its next call on."""
+    existing = read_tokens(path)
+    kept = [t for t in existing if t.scope.name != name]
+    if len(kept) == len(existing):
+        known = ", ".join(repr(t.scope.name) for t in existing) or "none"
+        raise ConfigError(f"token file {path} has no token named {name!r} (it has: {known})")
+    _write_tokens(path, kept)
+
+
+def _write_tokens(path: Path, tokens: list[StoredToken]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump({"tokens": entries}, out, indent=2)
+        json.dump({"tokens": [_entry(t) for t in tokens]}, out, indent=2)
         out.write("\n")
     os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    return token
 
 
 def _entry(token: StoredToken) -> dict[str, object]:

@@ -71,6 +71,25 @@ def test_tokens_added_while_serving_are_seen_without_a_restart(tmp_path: Path) -
     assert store.authenticate(token) is not None
 
 
+def test_tokens_are_listed_without_secrets_and_a_revoked_one_is_refused_while_serving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tokens.json"
+    kept = add_token(path, Scope("ci", ("ci-*",), max_tasks=3))
+    gone = add_token(path, Scope("leaked", ("team-*",), max_timeout=60))
+    store = TokenStore(path)  # as a running service holds it
+    assert store.authenticate(gone) is not None
+    assert main(["token", "list", "--tokens", str(path)]) == 0
+    listed = capsys.readouterr().out
+    assert "ci-*" in listed and "leaked" in listed and " 60 " in f"{listed} "
+    assert kept not in listed and token_hash(kept) not in listed
+    assert main(["token", "revoke", "--tokens", str(path), "leaked"]) == 0
+    assert store.authenticate(gone) is None and store.authenticate(kept) is not None
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert main(["token", "revoke", "--tokens", str(path), "leaked"]) != 0
+    assert "no token named 'leaked' (it has: 'ci')" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content", ["not json", '{"tokens": [{"name": "x"}]}', '{"tokens": [{"name": "x", '
                                      '"projects": ["*"], "sha256": "abc"}]}'])
 def test_a_malformed_token_file_is_a_config_error(tmp_path: Path, content: str) -> None:
