@@ -63,7 +63,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     revoke = token_sub.add_parser(
         "revoke", help="remove a token by name",
         description="Remove the token NAME from FILE. A running `serve` refuses it from its next call on "
-        "(the file is re-read when it changes).",
+        "(the file is re-read when it changes); the tasks it made run on until destroyed or expired. The "
+        "name is kept as revoked, never given to a new token (the service knows a token's tasks by its "
+        "name). A running `mcp` checked its THEAPPAPP_TOKEN at start.",
     )
     revoke.add_argument("--tokens", metavar="FILE", type=Path, required=True, help="the token file")
     revoke.add_argument("name", metavar="NAME", help="the token's name, as `token list` shows it")
@@ -187,9 +189,10 @@ def cmd_token_revoke(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 
 def cmd_token_add(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from runtime.server.tokens import DEFAULT_MAX_BODY, Scope, add_token, read_tokens
+    from runtime.server.tokens import DEFAULT_MAX_BODY, Scope, add_token, token_names
 
-    name = args.name or f"token-{len(read_tokens(args.tokens)) + 1}"
+    taken = token_names(args.tokens)  # (revoked names too: never given again)
+    name = args.name or next(f"token-{n}" for n in range(1, len(taken) + 2) if f"token-{n}" not in taken)
     scope = Scope(name, tuple(args.projects), args.max_tasks, args.max_timeout, args.max_body or DEFAULT_MAX_BODY)
     token = add_token(args.tokens, scope)
     print(token)

@@ -11,13 +11,18 @@ without a restart.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import fnmatch
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import stat
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -122,31 +127,79 @@ def add_token(path: Path, scope: Scope) -> str:
         raise ConfigError("max timeout must be positive")
     if scope.max_body_bytes < 1:
         raise ConfigError("max body must be at least 1 byte")
-    existing = read_tokens(path)
-    if any(t.scope.name == scope.name for t in existing):
-        raise ConfigError(f"token file {path} already has a token named {scope.name!r}")
-    token = "tap_" + secrets.token_urlsafe(32)
-    _write_tokens(path, [*existing, StoredToken(token_hash(token), scope)])
+    with _locked(path):
+        existing, revoked = read_tokens(path), _revoked_names(path)
+        if any(t.scope.name == scope.name for t in existing):
+            raise ConfigError(f"token file {path} already has a token named {scope.name!r}")
+        if scope.name in revoked:
+            # The service knows a token's tasks by its name: a new token of that name would own them.
+            raise ConfigError(f"token name {scope.name!r} was revoked in {path}; a new token needs a new name")
+        token = "tap_" + secrets.token_urlsafe(32)
+        _write_tokens(path, [*existing, StoredToken(token_hash(token), scope)], revoked)
     return token
 
 
 def revoke_token(path: Path, name: str) -> None:
-    """Remove the token named `name`; a running service refuses it from its next call on."""
-    existing = read_tokens(path)
-    kept = [t for t in existing if t.scope.name != name]
-    if len(kept) == len(existing):
-        known = ", ".join(repr(t.scope.name) for t in existing) or "none"
-        raise ConfigError(f"token file {path} has no token named {name!r} (it has: {known})")
-    _write_tokens(path, kept)
+    """Remove the token named `name`, and keep its name from being used again; a running `serve`
+    refuses the token from its next call on."""
+    with _locked(path):
+        existing, revoked = read_tokens(path), _revoked_names(path)
+        kept = [t for t in existing if t.scope.name != name]
+        if len(kept) == len(existing):
+            known = ", ".join(repr(t.scope.name) for t in existing) or "none"
+            raise ConfigError(f"token file {path} has no token named {name!r} (it has: {known})")
+        _write_tokens(path, kept, [*revoked, name])
 
 
-def _write_tokens(path: Path, tokens: list[StoredToken]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump({"tokens": [_entry(t) for t in tokens]}, out, indent=2)
-        out.write("\n")
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+def token_names(path: Path) -> set[str]:
+    """Every name in the file, revoked ones included: none may be given to a new token."""
+    return {t.scope.name for t in read_tokens(path)} | set(_revoked_names(path))
+
+
+def _revoked_names(path: Path) -> list[str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [str(name) for name in data.get("revoked", [])]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, AttributeError, TypeError) as err:
+        raise ConfigError(f"token file {path}: {err}") from err
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One writer at a time (`token add` and `revoke` read, change and rewrite the whole file)."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_tokens(path: Path, tokens: list[StoredToken], revoked: list[str]) -> None:
+    """Replace the file whole: readers see the old one or the new one, never half of one. A file that
+    exists keeps its mode and owner (a service user may read it); a new one is 0600."""
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        old = None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"tokens": [_entry(t) for t in tokens], "revoked": revoked}, out, indent=2)
+            out.write("\n")
+            out.flush()
+            if old is not None:
+                os.fchmod(out.fileno(), stat.S_IMODE(old.st_mode))
+                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                    os.fchown(out.fileno(), old.st_uid, old.st_gid)
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _entry(token: StoredToken) -> dict[str, object]:

@@ -16,7 +16,7 @@ from runtime.config import RuntimeConfig
 from runtime.sandbox.manager import ContainerManager
 from runtime.server.broker import TaskBroker
 from runtime.server.status import BY_NAME, error_from, status_of
-from runtime.server.tokens import Scope, TokenStore, add_token, read_tokens, token_hash
+from runtime.server.tokens import Scope, TokenStore, add_token, read_tokens, revoke_token, token_hash
 from tests.unit.fake_backend import FakeBackend
 
 
@@ -88,6 +88,49 @@ def test_tokens_are_listed_without_secrets_and_a_revoked_one_is_refused_while_se
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert main(["token", "revoke", "--tokens", str(path), "leaked"]) != 0
     assert "no token named 'leaked' (it has: 'ci')" in capsys.readouterr().err
+
+
+def test_a_revoked_name_is_never_given_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "tokens.json"
+    for _ in range(2):
+        assert main(["token", "add", "--tokens", str(path), "--projects", "*"]) == 0
+    assert main(["token", "revoke", "--tokens", str(path), "token-1"]) == 0
+    assert main(["token", "add", "--tokens", str(path), "--projects", "*"]) == 0  # not token-1, nor token-2
+    assert sorted(t.scope.name for t in read_tokens(path)) == ["token-2", "token-3"]
+    # The service knows a token's tasks by its name: a new token of a revoked name would own them.
+    assert main(["token", "add", "--tokens", str(path), "--projects", "*", "--name", "token-1"]) != 0
+    assert "was revoked" in capsys.readouterr().err
+
+
+def test_rewriting_the_token_file_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    add_token(path, Scope("a"))
+    add_token(path, Scope("b"))
+    path.chmod(0o640)  # read by the service's group
+    revoke_token(path, "a")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_concurrent_adds_and_revokes_lose_nothing(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "tokens.json"
+    for i in range(8):
+        add_token(path, Scope(f"old{i}"))
+    issued: dict[str, str] = {}
+
+    def add(i: int) -> None:
+        issued[f"new{i}"] = add_token(path, Scope(f"new{i}"))
+
+    workers = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    workers += [threading.Thread(target=revoke_token, args=(path, f"old{i}")) for i in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    store = TokenStore(path)
+    assert sorted(t.scope.name for t in read_tokens(path)) == sorted(issued)
+    assert all(store.authenticate(token) is not None for token in issued.values())
 
 
 @pytest.mark.parametrize("content", ["not json", '{"tokens": [{"name": "x"}]}', '{"tokens": [{"name": "x", '
